@@ -1,0 +1,3 @@
+from divita.cli import main
+
+raise SystemExit(main())
