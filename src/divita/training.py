@@ -251,16 +251,32 @@ def _best_tracker_class():
 
                 self.bar = tqdm(total=max_epochs, desc=desc, unit="epoch", leave=False)
 
+        def on_train_epoch_start(self, trainer, pl_module):
+            self.t_train = time.perf_counter()
+
+        def on_validation_epoch_start(self, trainer, pl_module):
+            self.t_val = time.perf_counter()
+
         def on_validation_end(self, trainer, pl_module):
             if trainer.sanity_checking:
                 return
+            now = time.perf_counter()
             m = trainer.callback_metrics
             val_loss, val_uap = float(m["val_loss"]), float(m["val_uap"])
             epoch = trainer.current_epoch
             lr = trainer.optimizers[0].param_groups[0]["lr"]
             train_loss = float(m["train_loss"]) if "train_loss" in m else float("nan")
             self.history.append(
-                {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_uap": val_uap, "lr": lr, "seconds": time.perf_counter() - self.t0}
+                {
+                    "epoch": epoch,
+                    "train_loss": train_loss,
+                    "val_loss": val_loss,
+                    "val_uap": val_uap,
+                    "lr": lr,
+                    "train_seconds": self.t_val - self.t_train,
+                    "val_seconds": now - self.t_val,
+                    "seconds": now - self.t0,
+                }
             )
             state = None
             if val_loss < self.best["loss"][0]:

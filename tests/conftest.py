@@ -1,0 +1,24 @@
+"""Shared fixtures: a small generated release-format dataset (stores + mtgc.csv)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # no spinning threads when the suite shares 2 cores
+
+
+@pytest.fixture(scope="session")
+def tiny_release(tmp_path_factory):
+    """60 trailers, 5..50 clips (some shorter than one 30-clip snippet), 16-d image and 12-d video features."""
+    from divita.synthetic import SyntheticSpec, make_release
+
+    return make_release(
+        tmp_path_factory.mktemp("release"),
+        SyntheticSpec(num_trailers=60, min_clips=5, max_clips=50, image_features=16, video_features=12, seed=1),
+    )
+
+
+IMAGE_STORE = "trailers_i_shufflenet_fpc24.zarr"
+VIDEO_STORE = "trailers_k_shufflenet_fps24_fpc24.zarr"

@@ -1,0 +1,116 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from divita.data import LABEL_COLUMNS, SnippetSet, mean_over_snippets, read_labels, split_subset
+from divita.errors import DivitaError
+from divita.store import FeatureTable
+
+
+def table(lengths, num_features=3, seed=0):
+    rng = np.random.default_rng(seed)
+    lengths = np.asarray(lengths)
+    feats = rng.standard_normal((lengths.sum(), num_features)).astype(np.float32)
+    offsets = np.r_[0, np.cumsum(lengths)[:-1]]
+    return FeatureTable([f"m{i}" for i in range(len(lengths))], feats, offsets, lengths)
+
+
+def labels(n):
+    y = np.zeros((n, 10), np.float32)
+    y[:, 0] = 1
+    return y
+
+
+def test_eval_windows_cover_every_clip_once_and_pad_the_last():
+    t = table([65, 30, 7])
+    s = SnippetSet([t], labels(3), num_clips=30)
+    seen = {i: [] for i in range(3)}
+    for b in s.eval_batches(batch_size=4):
+        for x, m, tr in zip(b.xs[0], b.masks[0], b.trailer):
+            seen[int(tr)].append(x[m].numpy())
+            assert torch.all(x[~m] == 0)
+    assert [len(v) for v in seen.values()] == [3, 1, 1]
+    for i in range(3):
+        np.testing.assert_array_equal(np.concatenate(seen[i]), t.trailer(i))
+
+
+def test_train_windows_are_consecutive_clips_inside_the_trailer():
+    t = table([100, 31, 12])
+    s = SnippetSet([t], labels(3), num_clips=30)
+    rng = np.random.default_rng(0)
+    starts = set()
+    for _ in range(20):
+        for b in s.train_batches(batch_size=3, rng=rng):
+            for x, m, tr in zip(b.xs[0], b.masks[0], b.trailer):
+                full = t.trailer(int(tr))
+                n = int(m.sum())
+                assert n == min(30, len(full))
+                assert m[:n].all() and not m[n:].any()
+                # the window is a run of consecutive clips of this trailer
+                hits = [k for k in range(len(full) - n + 1) if np.array_equal(full[k : k + n], x[:n].numpy())]
+                assert hits
+                if int(tr) == 0:
+                    starts.add(hits[0])
+    assert len(starts) > 5  # random positions, not always the start
+
+
+def test_modalities_with_different_clip_counts_get_windows_at_the_same_relative_position():
+    image, video = table([120], seed=1), table([60], seed=2)
+    s = SnippetSet([image, video], labels(1), num_clips=30)
+    trailer, starts = s.eval_windows()
+    assert trailer.tolist() == [0, 0, 0, 0]
+    assert starts[0].tolist() == [0, 30, 60, 90]
+    assert starts[1].tolist() == [0, 15, 30, 45]
+
+
+def test_mean_over_snippets():
+    probs = torch.tensor([[1.0], [3.0], [5.0]])
+    out = mean_over_snippets(probs, torch.tensor([0, 0, 1]), 2)
+    assert out.squeeze(1).tolist() == [2.0, 5.0]
+
+
+def write_csv(tmp_path, df):
+    p = tmp_path / "mtgc.csv"
+    df.to_csv(p, index=False)
+    return p
+
+
+def good_frame(n=6):
+    df = pd.DataFrame({"mid": [f"tt{i}" for i in range(n)]})
+    for c in LABEL_COLUMNS[1:]:
+        df[c] = 0
+    df["drama"] = 1
+    df["split0"] = [0, 0, 0, 0, 1, 2][:n]
+    return df
+
+
+def test_read_labels_accepts_the_release_layout(tmp_path):
+    df = read_labels(write_csv(tmp_path, good_frame()))
+    assert list(df.columns) == list(LABEL_COLUMNS)
+    mids, y = split_subset(df, 0, "val")
+    assert mids == ["tt4"] and y.shape == (1, 10)
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d.drop(columns=["horror"]), "missing column(s) horror"),
+        (lambda d: d.assign(year=2000), "unexpected column(s) year"),
+        (lambda d: d.assign(action=[0, 2, 0, 0, 0, 0]), "labels must be in [0, 1]"),
+        (lambda d: d.assign(split1=[0, 0, 3, 0, 0, 0]), "splits must be in [0, 1, 2]"),
+        (lambda d: d.assign(mid=["a", "a", "b", "c", "d", "e"]), "duplicate mid 'a'"),
+    ],
+)
+def test_read_labels_rejects_bad_files_naming_the_file(tmp_path, mutate, message):
+    p = write_csv(tmp_path, mutate(good_frame()))
+    with pytest.raises(DivitaError) as e:
+        read_labels(p)
+    assert str(p) in str(e.value) and message in str(e.value)
+
+
+def test_empty_split_is_an_error(tmp_path):
+    df = good_frame()
+    df["split2"] = 0
+    with pytest.raises(DivitaError, match="split2 has no val trailers"):
+        split_subset(read_labels(write_csv(tmp_path, df)), 2, "val")

@@ -1,0 +1,74 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import IMAGE_STORE, VIDEO_STORE
+from divita.errors import DivitaError
+from divita.genres import GENRES
+from divita.training import TrainConfig, load_checkpoint, train_model
+
+
+def config(release, **kw):
+    base = dict(data_dir=str(release), ix=IMAGE_STORE, vx=VIDEO_STORE, split=0, max_epochs=3, batch_size=8, threads=1)
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_release, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    return train_model(config(tiny_release), run_dir, progress=False)
+
+
+def test_a_run_writes_checkpoint_hparams_history_and_val_test_metrics(finished_run):
+    d = finished_run.run_dir
+    for name in ("best.ckpt", "hparams.json", "history.csv", "metrics.csv", "predictions_val.npz", "predictions_tst.npz"):
+        assert (d / name).is_file(), name
+    m = pd.read_csv(d / "metrics.csv")
+    assert set(m.subset) == {"val", "tst"} and set(m.convention) == {"paper", "sklearn"} and set(m.selection) == {"loss", "uap"}
+    assert set(GENRES) <= set(m.columns)
+    vals = m[["uap", "map", "wap", "sap"]].to_numpy()
+    assert ((vals >= 0) & (vals <= 1)).all()
+    assert len(pd.read_csv(d / "history.csv")) == 3
+    assert json.loads((d / "hparams.json").read_text())["features"]["image"]["num_features"] == 16
+
+
+def test_training_is_seeded_and_repeatable(tiny_release, tmp_path, finished_run):
+    again = train_model(config(tiny_release), tmp_path, progress=False)
+    pd.testing.assert_frame_equal(again.metrics, finished_run.metrics)
+
+
+def test_checkpoint_round_trip_and_thresholds(finished_run):
+    model, ckpt = load_checkpoint(finished_run.run_dir / "best.ckpt", expect_features={"image": 16, "video": 12})
+    assert ckpt["genres"] == list(GENRES) and len(ckpt["thresholds"]) == 10
+    assert ckpt["features"]["video"]["store"] == VIDEO_STORE
+    assert model.cfg.modalities == ["image", "video"]
+
+
+def test_checkpoint_from_another_configuration_is_refused(finished_run):
+    with pytest.raises(DivitaError, match="checkpoint from another configuration"):
+        load_checkpoint(finished_run.run_dir / "best.ckpt", expect_features={"image": 1024, "video": 12})
+
+
+def test_garbage_checkpoint_is_a_one_line_error(tmp_path):
+    p = tmp_path / "x.ckpt"
+    p.write_bytes(b"not a checkpoint")
+    with pytest.raises(DivitaError, match="not a readable checkpoint"):
+        load_checkpoint(p)
+
+
+def test_the_model_learns_the_planted_signal(tiny_release, tmp_path):
+    res = train_model(config(tiny_release, ix=IMAGE_STORE, vx=None, max_epochs=25, lr=3e-3), tmp_path, progress=False)
+    m = res.metrics
+    tst = m[(m.subset == "tst") & (m.convention == "sklearn") & (m.selection == "loss")].iloc[0]
+    labels = pd.read_csv(tiny_release / "mtgc.csv")
+    prevalence = labels[list(GENRES)].to_numpy().mean()  # step AP of a random ranking
+    assert tst["uap"] > prevalence + 0.15
+
+
+def test_missing_inputs_name_the_file_and_the_fix(tiny_release, tmp_path):
+    with pytest.raises(DivitaError, match="data directory not found"):
+        train_model(config(tmp_path / "nowhere"), tmp_path / "r", progress=False)
+    with pytest.raises(DivitaError, match="feature store missing .*divita download"):
+        train_model(config(tiny_release, ix="trailers_i_swin_fpc24.zarr"), tmp_path / "r", progress=False)
