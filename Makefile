@@ -22,6 +22,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/python benchmarks/backbone_throughput.py
 	$(BIN)/python benchmarks/extract_throughput.py
 
 clean:
