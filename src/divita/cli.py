@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Before torch loads: idle OpenMP threads sleep instead of spinning, so a busy neighbour (another job,
+    # a decode thread) does not make every parallel region wait for a descheduled spinning thread.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

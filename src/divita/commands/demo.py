@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--out", default="results/demo", help="output directory (default results/demo)")
     p.add_argument("--trailers", type=int, default=300, help="trailers in the generated dataset")
-    add_train_options(p, max_epochs=30)
+    add_train_options(p, max_epochs=20)
     # a small dataset needs larger steps than the paper's 1e-4 to learn within a couple of minutes
     p.set_defaults(lr=1e-3, scheduler_patience=5, stop_patience=8, func=run)
 
