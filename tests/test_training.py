@@ -82,3 +82,9 @@ def test_thresholds_maximise_f1_and_sit_between_scores():
     thr = tune_thresholds(y, p)
     assert thr[0] == pytest.approx(0.4)  # include the top 3 (F1 0.8), halfway to the next score
     assert thr[1] == 0.5  # no positive: the default
+
+
+def test_history_records_each_epochs_own_training_loss(finished_run):
+    h = pd.read_csv(finished_run.run_dir / "history.csv")
+    assert h["train_loss"].notna().all() and (h["train_loss"] > 0).all()
+    assert h["train_loss"].iloc[-1] < h["train_loss"].iloc[0]  # it learns, epoch by epoch

@@ -205,11 +205,12 @@ def _lightning_module_class():
             self.num_val_trailers = num_val_trailers
             self.val_labels = val_labels
             self._val_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+            self.epoch_train_losses: list[torch.Tensor] = []  # this epoch's step losses (validation runs before Lightning aggregates them)
 
         def training_step(self, batch, batch_idx):
             logits = self.model(batch.xs, batch.masks)
             loss = F.binary_cross_entropy_with_logits(logits, batch.y)
-            self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(batch))
+            self.epoch_train_losses.append(torch.stack([loss.detach().float() * len(batch), torch.tensor(float(len(batch)))]))
             return loss
 
         def validation_step(self, batch, batch_idx):
@@ -265,7 +266,10 @@ def _best_tracker_class():
             val_loss, val_uap = float(m["val_loss"]), float(m["val_uap"])
             epoch = trainer.current_epoch
             lr = trainer.optimizers[0].param_groups[0]["lr"]
-            train_loss = float(m["train_loss"]) if "train_loss" in m else float("nan")
+            losses = pl_module.epoch_train_losses  # (loss x batch size, batch size) per step
+            total = torch.stack(losses).sum(0) if losses else None
+            train_loss = float(total[0] / total[1]) if total is not None else float("nan")
+            pl_module.epoch_train_losses = []
             self.history.append(
                 {
                     "epoch": epoch,

@@ -40,5 +40,10 @@ def run(args) -> int:
     print("Synthetic data: the paper's columns are shown for the table's shape only.")
     print(result["table"])
     print(f"tables: {result['dir']}/tst.csv, {result['dir']}/val.csv, {result['dir']}/table6.md")
+    from divita.report import make_report
+
+    page = make_report(out, log=lambda s: None)
+    pictures = sorted(str(p.relative_to(page.parent)) for p in page.parent.rglob("*.png"))
+    print(f"pictures: {len(pictures)} PNGs in {page.parent}/ ({', '.join(pictures[:3])}, ...), described in {page}")
     print(f"demo finished in {time.perf_counter() - t0:.1f}s")
     return 0
