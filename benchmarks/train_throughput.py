@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # inherited by the per-configuration child processes
 
 
 def one_run(data_dir: str, threads: int, precision: str, epochs: int) -> dict:
