@@ -88,3 +88,18 @@ def test_history_records_each_epochs_own_training_loss(finished_run):
     h = pd.read_csv(finished_run.run_dir / "history.csv")
     assert h["train_loss"].notna().all() and (h["train_loss"] > 0).all()
     assert h["train_loss"].iloc[-1] < h["train_loss"].iloc[0]  # it learns, epoch by epoch
+
+
+def test_training_reads_a_store_given_as_a_url(tiny_release, tmp_path):
+    """Stores may live on any filesystem fsspec reaches (here fsspec's in-memory one)."""
+    import zarr
+
+    src = zarr.open_group(str(tiny_release / VIDEO_STORE), mode="r")
+    url = "memory://divita-test/video.zarr"
+    dst = zarr.open_group(url, mode="w", zarr_format=3)
+    dst.attrs["num_features"] = src.attrs["num_features"]
+    for mid in src.array_keys():
+        dst.create_array(mid, shape=src[mid].shape, dtype="float32")[...] = src[mid][...]
+    res = train_model(config(tiny_release, ix=None, vx=url, max_epochs=1), tmp_path, progress=False)
+    assert json.loads((tmp_path / "hparams.json").read_text())["features"]["video"]["store"] == url
+    assert len(res.metrics) == 8

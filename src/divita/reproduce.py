@@ -115,10 +115,17 @@ def reproduce(
     progress: bool = True,
     ensure_data: Callable[[list[str]], None] | None = None,
     log: Callable[[str], None] = print,
+    ray_address: str | None = None,
+    ray_cpus_per_run: float | None = None,
+    ray_gpus_per_run: float | None = None,
 ) -> dict:
-    """Train every (row, split) not finished yet, then write the tables. Returns paths and frames."""
-    from divita.training import atomic_write_text
+    """Train every (row, split) not finished yet, then write the tables. Returns paths and frames.
 
+    ``ray_address`` (None: train here, one run after the other): train the runs as Ray tasks in parallel
+    ("local": a new local Ray instance, "auto": the running cluster, or an address), each with
+    ``ray_gpus_per_run`` GPUs (default 1 when the cluster has GPUs) and ``ray_cpus_per_run`` CPUs; same run
+    directories, same resume check, same tables (see :func:`divita.ray_backend.train_grid`).
+    """
     chosen = select_rows(rows)
     base = base or TrainConfig(data_dir=str(data_dir), ix="-", vx=None)
     base = replace(base, data_dir=str(data_dir))
@@ -136,6 +143,18 @@ def reproduce(
         if not check_resumable(run_dir, run_config(base, row, split)):
             todo.append((row, split))
     log(f"Table 6 grid: {len(grid)} runs, {len(grid) - len(todo)} already finished, {len(todo)} to train")
+    if ray_address is not None:
+        from divita.ray_backend import train_grid
+
+        def report(label: str, res: dict) -> None:
+            t = res["metrics"]
+            uap = t[(t.subset == "tst") & (t.convention == "paper") & (t.selection == base.select_by)]["uap"].iloc[0]
+            log(f"  {label}: best epoch {res['best_epoch']}/{res['epochs']}, test μAP {100 * uap:.2f} ({res['seconds']:.1f}s)")
+
+        jobs = [(run_config(base, row, split), runs[(row.name, split)], f"{row.name} split{split}") for row, split in todo]
+        if jobs:
+            train_grid(jobs, ray_address, cpus_per_run=ray_cpus_per_run, gpus_per_run=ray_gpus_per_run, on_result=report, progress=progress)
+        return write_tables(out_dir, runs, chosen, splits, base)
     bar = None
     if progress and todo:
         from tqdm.auto import tqdm
@@ -151,6 +170,12 @@ def reproduce(
             bar.update(1)
     if bar is not None:
         bar.close()
+    return write_tables(out_dir, runs, chosen, splits, base)
+
+
+def write_tables(out_dir: Path, runs: dict[tuple[str, int], Path], chosen: list[Table6Row], splits: Sequence[int], base: TrainConfig) -> dict:
+    """The tables of a finished grid (val/tst csv in both AP conventions, selection.csv, table6.md, grid.json)."""
+    from divita.training import atomic_write_text
 
     out_dir.mkdir(parents=True, exist_ok=True)
     frames = {}

@@ -110,7 +110,10 @@ def resolve_precision(precision: str, accelerator: str = "auto") -> str:
     return "bf16-mixed" if native else "32-true"
 
 
-def resolve(data_dir: str | Path, ref: str) -> Path:
+def resolve(data_dir: str | Path, ref: str) -> Path | str:
+    """A store reference: a URL (s3://..., memory://...) as it is, else a path (relative to data_dir)."""
+    if "://" in str(ref):
+        return str(ref)
     p = Path(ref)
     return p if p.is_absolute() else Path(data_dir) / p
 
@@ -123,8 +126,8 @@ class FeatureCache:
         self.progress = progress
         self._tables: dict[tuple[str, tuple[str, ...]], FeatureTable] = {}
 
-    def table(self, store: Path, mids: list[str]) -> FeatureTable:
-        key = (str(store.resolve()) if "://" not in str(store) else str(store), tuple(mids))
+    def table(self, store: Path | str, mids: list[str]) -> FeatureTable:
+        key = (str(Path(store).resolve()) if "://" not in str(store) else str(store), tuple(mids))
         if key not in self._tables:
             self._tables[key] = load_features(store, mids, progress=self.progress)
         return self._tables[key]

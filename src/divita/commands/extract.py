@@ -40,6 +40,26 @@ def add_parser(sub) -> None:
     p.add_argument("--labels", metavar="CSV", help="labels in the mtgc.csv layout (mid, 10 genres, optional split0..2): write OUT/mtgc.csv")
     p.add_argument("--split-seed", type=int, default=0, metavar="S", help="seed for generated splits when --labels has none (default: 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g = p.add_argument_group("Ray (optional extra: pip install 'divita[ray]')")
+    g.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run on Ray: decode + shots in CPU tasks, backbones in (GPU) actors that load their weights once. "
+                        "No ADDRESS starts a local Ray instance (put --ray after the videos, or write --ray=local); "
+                        "'auto' joins the cluster running here; or HOST:PORT / ray://HOST:10001. Same stores and "
+                        "failures.csv as without --ray: either resumes the other's work")
+    g.add_argument("--ray-encoders", type=int, default=None, metavar="N",
+                   help="encoder actors (default: one per GPU of the cluster, else 1)")
+    g.add_argument("--ray-encoder-gpus", type=float, default=None, metavar="G",
+                   help="GPUs per encoder actor; fractions share a GPU, e.g. 0.5 (default: 1 when the cluster has GPUs, else 0)")
+    g.add_argument("--ray-encoder-cpus", type=float, default=1.0, metavar="C", help="CPUs per encoder actor (default: 1)")
+    g.add_argument("--ray-prepare-cpus", type=float, default=1.0, metavar="C", help="CPUs per decode/shots task (default: 1)")
+    g.add_argument("--ray-prepare-gpus", type=float, default=0.0, metavar="G",
+                   help="GPUs per decode/shots task: TransNetV2 then runs on CUDA (default: 0, CPU)")
+    g.add_argument("--ray-in-flight", type=int, default=None, metavar="N",
+                   help="videos in the pipeline at once (default: prepare tasks that fit next to the encoders + encoders)")
+    g.add_argument("--ray-retries", type=int, default=2, metavar="K",
+                   help="times a video is resubmitted after its worker or actor died before it is recorded as failed (default: 2)")
+    g.add_argument("--storage-options", metavar="JSON", default=None,
+                   help="fsspec options for a URL --out (e.g. s3://bucket/prefix with --ray), as a JSON object")
     p.set_defaults(func=run)
 
 
@@ -60,6 +80,12 @@ def run(args: argparse.Namespace) -> int:
 
     for n in names:
         get_spec(n)  # unknown names: a usage error before anything is loaded
+    if args.ray is not None:
+        return run_ray(args, names)
+    if "://" in str(args.out) and not str(args.out).startswith("file://"):
+        raise DivitaError(args.out, "an output URL needs --ray (the local path writes to a directory)")
+    if args.storage_options:
+        raise DivitaError(None, "--storage-options applies to a URL --out, which needs --ray")
     detector = Detector(args.detector, threshold=args.threshold, content_threshold=args.content_threshold,
                         segment_frames=args.fpc, device=args.device, precision=args.precision, fps=args.fps)
     summary = extract(
@@ -67,6 +93,38 @@ def run(args: argparse.Namespace) -> int:
         min_clip_frames=args.min_clip_frames, detector=detector, device=args.device, precision=args.precision,
         frames_per_clip_2d=args.frames_per_clip_2d, batch_size=args.batch_size, threads=args.threads,
         decode_threads=args.decode_threads, labels=args.labels, split_seed=args.split_seed, progress=not args.no_progress,
+    )
+    print(format_summary(summary), file=sys.stderr)
+    return 0 if summary.ok else 1
+
+
+def run_ray(args: argparse.Namespace, names: list[str]) -> int:
+    import json
+
+    from divita.errors import DivitaError
+    from divita.extract import format_summary
+    from divita.ray_backend import extract_ray, require_ray
+
+    require_ray()
+    options = None
+    if args.storage_options:
+        try:
+            options = json.loads(args.storage_options)
+        except ValueError as e:
+            raise DivitaError(None, f"--storage-options is not JSON ({e})") from None
+        if not isinstance(options, dict):
+            raise DivitaError(None, "--storage-options must be a JSON object")
+    encoder_gpus = args.ray_encoder_gpus
+    if encoder_gpus is None and str(args.device) == "cpu":
+        encoder_gpus = 0.0  # --device cpu: no GPU share even on a GPU cluster
+    summary = extract_ray(
+        args.videos, names, args.out, address=args.ray, encoders=args.ray_encoders, encoder_gpus=encoder_gpus,
+        encoder_cpus=args.ray_encoder_cpus, prepare_cpus=args.ray_prepare_cpus, prepare_gpus=args.ray_prepare_gpus,
+        in_flight=args.ray_in_flight, retries=args.ray_retries, storage_options=options, weights=args.weights,
+        fps=args.fps, fpc=args.fpc, min_clip_frames=args.min_clip_frames, detector=args.detector, threshold=args.threshold,
+        content_threshold=args.content_threshold, precision=args.precision, frames_per_clip_2d=args.frames_per_clip_2d,
+        batch_size=args.batch_size, threads=args.threads, decode_threads=args.decode_threads, labels=args.labels,
+        split_seed=args.split_seed, progress=not args.no_progress,
     )
     print(format_summary(summary), file=sys.stderr)
     return 0 if summary.ok else 1

@@ -21,14 +21,31 @@ def add_parser(sub) -> None:
     p.add_argument("--download", action="store_true", help="fetch missing release files first (see `divita download`)")
     p.add_argument("--base-url", default=ZENODO_BASE_URL, help="mirror holding the release file names (with --download)")
     p.add_argument("--checksums", help="md5sum-format file overriding the published md5s (with --download)")
+    add_ray_options(p)
     add_train_options(p)
     p.set_defaults(func=run)
+
+
+def add_ray_options(p) -> None:
+    g = p.add_argument_group("Ray (optional extra: pip install 'divita[ray]')")
+    g.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="train the runs as parallel Ray tasks: no ADDRESS starts a local Ray instance, 'auto' joins "
+                        "the cluster running here, or HOST:PORT / ray://HOST:10001. Run directories must be on a "
+                        "filesystem the driver writes; --data-dir must be readable at the same path on every node")
+    g.add_argument("--ray-cpus-per-run", type=float, default=None, metavar="K",
+                   help="CPUs per training run (and torch threads; default 1 with a GPU, else 2)")
+    g.add_argument("--ray-gpus-per-run", type=float, default=None, metavar="G",
+                   help="GPUs per training run (default 1 when the cluster has GPUs, else 0)")
 
 
 def run(args) -> int:
     from divita.download import download_release, read_checksums, require_data
     from divita.reproduce import reproduce
 
+    if args.ray is not None:
+        from divita.ray_backend import require_ray
+
+        require_ray()  # before any download or training: a missing extra is a usage error
     quiet_lightning()
     base = train_config(args, args.data_dir, "(per row)", None, 0)
 
@@ -38,7 +55,8 @@ def run(args) -> int:
             download_release(args.data_dir, only=["mtgc.csv", *stores], base_url=args.base_url, checksums=checksums, progress=not args.no_progress)
         require_data(args.data_dir, stores)
 
-    result = reproduce(args.data_dir, args.out, rows=args.rows, splits=args.splits, base=base, progress=not args.no_progress, ensure_data=ensure)
+    result = reproduce(args.data_dir, args.out, rows=args.rows, splits=args.splits, base=base, progress=not args.no_progress, ensure_data=ensure,
+                       ray_address=args.ray, ray_cpus_per_run=args.ray_cpus_per_run, ray_gpus_per_run=args.ray_gpus_per_run)
     print()
     print(result["table"])
     print(f"tables: {result['dir']}/tst.csv, {result['dir']}/val.csv, {result['dir']}/table6.md")
