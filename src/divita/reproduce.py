@@ -106,6 +106,13 @@ def markdown_table(tst, rows: list[Table6Row], title: str = "Table 6 (test set)"
     return "\n".join(lines) + "\n"
 
 
+def run_line(label: str, metrics, best_epoch: int, epochs: int, seconds: float, select_by: str) -> str:
+    """One progress line for a finished run: its best epoch and test μAP (paper convention)."""
+    m = metrics
+    uap = m[(m.subset == "tst") & (m.convention == "paper") & (m.selection == select_by)]["uap"].iloc[0]
+    return f"  {label}: best epoch {best_epoch}/{epochs}, test μAP {100 * uap:.2f} ({seconds:.1f}s)"
+
+
 def reproduce(
     data_dir: str | Path,
     out: str | Path = "results",
@@ -147,9 +154,7 @@ def reproduce(
         from divita.ray_backend import train_grid
 
         def report(label: str, res: dict) -> None:
-            t = res["metrics"]
-            uap = t[(t.subset == "tst") & (t.convention == "paper") & (t.selection == base.select_by)]["uap"].iloc[0]
-            log(f"  {label}: best epoch {res['best_epoch']}/{res['epochs']}, test μAP {100 * uap:.2f} ({res['seconds']:.1f}s)")
+            log(run_line(label, res["metrics"], res["best_epoch"], res["epochs"], res["seconds"], base.select_by))
 
         jobs = [(run_config(base, row, split), runs[(row.name, split)], f"{row.name} split{split}") for row, split in todo]
         if jobs:
@@ -163,9 +168,7 @@ def reproduce(
     for row, split in todo:
         cfg = run_config(base, row, split)
         res = train_model(cfg, runs[(row.name, split)], cache=cache, progress=progress, desc=f"{row.name} split{split}")
-        t = res.metrics
-        uap = t[(t.subset == "tst") & (t.convention == "paper") & (t.selection == base.select_by)]["uap"].iloc[0]
-        log(f"  {row.name} split{split}: best epoch {res.best_epoch}/{res.epochs}, test μAP {100 * uap:.2f} ({res.seconds:.1f}s)")
+        log(run_line(f"{row.name} split{split}", res.metrics, res.best_epoch, res.epochs, res.seconds, base.select_by))
         if bar is not None:
             bar.update(1)
     if bar is not None:
