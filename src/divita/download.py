@@ -38,6 +38,7 @@ from typing import Callable, Iterable, Mapping
 
 from divita import __version__
 from divita.errors import DivitaError
+from divita.fileio import atomic_write_text
 from divita.release import LABELS_FILE, RELEASE_FILES, ZENODO_BASE_URL, ReleaseFile
 
 MARKER_NAME = ".divita-verified.json"
@@ -169,12 +170,7 @@ def _read_marker(data_dir: Path) -> dict[str, dict]:
 
 def _write_marker(data_dir: Path, files: Mapping[str, dict]) -> None:
     path = data_dir / MARKER_NAME
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump({"format": 1, "files": dict(sorted(files.items()))}, fh, indent=1)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps({"format": 1, "files": dict(sorted(files.items()))}, indent=1))
 
 
 def _file_md5(path: Path, desc: str | None = None, progress: bool = False) -> str:

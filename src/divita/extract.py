@@ -35,6 +35,7 @@ import numpy as np
 
 from divita.clips import ClipStream, clip_frame_indices, default_min_frames
 from divita.errors import DivitaError
+from divita.fileio import atomic_write_text
 from divita.shots import TRANSNET_SIZE, Detector, Span, shots_from_gaps
 from divita.video import OutputSize, VideoDecoder, VideoError, find_videos
 
@@ -297,12 +298,6 @@ class ExtractSummary:
         return not self.failed
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 class FailureLog:
     """OUT/failures.csv (video, reason), rewritten atomically on every change."""
 
@@ -324,7 +319,7 @@ class FailureLog:
         w.writerow(["video", "reason"])
         for k, v in self.rows.items():
             w.writerow([k, v])
-        _atomic_write_text(self.path, buf.getvalue())
+        atomic_write_text(self.path, buf.getvalue())
 
     def fail(self, video: str, reason: str) -> None:
         self.rows[video] = reason
@@ -481,7 +476,7 @@ def extract(
                 log(traceback.format_exc(limit=3))
             else:
                 record = result.record()
-                _atomic_write_text(out / SHOTS_DIR / f"{mid}.json", json.dumps({"id": mid, **record}))
+                atomic_write_text(out / SHOTS_DIR / f"{mid}.json", json.dumps({"id": mid, **record}))
                 attrs = {
                     "shots": record["shots"], "clips": record["clips"], "clip_seconds": record["clip_seconds"],
                     "fps": float(fps), "source": str(path), "num_frames": result.num_frames,
@@ -522,7 +517,7 @@ def write_videos_csv(out: Path, stores: dict[str, str]) -> None:
     w = csv.writer(buf)
     w.writerow(["id", "video", "fps", "num_frames", "shots", "clips", "duration_s"])
     w.writerows(rows)
-    _atomic_write_text(out / VIDEOS_FILE, buf.getvalue())
+    atomic_write_text(out / VIDEOS_FILE, buf.getvalue())
 
 
 # ------------------------------------------------------------------------------------------ labels
@@ -599,7 +594,7 @@ def write_labels(labels_csv: str | os.PathLike, out: Path, stores: dict[str, str
             df[c] = splits[:, i]
     df = df[list(LABEL_COLUMNS)]
     path = out / "mtgc.csv"
-    _atomic_write_text(path, df.to_csv(index=False))
+    atomic_write_text(path, df.to_csv(index=False))
     return path
 
 

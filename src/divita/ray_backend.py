@@ -53,6 +53,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from divita.errors import DivitaError
+from divita.fileio import atomic_write_text
 
 INSTALL_HINT = "Ray is not installed: pip install 'divita[ray]'"
 CLIPS_NOTE = "shots cut into fpc-frame clips that never cross a cut (see divita.clips)"  # as divita.extract writes
@@ -162,9 +163,7 @@ class LocalOutput:
         from divita.extract import SHOTS_DIR
 
         path = self.out / SHOTS_DIR / f"{mid}.json"
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"id": mid, **record}))
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps({"id": mid, **record}))
 
     def failure_log(self):
         from divita.extract import FailureLog
@@ -939,7 +938,7 @@ def train_run(cfg) -> dict:
 
 def write_run_files(run_dir: Path, files: dict[str, bytes]) -> None:
     """A run's files, each atomically, ``metrics.csv`` last (its presence marks the run finished)."""
-    from divita.training import atomic_write_bytes
+    from divita.fileio import atomic_write_bytes
 
     run_dir.mkdir(parents=True, exist_ok=True)
     for name in sorted(files, key=lambda n: n == "metrics.csv"):

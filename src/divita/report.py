@@ -31,7 +31,6 @@ backend change, never a window) and written atomically.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -39,6 +38,7 @@ from typing import Callable
 import numpy as np
 
 from divita.errors import DivitaError
+from divita.fileio import atomic_write_bytes, atomic_write_text
 from divita.genres import GENRES
 
 METRICS = ("uap", "map", "wap", "sap")
@@ -264,15 +264,7 @@ def _save(fig, path: Path) -> Path:
 
     FigureCanvasAgg(fig)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            fig.savefig(f, format="png", dpi=DPI)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return atomic_write_bytes(path, lambda f: fig.savefig(f, format="png", dpi=DPI))
 
 
 def _text_color(value: float, vmax: float = 1.0) -> str:
@@ -611,10 +603,7 @@ def _run_summary(run: RunData) -> list[str]:
 
 def _write_md(path: Path, md: list[str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text("\n".join(md).rstrip() + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, "\n".join(md).rstrip() + "\n")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -633,7 +622,7 @@ def _read_results(transfer: Path):
     import pandas as pd
 
     from divita.reproduce import slug, summarise
-    from divita.release import TABLE6_BY_NAME, Table6Row
+    from divita.release import TABLE6_BY_NAME
 
     grid = {}
     if (transfer / "grid.json").is_file():

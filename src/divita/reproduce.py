@@ -178,7 +178,7 @@ def reproduce(
 
 def write_tables(out_dir: Path, runs: dict[tuple[str, int], Path], chosen: list[Table6Row], splits: Sequence[int], base: TrainConfig) -> dict:
     """The tables of a finished grid (val/tst csv in both AP conventions, selection.csv, table6.md, grid.json)."""
-    from divita.training import atomic_write_text
+    from divita.fileio import atomic_write_text
 
     out_dir.mkdir(parents=True, exist_ok=True)
     frames = {}

@@ -24,6 +24,7 @@ import torch
 
 from divita.data import SnippetSet, mean_over_snippets, read_labels
 from divita.errors import DivitaError
+from divita.fileio import atomic_write_bytes, atomic_write_text
 from divita.genres import GENRES
 from divita.model import AGGREGATORS, DIViTA, FUSIONS, ModelConfig
 from divita.release import LABELS_FILE
@@ -348,19 +349,6 @@ def metric_rows(y_true: np.ndarray, y_prob: np.ndarray, **keys) -> list[dict]:
 
 
 # -- checkpoints --------------------------------------------------------------------------------------
-def atomic_write_bytes(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, lambda f: f.write(text.encode()))
-
-
 def save_checkpoint(path: Path, model: DIViTA, cfg: TrainConfig, features: dict, **extra) -> None:
     payload = {
         "format": CHECKPOINT_FORMAT,
@@ -372,6 +360,13 @@ def save_checkpoint(path: Path, model: DIViTA, cfg: TrainConfig, features: dict,
         **extra,
     }
     atomic_write_bytes(Path(path), lambda f: torch.save(payload, f))
+
+
+def check_features(path: str | Path, cfg: ModelConfig, expect_features: dict[str, int]) -> None:
+    """Refuse a checkpoint (at ``path``) whose streams' feature sizes differ from the data's (modality -> size)."""
+    have = dict(zip(cfg.modalities, cfg.num_features))
+    if have != expect_features:
+        raise DivitaError(path, f"checkpoint from another configuration: it expects features {have}, the data has {expect_features}")
 
 
 def load_checkpoint(path: str | Path, expect_features: dict[str, int] | None = None) -> tuple[DIViTA, dict]:
@@ -392,9 +387,7 @@ def load_checkpoint(path: str | Path, expect_features: dict[str, int] | None = N
         raise DivitaError(path, f"checkpoint predicts genres {ckpt.get('genres')}, expected {list(GENRES)}")
     mcfg = ModelConfig(**ckpt["model_config"])
     if expect_features is not None:
-        have = dict(zip(mcfg.modalities, mcfg.num_features))
-        if have != expect_features:
-            raise DivitaError(path, f"checkpoint from another configuration: it expects features {have}, the data has {expect_features}")
+        check_features(path, mcfg, expect_features)
     model = DIViTA(mcfg)
     try:
         model.load_state_dict(ckpt["state_dict"])

@@ -26,14 +26,14 @@ def run(args) -> int:
     from divita.metrics import METRIC_NAMES
     from divita.release import SUMMARY_LABELS
     from divita.store import store_num_features
-    from divita.training import TrainConfig, load_checkpoint, load_split, metric_rows, predict_snippets, resolve
+    from divita.training import TrainConfig, check_features, load_checkpoint, load_split, metric_rows, predict_snippets, resolve
 
-    _, meta = load_checkpoint(args.checkpoint)
+    model, meta = load_checkpoint(args.checkpoint)
     cfg = TrainConfig.from_dict(meta["train_config"])
     cfg = replace(cfg, data_dir=args.data_dir, split=cfg.split if args.split is None else args.split,
                   ix=args.ix or cfg.ix, vx=args.vx or cfg.vx)
     expect = {m: store_num_features(resolve(args.data_dir, s)) for m, s in cfg.stores.items()}
-    model, _ = load_checkpoint(args.checkpoint, expect_features=expect)
+    check_features(args.checkpoint, model.cfg, expect)
     sets, _ = load_split(cfg)
     rows = []
     for subset in ("val", "tst"):
