@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -80,5 +81,73 @@ def test_fast_dropout_keeps_three_quarters_and_preserves_the_mean():
     assert abs(kept - 0.75) < 0.01
     assert abs(y.mean().item() - 1.0) < 0.02
     torch.manual_seed(0)
-    torch.testing.assert_close(d(x), y)  # seeded: repeatable
+    torch.testing.assert_close(FastDropout(0.25)(x), y)  # its generator is seeded from torch's: repeatable
+    assert not torch.equal(d(x), y)  # and it moves on
     assert torch.equal(d.eval()(x), x)
+    xb = torch.randn(1000, dtype=torch.bfloat16, requires_grad=True)
+    d.train()
+    yb = d(xb)
+    yb.sum().backward()
+    kept = yb.detach() != 0
+    torch.testing.assert_close(yb.detach()[kept], (xb.detach() * (4 / 3))[kept])
+    torch.testing.assert_close(xb.grad, kept.to(torch.bfloat16) * (4 / 3))  # gradient through kept entries only
+
+
+def reference_head(head, x, mask):
+    """The head computed by torch's plain modules: BatchNorm1d over real clips, Linear, the encoder layer's
+    own forward, masked mean, Linear (dropout off)."""
+    normed = torch.zeros_like(x)
+    normed[mask] = nn.functional.batch_norm(x[mask], None, None, head.norm.weight, head.norm.bias, training=True, eps=head.norm.eps)
+    h = head.project(normed)
+    h = nn.TransformerEncoderLayer.forward(head.aggregate.block, h, src_key_padding_mask=~mask)
+    w = mask.float().unsqueeze(-1)
+    return head.classify((h * w).sum(1) / w.sum(1))
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_fused_training_path_equals_torchs_modules_values_and_gradients(padded):
+    torch.manual_seed(0)
+    head = DIViTA(ModelConfig([16], ["image"], dropout=0.0)).heads["image"].train()
+    with torch.no_grad():
+        head.norm.weight.uniform_(0.5, 1.5)
+        head.norm.bias.uniform_(-0.5, 0.5)
+    xs, masks = inputs()
+    x, mask = xs[0] * 3 + 1, masks[0] if padded else torch.ones_like(masks[0])
+    ours = head(x, mask)
+    grads = torch.autograd.grad(ours.square().sum(), list(head.parameters()))
+    running = head.norm.running_mean.clone(), head.norm.running_var.clone()
+    theirs = reference_head(head, x, mask)
+    ref_grads = torch.autograd.grad(theirs.square().sum(), list(head.parameters()))
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+    for (name, _), g, r in zip(head.named_parameters(), grads, ref_grads):
+        torch.testing.assert_close(g, r, atol=1e-5, rtol=1e-4, msg=name)
+    real = x[mask]
+    torch.testing.assert_close(running[0], 0.1 * real.mean(0), atol=1e-5, rtol=1e-5)  # BatchNorm1d's update
+    torch.testing.assert_close(running[1], 0.9 + 0.1 * real.var(0), atol=1e-4, rtol=1e-4)
+
+
+def test_fused_eval_path_equals_torchs_modules():
+    torch.manual_seed(0)
+    head = DIViTA(ModelConfig([16], ["image"])).heads["image"]
+    xs, masks = inputs()
+    head.train()(xs[0], masks[0])  # running statistics
+    head.eval()
+    normed = nn.functional.batch_norm(xs[0].reshape(-1, 16), head.norm.running_mean, head.norm.running_var,
+                                      head.norm.weight, head.norm.bias, eps=head.norm.eps).view(xs[0].shape)
+    h = head.aggregate.block(head.project(normed), src_key_padding_mask=~masks[0])
+    w = masks[0].float().unsqueeze(-1)
+    torch.testing.assert_close(head(xs[0], masks[0]), head.classify((h * w).sum(1) / w.sum(1)), atol=1e-5, rtol=1e-5)
+
+
+def test_relu_dropout_is_relu_then_dropout_with_the_scale_folded_into_the_next_layer():
+    from divita.model import _ReluDropout
+
+    torch.manual_seed(0)
+    for dtype in (torch.float32, torch.bfloat16):
+        z = torch.randn(64, 48).to(dtype).requires_grad_()
+        keep = np.random.default_rng(0).random((64, 48)) > 0.25
+        y = _ReluDropout.apply(z, keep)
+        expected = torch.relu(z.detach()) * torch.from_numpy(keep).to(dtype)
+        assert torch.equal(y.detach(), expected)
+        y.sum().backward()
+        assert torch.equal(z.grad, ((z.detach() > 0) & torch.from_numpy(keep)).to(dtype))

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from divita.compute import ComputeCopy, HeadRunner, fused_loss_backward
 from divita.data import SnippetSet, mean_over_snippets, read_labels
 from divita.errors import DivitaError
 from divita.fileio import atomic_write_bytes, atomic_write_text
@@ -61,7 +62,7 @@ class TrainConfig:
     dropout: float = 0.25
     threads: int | None = None  # torch intra-op threads; None = available cores (no loader workers are used)
     accelerator: str = "auto"
-    precision: str = "auto"  # "auto": bf16 autocast where the processor has native bf16 (AMX/AVX512-BF16, CUDA), else "32"
+    precision: str = "auto"  # "auto": bfloat16 compute where native (AMX/AVX512-BF16 CPUs, CUDA), else "32"; or "32", "bf16"
 
     def __post_init__(self):
         if not self.ix and not self.vx:
@@ -100,15 +101,30 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def resolve_precision(precision: str, accelerator: str = "auto") -> str:
-    """Lightning precision string: "auto" -> "bf16-mixed" where bf16 matmuls are native, else "32"."""
-    if precision != "auto":
-        return {"32": "32-true", "fp32": "32-true", "bf16": "bf16-mixed"}.get(precision, precision)
-    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+def cpu_has_native_bf16() -> bool:
     cpu = getattr(torch, "cpu", None)
-    native = any(getattr(cpu, f, lambda: False)() for f in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
-    return "bf16-mixed" if native else "32-true"
+    return any(getattr(cpu, f, lambda: False)() for f in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
+
+
+def resolve_precision(precision: str, accelerator: str = "auto") -> tuple[str, torch.dtype]:
+    """(Lightning precision, compute dtype of the model copy that runs forward/backward).
+
+    On CPUs: Lightning stays "32-true" and, where bf16 matmuls are native (AMX, AVX512-BF16), "auto"
+    runs a bfloat16 copy of the model with float32 master weights (:class:`divita.compute.ComputeCopy`).
+    On CUDA: Lightning's "bf16-mixed" autocast (or "16-mixed" without bf16).
+    """
+    if precision not in ("auto", "32", "fp32", "32-true", "bf16", "bf16-mixed"):
+        raise DivitaError(None, f"precision must be auto, 32 or bf16, got {precision!r}")
+    cuda = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    if precision in ("32", "fp32", "32-true"):
+        return "32-true", torch.float32
+    if cuda:
+        if precision == "auto" and not torch.cuda.is_bf16_supported():
+            return "16-mixed", torch.float32
+        return "bf16-mixed", torch.float32
+    if precision == "auto" and not cpu_has_native_bf16():
+        return "32-true", torch.float32
+    return "32-true", torch.bfloat16
 
 
 def resolve(data_dir: str | Path, ref: str) -> Path | str:
@@ -200,26 +216,56 @@ def _lightning_module_class():
     from divita.metrics import trapezoid_ap
 
     class SnippetModule(L.LightningModule):
-        """DIViTA + BCE-with-logits, AdamW (amsgrad), ReduceLROnPlateau on validation loss."""
+        """DIViTA + BCE-with-logits, AdamW (amsgrad), ReduceLROnPlateau on validation loss.
 
-        def __init__(self, model_config: dict, lr: float, weight_decay: float, scheduler_patience: int, num_val_trailers: int, val_labels: np.ndarray):
+        Optimisation is manual: forward and backward run on ``self.compute`` (a bfloat16 copy on CPUs
+        with native bf16, else the model itself), heads in parallel threads on CPU (``HeadRunner``);
+        the optimizer steps the float32 ``self.model``.
+        """
+
+        def __init__(self, model_config: dict, lr: float, weight_decay: float, scheduler_patience: int, num_val_trailers: int,
+                     val_labels: np.ndarray, compute_dtype: torch.dtype = torch.float32, threads: int = 1):
             super().__init__()
+            self.automatic_optimization = False
             self.model = DIViTA(ModelConfig(**model_config))
             self.lr, self.weight_decay, self.scheduler_patience = lr, weight_decay, scheduler_patience
             self.num_val_trailers = num_val_trailers
             self.val_labels = val_labels
+            self.compute_dtype = compute_dtype
+            self.runner = HeadRunner(threads)
+            self.compute: ComputeCopy | None = None
             self._val_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
             self.epoch_train_losses: list[torch.Tensor] = []  # this epoch's step losses (validation runs before Lightning aggregates them)
 
+        def on_fit_start(self):
+            # after Lightning has moved the model to its device; a low-precision copy only on CPU
+            dtype = self.compute_dtype if self.device.type == "cpu" else torch.float32
+            self.compute = ComputeCopy(self.model, dtype)
+
+        def on_fit_end(self):
+            self.runner.close()
+
+        def on_train_epoch_start(self):
+            self.compute.train(True)
+
+        def on_validation_epoch_start(self):
+            self.compute.train(False)
+
         def training_step(self, batch, batch_idx):
-            logits = self.model(batch.xs, batch.masks)
-            loss = F.binary_cross_entropy_with_logits(logits, batch.y)
-            self.epoch_train_losses.append(torch.stack([loss.detach().float() * len(batch), torch.tensor(float(len(batch)))]))
+            opt = self.optimizers()
+            opt.zero_grad(set_to_none=False)
+            model = self.compute.model
+            logits = self.runner.forward(model, batch.xs, batch.masks, grad=True)
+            loss = fused_loss_backward(logits, batch.y, self.runner)
+            self.compute.grads_to_master()
+            opt.step()
+            self.compute.weights_from_master()
+            self.epoch_train_losses.append(torch.stack([loss.float() * len(batch), torch.tensor(float(len(batch)))]))
             return loss
 
         def validation_step(self, batch, batch_idx):
-            logits = self.model(batch.xs, batch.masks)
-            self._val_outputs.append((logits.float(), batch.y, batch.trailer))
+            logits = self.runner.forward(self.compute.model, batch.xs, batch.masks, grad=False)
+            self._val_outputs.append((torch.stack(logits).float().mean(0), batch.y, batch.trailer))
 
         def on_validation_epoch_end(self):
             logits, y, trailer = (torch.cat(t) for t in zip(*self._val_outputs))
@@ -229,12 +275,14 @@ def _lightning_module_class():
             uap = trapezoid_ap(self.val_labels.ravel(), probs.cpu().numpy().ravel())
             self.log("val_loss", loss)
             self.log("val_uap", float(uap))
+            if not self.trainer.sanity_checking:
+                self.lr_schedulers().step(loss)  # manual optimisation: the plateau scheduler is ours to step
 
         def configure_optimizers(self):
             # fused: one kernel for all parameters instead of a Python loop over them (CPU and CUDA)
             opt = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay, amsgrad=True, fused=True)
             sch = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", patience=self.scheduler_patience)
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sch, "monitor": "val_loss", "interval": "epoch"}}
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sch}}  # stepped on val_loss in on_validation_epoch_end
 
     return SnippetModule
 
@@ -424,7 +472,6 @@ def train_model(cfg: TrainConfig, run_dir: str | Path, cache: FeatureCache | Non
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     threads = cfg.threads or default_threads()
-    torch.set_num_threads(threads)
     t0 = time.perf_counter()
 
     sets, features = load_split(cfg, cache or FeatureCache(progress))
@@ -439,15 +486,17 @@ def train_model(cfg: TrainConfig, run_dir: str | Path, cache: FeatureCache | Non
         ff_mult=cfg.ff_mult,
         dropout=cfg.dropout,
     )
+    lightning_precision, compute_dtype = resolve_precision(cfg.precision, cfg.accelerator)
     module = _lightning_module_class()(
-        model_cfg.to_dict(), cfg.lr, cfg.weight_decay, cfg.scheduler_patience, len(sets["val"]), sets["val"].labels
+        model_cfg.to_dict(), cfg.lr, cfg.weight_decay, cfg.scheduler_patience, len(sets["val"]), sets["val"].labels,
+        compute_dtype=compute_dtype, threads=threads,
     )
     tracker = _best_tracker_class()(cfg.max_epochs, progress, desc or f"train {run_dir.name}")
     trainer = L.Trainer(
         max_epochs=cfg.max_epochs,
         accelerator=cfg.accelerator,
         devices=1,
-        precision=resolve_precision(cfg.precision, cfg.accelerator),
+        precision=lightning_precision,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -455,12 +504,16 @@ def train_model(cfg: TrainConfig, run_dir: str | Path, cache: FeatureCache | Non
         num_sanity_val_steps=0,
         callbacks=[EarlyStopping(monitor="val_loss", mode="min", patience=cfg.stop_patience), tracker],
     )
+    # late fusion on CPU runs one head per thread, each op in line: no intra-op threads on top of those
+    parallel_heads = module.runner.parallel(module.model, torch.device("cpu")) and cfg.accelerator in ("auto", "cpu") and not torch.cuda.is_available()
+    torch.set_num_threads(1 if parallel_heads else threads)
     trainer.fit(
         module,
         train_dataloaders=EpochBatches(sets["trn"], cfg.batch_size, cfg.seed),
         val_dataloaders=EvalBatches(sets["val"], cfg.eval_batch_size),
     )
 
+    torch.set_num_threads(threads)
     model = module.model.cpu()
     rows, selected = [], {}
     for selection in SELECTIONS:

@@ -25,9 +25,12 @@ def add_train_options(p: argparse.ArgumentParser, max_epochs: int = 100) -> None
     g.add_argument("--ff-mult", type=int, default=6)
     g.add_argument("--dropout", type=float, default=0.25)
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--threads", type=int, default=None, help="torch threads (default: the cores available)")
+    g.add_argument("--threads", type=int, default=None,
+                   help="CPU threads (default: the cores available); late fusion runs one head per thread")
     g.add_argument("--accelerator", default="auto", help="auto, cpu or gpu")
-    g.add_argument("--precision", default="auto", help="auto (bf16 autocast where native), 32 or bf16")
+    g.add_argument("--precision", default="auto", choices=["auto", "32", "bf16"],
+                   help="auto: bfloat16 compute with float32 master weights where the CPU has native bf16 "
+                        "(AMX/AVX512-BF16), bf16 autocast on CUDA, else float32")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 

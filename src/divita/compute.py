@@ -1,0 +1,162 @@
+"""How a training step runs fast on CPUs: a low-precision compute copy of the model, and heads in threads.
+
+``ComputeCopy``: the model whose weights the optimizer updates (the *master*, float32) and a copy in
+bfloat16 that runs forward and backward. BatchNorm modules are shared, not copied (their statistics and
+affine parameters stay float32). After backward the copy's gradients are cast into the master's, the
+optimizer steps the master, and the new weights are cast back into the copy: a handful of foreach
+copies per step instead of autocast's ~150 casts of activations, and weight updates keep float32
+precision (lr 1e-4 updates would vanish in bfloat16 weights).
+
+``HeadRunner``: a late-fusion DIViTA's heads are independent until their logits are averaged, so each
+head runs its forward and its backward in its own thread, one head per core, with torch's intra-op
+parallelism off (on 2 cores, two threads per small op cost more in wake-ups than they gain). Dropout
+masks come from each FastDropout's own generator; attention dropout draws from torch's global
+generator, so heads take their turn at attention in a fixed order and runs stay repeatable.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
+
+import torch
+from torch import nn
+
+from divita.model import DIViTA
+
+
+class ComputeCopy:
+    """``master`` (float32, optimised) and ``model`` (``dtype``, run); for float32 they are one model."""
+
+    def __init__(self, master: DIViTA, dtype: torch.dtype = torch.float32):
+        self.master, self.dtype = master, dtype
+        if dtype == torch.float32:
+            self.model = master
+            self._pairs: list[tuple[nn.Parameter, nn.Parameter]] = []
+            return
+        self.model = copy.deepcopy(master).to(dtype)
+        shared = {}
+        for name, module in master.named_modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                shared[name] = module
+        for name, module in shared.items():  # share BatchNorm (float32 parameters and statistics)
+            parent_name, _, attr = name.rpartition(".")
+            setattr(self.model.get_submodule(parent_name) if parent_name else self.model, attr, module)
+        master_params = dict(master.named_parameters())
+        self._pairs = [(master_params[n], p) for n, p in self.model.named_parameters() if p is not master_params[n]]
+
+    def grads_to_master(self) -> None:
+        """Cast the copy's gradients into the master's (then clear the copy's)."""
+        if not self._pairs:
+            return
+        for m, c in self._pairs:
+            if m.grad is None:
+                m.grad = torch.zeros_like(m)
+            elif c.grad is None:
+                m.grad.zero_()
+        have = [(m, c) for m, c in self._pairs if c.grad is not None]
+        if have:
+            torch._foreach_copy_([m.grad for m, _ in have], [c.grad for _, c in have])
+        for _, c in self._pairs:
+            c.grad = None
+
+    @torch.no_grad()
+    def weights_from_master(self) -> None:
+        if self._pairs:
+            torch._foreach_copy_([c for _, c in self._pairs], [m for m, _ in self._pairs])
+
+    def train(self, mode: bool = True) -> None:
+        self.model.train(mode)
+
+
+class _Turns:
+    """Lets threads enter a section in index order (0, 1, ...), each once."""
+
+    def __init__(self, n: int):
+        self.done = [threading.Event() for _ in range(n)]
+
+    @contextmanager
+    def turn(self, i: int):
+        if i > 0 and not self.done[i - 1].wait(timeout=600):
+            raise RuntimeError("a parallel head did not reach its attention")
+        try:
+            yield
+        finally:
+            self.done[i].set()
+
+    def release_all(self) -> None:
+        for e in self.done:
+            e.set()
+
+
+class HeadRunner:
+    """Runs a DIViTA's per-modality heads (late fusion) in parallel threads, or in line when that can't help.
+
+    ``forward(model, xs, masks, grad)`` -> per-head logits [(B, 10)]; ``backward(logits, grads)``.
+    """
+
+    def __init__(self, threads: int):
+        self.threads = threads
+        self._pool: ThreadPoolExecutor | None = None
+
+    def parallel(self, model: DIViTA, device: torch.device) -> bool:
+        return self.threads > 1 and len(model.heads) > 1 and device.type == "cpu"
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="divita-head")
+        return self._pool
+
+    def forward(self, model: DIViTA, xs: list[torch.Tensor], masks: list[torch.Tensor], grad: bool) -> list[torch.Tensor]:
+        heads = list(model.heads.values())
+        if len(heads) == 1 and len(xs) > 1:  # early fusion: one head over concatenated features
+            return [model(xs, masks)]
+        if not self.parallel(model, xs[0].device):
+            return [h(x, m) for h, x, m in zip(heads, xs, masks)]
+        turns = _Turns(len(heads)) if grad and model.training else None
+
+        def run(i: int) -> torch.Tensor:
+            ctx = torch.enable_grad() if grad else torch.inference_mode()
+            agg = heads[i].aggregate
+            try:
+                with ctx:
+                    if turns is not None and hasattr(agg, "attention_turn"):
+                        agg.attention_turn = lambda: turns.turn(i)
+                    return heads[i](xs[i], masks[i])
+            finally:
+                if turns is not None:
+                    turns.done[i].set()  # never leave the next head waiting
+                if hasattr(agg, "attention_turn"):
+                    agg.attention_turn = nullcontext
+
+        try:
+            return list(self.pool.map(run, range(len(heads))))
+        finally:
+            if turns is not None:
+                turns.release_all()
+
+    def backward(self, logits: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
+        if len(logits) == 1 or self.threads <= 1 or logits[0].device.type != "cpu":
+            torch.autograd.backward(logits, grads)
+            return
+        list(self.pool.map(lambda lg: torch.autograd.backward(lg[0], lg[1]), zip(logits, grads)))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+
+def fused_loss_backward(logits: list[torch.Tensor], y: torch.Tensor, runner: HeadRunner) -> torch.Tensor:
+    """BCE-with-logits of the mean of the heads' logits; backpropagates through each head (in parallel).
+
+    Returns the loss (float32 scalar, detached).
+    """
+    leaves = [lg.detach().float().requires_grad_() for lg in logits]
+    loss = nn.functional.binary_cross_entropy_with_logits(torch.stack(leaves).mean(0), y)
+    loss.backward()
+    runner.backward(logits, [leaf.grad.to(lg.dtype) for leaf, lg in zip(leaves, logits)])
+    return loss.detach()
