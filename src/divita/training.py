@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -507,11 +508,17 @@ def train_model(cfg: TrainConfig, run_dir: str | Path, cache: FeatureCache | Non
     # late fusion on CPU runs one head per thread, each op in line: no intra-op threads on top of those
     parallel_heads = module.runner.parallel(module.model, torch.device("cpu")) and cfg.accelerator in ("auto", "cpu") and not torch.cuda.is_available()
     torch.set_num_threads(1 if parallel_heads else threads)
-    trainer.fit(
-        module,
-        train_dataloaders=EpochBatches(sets["trn"], cfg.batch_size, cfg.seed),
-        val_dataloaders=EvalBatches(sets["val"], cfg.eval_batch_size),
-    )
+    switch = sys.getswitchinterval()
+    if parallel_heads:  # a head thread back from a torch op gets the GIL sooner (default 5 ms)
+        sys.setswitchinterval(0.0005)
+    try:
+        trainer.fit(
+            module,
+            train_dataloaders=EpochBatches(sets["trn"], cfg.batch_size, cfg.seed),
+            val_dataloaders=EvalBatches(sets["val"], cfg.eval_batch_size),
+        )
+    finally:
+        sys.setswitchinterval(switch)
 
     torch.set_num_threads(threads)
     model = module.model.cpu()
