@@ -105,3 +105,14 @@ def test_float32_compute_is_the_master_itself():
     assert compute.model is master
     compute.grads_to_master()
     compute.weights_from_master()
+
+
+def test_precision_choices_on_cpu():
+    from divita.errors import DivitaError
+    from divita.training import resolve_precision
+
+    assert resolve_precision("32", "cpu") == ("32-true", torch.float32)
+    assert resolve_precision("bf16", "cpu") == ("32-true", torch.bfloat16)  # our bf16 copy, not Lightning's autocast
+    assert resolve_precision("auto", "cpu")[0] == "32-true"
+    with pytest.raises(DivitaError):
+        resolve_precision("fp8", "cpu")
