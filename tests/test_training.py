@@ -103,3 +103,19 @@ def test_training_reads_a_store_given_as_a_url(tiny_release, tmp_path):
     res = train_model(config(tiny_release, ix=None, vx=url, max_epochs=1), tmp_path, progress=False)
     assert json.loads((tmp_path / "hparams.json").read_text())["features"]["video"]["store"] == url
     assert len(res.metrics) == 8
+
+
+def test_validation_windows_are_gathered_once_when_they_fit(tiny_release):
+    import torch
+
+    from divita.training import EvalBatches, load_split
+
+    sets, _ = load_split(config(tiny_release))
+    kept = EvalBatches(sets["val"], 4)
+    first, second = list(kept), list(kept)
+    assert len(first) == len(kept) and all(a is b for a, b in zip(first, second))
+    streamed = EvalBatches(sets["val"], 4, cache_bytes=0)
+    again = list(streamed)
+    assert all(a is not b for a, b in zip(again, list(streamed)))
+    for a, b in zip(first, again):
+        assert all(torch.equal(x, y) for x, y in zip(a.xs, b.xs)) and torch.equal(a.trailer, b.trailer)

@@ -199,10 +199,21 @@ class EpochBatches:
 
 
 class EvalBatches:
-    def __init__(self, snippets: SnippetSet, batch_size: int):
+    """The validation windows in batches; the same every epoch, so kept after the first epoch when they
+    take at most ``cache_bytes`` (the gather is then done once per run instead of once per epoch)."""
+
+    def __init__(self, snippets: SnippetSet, batch_size: int, cache_bytes: int = 1 << 30):
         self.snippets, self.batch_size = snippets, batch_size
+        width = sum(t.features.shape[1] for t in snippets.tables)
+        self.keep = snippets.num_eval_windows() * snippets.num_clips * width * 4 <= cache_bytes
+        self._batches: list | None = None
 
     def __iter__(self):
+        if self._batches is not None:
+            return iter(self._batches)
+        if self.keep:
+            self._batches = list(self.snippets.eval_batches(self.batch_size))
+            return iter(self._batches)
         return self.snippets.eval_batches(self.batch_size)
 
     def __len__(self) -> int:
