@@ -37,13 +37,10 @@ class ComputeCopy:
             self._pairs: list[tuple[nn.Parameter, nn.Parameter]] = []
             return
         self.model = copy.deepcopy(master).to(dtype)
-        shared = {}
-        for name, module in master.named_modules():
+        for name, module in master.named_modules():  # share BatchNorm (float32 parameters and statistics)
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                shared[name] = module
-        for name, module in shared.items():  # share BatchNorm (float32 parameters and statistics)
-            parent_name, _, attr = name.rpartition(".")
-            setattr(self.model.get_submodule(parent_name) if parent_name else self.model, attr, module)
+                parent_name, _, attr = name.rpartition(".")
+                setattr(self.model.get_submodule(parent_name), attr, module)
         master_params = dict(master.named_parameters())
         self._pairs = [(master_params[n], p) for n, p in self.model.named_parameters() if p is not master_params[n]]
 
@@ -86,10 +83,6 @@ class _Turns:
         finally:
             self.done[i].set()
 
-    def release_all(self) -> None:
-        for e in self.done:
-            e.set()
-
 
 class HeadRunner:
     """Runs a DIViTA's per-modality heads (late fusion) in parallel threads, or in line when that can't help.
@@ -101,8 +94,9 @@ class HeadRunner:
         self.threads = threads
         self._pool: ThreadPoolExecutor | None = None
 
-    def parallel(self, model: DIViTA, device: torch.device) -> bool:
-        return self.threads > 1 and len(model.heads) > 1 and device.type == "cpu"
+    def parallel(self, num_heads: int, device: torch.device) -> bool:
+        """Whether ``num_heads`` heads on ``device`` run in threads."""
+        return self.threads > 1 and num_heads > 1 and device.type == "cpu"
 
     @property
     def pool(self) -> ThreadPoolExecutor:
@@ -114,7 +108,7 @@ class HeadRunner:
         heads = list(model.heads.values())
         if len(heads) == 1 and len(xs) > 1:  # early fusion: one head over concatenated features
             return [model(xs, masks)]
-        if not self.parallel(model, xs[0].device):
+        if not self.parallel(len(heads), xs[0].device):
             return [h(x, m) for h, x, m in zip(heads, xs, masks)]
         turns = _Turns(len(heads)) if grad and model.training else None
 
@@ -128,18 +122,14 @@ class HeadRunner:
                     return heads[i](xs[i], masks[i])
             finally:
                 if turns is not None:
-                    turns.done[i].set()  # never leave the next head waiting
+                    turns.done[i].set()  # a head that failed before its attention never leaves the next waiting
                 if hasattr(agg, "attention_turn"):
                     agg.attention_turn = nullcontext
 
-        try:
-            return list(self.pool.map(run, range(len(heads))))
-        finally:
-            if turns is not None:
-                turns.release_all()
+        return list(self.pool.map(run, range(len(heads))))
 
     def backward(self, logits: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
-        if len(logits) == 1 or self.threads <= 1 or logits[0].device.type != "cpu":
+        if not self.parallel(len(logits), logits[0].device):
             torch.autograd.backward(logits, grads)
             return
         list(self.pool.map(lambda lg: torch.autograd.backward(lg[0], lg[1]), zip(logits, grads)))

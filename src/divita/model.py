@@ -53,25 +53,12 @@ class ModelConfig:
 
 def masked_mean(h: torch.Tensor, mask: torch.Tensor, all_real: bool | None = None) -> torch.Tensor:
     """h: (B, S, H), mask: (B, S) bool -> (B, H) mean over the real clips."""
-    if all_real if all_real is not None else bool(mask.all()):
+    if all_real is None:
+        all_real = bool(mask.all())
+    if all_real:
         return h.mean(1)
     w = mask.to(h.dtype).unsqueeze(-1)
     return (h * w).sum(1) / w.sum(1).clamp_min(1.0)
-
-
-class MaskedBatchNorm1d(nn.BatchNorm1d):
-    """BatchNorm1d over the feature axis of (B, S, F) that uses (and normalises) only the real clips.
-
-    :class:`SnippetHead` does not call this forward: it fuses the normalisation into the projection that
-    follows (:func:`normalize_project`); this module holds the parameters and running statistics.
-    """
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        if bool(mask.all()):
-            return super().forward(x.reshape(-1, x.shape[-1])).reshape(x.shape)
-        out = torch.zeros(x.shape, dtype=torch.result_type(x, self.weight), device=x.device)
-        out[mask] = super().forward(x[mask]).to(out.dtype)
-        return out
 
 
 class _NormProject(torch.autograd.Function):
@@ -141,7 +128,11 @@ def normalize_project(norm: nn.BatchNorm1d, project: nn.Linear, x: torch.Tensor,
 
 
 _MASK_INT = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
-_MASK_NP = {1: np.int8, 2: np.int16, 4: np.int32, 8: np.int64}
+
+
+def _bits_from_bool(keep: np.ndarray, itemsize: int) -> torch.Tensor:
+    """numpy bool -> integer mask of ``itemsize`` bytes per entry: -1 (all bits set) where True, else 0."""
+    return torch.from_numpy(np.negative(keep.view(np.int8), dtype=np.dtype(f"i{itemsize}")))
 
 
 def _apply_bitmask(x: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
@@ -190,8 +181,7 @@ class FastDropout(nn.Module):
 
     def keep_bits(self, shape, itemsize: int) -> torch.Tensor:
         """(shape) integer mask, -1 (all bits set) = kept, 0 = dropped, of the given element size."""
-        keep = self.keep_mask(shape)
-        return torch.from_numpy(np.negative(keep.view(np.int8), dtype=_MASK_NP[itemsize]))
+        return _bits_from_bool(self.keep_mask(shape), itemsize)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.threshold == 0:
@@ -211,15 +201,11 @@ class _ReluDropout(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z, keep):
         z = z.contiguous()
-        zi = z.view(_MASK_INT[z.element_size()]).numpy()
-        if z.is_floating_point() and z.dtype != torch.float64 and z.element_size() in (2, 4):
-            # IEEE/bfloat16 bit patterns order like integers for positive values: z > 0 <=> bits > 0
-            positive = zi > 0
-        else:
-            positive = z.numpy() > 0
+        # a float's sign bit is its integer view's: z > 0 <=> bits > 0 (for every IEEE format and bfloat16)
+        positive = z.view(_MASK_INT[z.element_size()]).numpy() > 0
         if keep is not None:
             np.logical_and(positive, keep, out=positive)
-        bits = torch.from_numpy(np.negative(positive.view(np.int8), dtype=zi.dtype))
+        bits = _bits_from_bool(positive, z.element_size())
         ctx.save_for_backward(bits)
         return _apply_bitmask(z, bits)
 
@@ -315,7 +301,7 @@ class SnippetHead(nn.Module):
 
     def __init__(self, num_features: int, cfg: ModelConfig):
         super().__init__()
-        self.norm = MaskedBatchNorm1d(num_features)
+        self.norm = nn.BatchNorm1d(num_features)  # applied by normalize_project, over real clips only
         self.project = nn.Linear(num_features, cfg.hidden)
         self.aggregate = build_aggregator(cfg.aggregator, cfg.hidden, cfg.heads, cfg.ff_mult, cfg.dropout)
         self.classify = nn.Linear(cfg.hidden, cfg.num_classes)

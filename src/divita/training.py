@@ -61,7 +61,7 @@ class TrainConfig:
     heads: int = 4
     ff_mult: int = 6
     dropout: float = 0.25
-    threads: int | None = None  # torch intra-op threads; None = available cores (no loader workers are used)
+    threads: int | None = None  # CPU threads in all (one per late-fusion head, else torch intra-op); None = available cores
     accelerator: str = "auto"
     precision: str = "auto"  # "auto": bfloat16 compute where native (AMX/AVX512-BF16 CPUs, CUDA), else "32"; or "32", "bf16"
 
@@ -107,6 +107,11 @@ def cpu_has_native_bf16() -> bool:
     return any(getattr(cpu, f, lambda: False)() for f in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
 
 
+def uses_cuda(accelerator: str) -> bool:
+    """Whether Lightning's ``accelerator`` setting trains on a CUDA device here."""
+    return accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+
+
 def resolve_precision(precision: str, accelerator: str = "auto") -> tuple[str, torch.dtype]:
     """(Lightning precision, compute dtype of the model copy that runs forward/backward).
 
@@ -116,10 +121,9 @@ def resolve_precision(precision: str, accelerator: str = "auto") -> tuple[str, t
     """
     if precision not in ("auto", "32", "fp32", "32-true", "bf16", "bf16-mixed"):
         raise DivitaError(None, f"precision must be auto, 32 or bf16, got {precision!r}")
-    cuda = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
     if precision in ("32", "fp32", "32-true"):
         return "32-true", torch.float32
-    if cuda:
+    if uses_cuda(accelerator):
         if precision == "auto" and not torch.cuda.is_bf16_supported():
             return "16-mixed", torch.float32
         return "bf16-mixed", torch.float32
@@ -209,12 +213,9 @@ class EvalBatches:
         self._batches: list | None = None
 
     def __iter__(self):
-        if self._batches is not None:
-            return iter(self._batches)
-        if self.keep:
+        if self._batches is None and self.keep:
             self._batches = list(self.snippets.eval_batches(self.batch_size))
-            return iter(self._batches)
-        return self.snippets.eval_batches(self.batch_size)
+        return iter(self._batches) if self._batches is not None else self.snippets.eval_batches(self.batch_size)
 
     def __len__(self) -> int:
         return -(-self.snippets.num_eval_windows() // self.batch_size)
@@ -517,7 +518,7 @@ def train_model(cfg: TrainConfig, run_dir: str | Path, cache: FeatureCache | Non
         callbacks=[EarlyStopping(monitor="val_loss", mode="min", patience=cfg.stop_patience), tracker],
     )
     # late fusion on CPU runs one head per thread, each op in line: no intra-op threads on top of those
-    parallel_heads = module.runner.parallel(module.model, torch.device("cpu")) and cfg.accelerator in ("auto", "cpu") and not torch.cuda.is_available()
+    parallel_heads = module.runner.parallel(len(module.model.heads), torch.device("cuda" if uses_cuda(cfg.accelerator) else "cpu"))
     torch.set_num_threads(1 if parallel_heads else threads)
     switch = sys.getswitchinterval()
     if parallel_heads:  # a head thread back from a torch op gets the GIL sooner (default 5 ms)
