@@ -172,9 +172,9 @@ def serve_directory(root: str | os.PathLike, prefix: str = "/files") -> Iterator
 
 
 def md5_of(path: str | os.PathLike) -> str:
-    import hashlib
+    from divita.fileio import file_hexdigest
 
-    return hashlib.md5(Path(path).read_bytes()).hexdigest()
+    return file_hexdigest(path, "md5")
 
 
 def tar_gz_directory(src: str | os.PathLike, archive: str | os.PathLike, arcname: str | None = None) -> Path:

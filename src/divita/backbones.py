@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import http.client
 import importlib
 import importlib.metadata
@@ -50,6 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from divita.errors import DivitaError
+from divita.fileio import file_hexdigest
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -206,13 +206,6 @@ def get_spec(name: str) -> BackboneSpec:
 def _where(name: str) -> str:
     return f"backbone {name}"
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _strip_prefixes(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -456,7 +449,7 @@ def _resolve_weights(name: str, weights: str | Path | None) -> tuple[dict[str, t
         except importlib.metadata.PackageNotFoundError:
             version = "unknown"
         sd = lite0_keys_to_timm(read_checkpoint(file))
-        return sd, {"weights": f"package:{dist}=={version}", "weights_file": file.name, "weights_sha256": _sha256(file)}, None
+        return sd, {"weights": f"package:{dist}=={version}", "weights_file": file.name, "weights_sha256": file_hexdigest(file, "sha256")}, None
     if kind == "torchvision":
         w = _torchvision_weight(str(weights), name)
         return _download_torchvision(w, name), {"weights": f"torchvision:{w}", "weights_url": w.url}, w
@@ -470,7 +463,7 @@ def _resolve_weights(name: str, weights: str | Path | None) -> tuple[dict[str, t
     sd = read_checkpoint(path)
     if name == "efficientnet_lite0":
         sd = lite0_keys_to_timm(sd)
-    return sd, {"weights": str(path), "weights_sha256": _sha256(path)}, None
+    return sd, {"weights": str(path), "weights_sha256": file_hexdigest(path, "sha256")}, None
 
 
 def weights_status(name: str) -> str:

@@ -38,7 +38,7 @@ from typing import Callable, Iterable, Mapping
 
 from divita import __version__
 from divita.errors import DivitaError
-from divita.fileio import atomic_write_text
+from divita.fileio import atomic_write_text, file_hexdigest
 from divita.release import LABELS_FILE, RELEASE_FILES, ZENODO_BASE_URL, ReleaseFile
 
 MARKER_NAME = ".divita-verified.json"
@@ -174,13 +174,9 @@ def _write_marker(data_dir: Path, files: Mapping[str, dict]) -> None:
 
 
 def _file_md5(path: Path, desc: str | None = None, progress: bool = False) -> str:
-    h = hashlib.md5()
     size = path.stat().st_size
-    with open(path, "rb") as fh, _bar(size, 0, f"md5 {desc or path.name}", progress and size > 64 * CHUNK_SIZE) as bar:
-        while chunk := fh.read(CHUNK_SIZE):
-            h.update(chunk)
-            bar.update(len(chunk))
-    return h.hexdigest()
+    with _bar(size, 0, f"md5 {desc or path.name}", progress and size > 64 * CHUNK_SIZE) as bar:
+        return file_hexdigest(path, "md5", bar.update, CHUNK_SIZE)
 
 
 def _bar(total: int | None, initial: int, desc: str, enabled: bool):

@@ -11,7 +11,6 @@ some genres more clearly and the video stream others, so late fusion beats eithe
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tarfile
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from divita.data import LABEL_COLUMNS
+from divita.fileio import file_hexdigest
 from divita.genres import GENRES, NUM_GENRES
 
 # Approximate genre prevalences of Trailers12k (drama and comedy common, sci-fi and fantasy rare).
@@ -125,12 +125,6 @@ def make_release(data_dir: str | Path, spec: SyntheticSpec | None = None, progre
     return data_dir
 
 
-def md5sum(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def make_mirror(data_dir: str | Path, mirror_dir: str | Path) -> dict[str, str]:
@@ -140,10 +134,10 @@ def make_mirror(data_dir: str | Path, mirror_dir: str | Path) -> dict[str, str]:
     mirror_dir.mkdir(parents=True, exist_ok=True)
     sums = {}
     shutil.copy(data_dir / "mtgc.csv", mirror_dir / "mtgc.csv")
-    sums["mtgc.csv"] = md5sum(mirror_dir / "mtgc.csv")
+    sums["mtgc.csv"] = file_hexdigest(mirror_dir / "mtgc.csv")
     for store in sorted(p for p in data_dir.iterdir() if p.suffix == ".zarr"):
         name = f"{store.name}.tar.gz"
         with tarfile.open(mirror_dir / name, "w:gz") as tar:
             tar.add(store, arcname=store.name)
-        sums[name] = md5sum(mirror_dir / name)
+        sums[name] = file_hexdigest(mirror_dir / name)
     return sums
