@@ -267,6 +267,19 @@ def _save(fig, path: Path) -> Path:
     return atomic_write_bytes(path, lambda f: fig.savefig(f, format="png", dpi=DPI))
 
 
+def _png_saver(folder: Path, pngs: list[Path], log=None):
+    """``save(fig, name)``: write ``folder/name`` (atomically), record it in ``pngs``, log it; returns the path."""
+
+    def save(fig, name: str) -> Path:
+        p = _save(fig, folder / name)
+        pngs.append(p)
+        if log:
+            log(f"  {p}")
+        return p
+
+    return save
+
+
 def _text_color(value: float, vmax: float = 1.0) -> str:
     return "white" if np.isfinite(value) and value > 0.6 * vmax else "black"
 
@@ -519,13 +532,7 @@ def _run_sections(run: RunData, out: Path, sub: Path, md: list[str], level: str 
     pngs: list[Path] = []
     n = len(run.y_true)
     sel = LABELS.get(run.selection, run.selection)
-
-    def save(fig, name):
-        p = _save(fig, sub / name)
-        pngs.append(p)
-        if log:
-            log(f"  {p}")
-        return p
+    save = _png_saver(sub, pngs, log)
 
     md += [f"{level} Per-genre test AP", ""]
     p = save(fig_run_ap(run), "ap_per_genre.png")
@@ -704,13 +711,7 @@ def report_results(transfer: Path, out: Path, log=None) -> Path:
     tst, runs, select_by, grid = _read_results(transfer)
     paper = {n: TABLE6_BY_NAME[n].paper for n in tst.index if n in TABLE6_BY_NAME}
     pngs: list[Path] = []
-
-    def save(fig, name):
-        p = _save(fig, out / name)
-        pngs.append(p)
-        if log:
-            log(f"  {p}")
-        return p
+    save = _png_saver(out, pngs, log)
 
     md = [f"# divita report: results `{transfer}`", ""]
     splits = sorted({int(s) for s in tst["splits"]}) if "splits" in tst else []
