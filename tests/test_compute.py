@@ -23,7 +23,7 @@ def model(seed=0, dropout=0.25):
 
 def train_step(m: DIViTA, runner: HeadRunner, seed: int):
     xs, masks, y = batch(seed=seed)
-    torch.manual_seed(100 + seed)  # attention dropout draws from torch's global generator
+    torch.manual_seed(100 + seed)  # nothing may draw from torch's global generator: a threaded run would differ
     logits = runner.forward(m, xs, masks, grad=True)
     loss = fused_loss_backward(logits, y, runner)
     return loss, {n: p.grad.clone() for n, p in m.named_parameters()}

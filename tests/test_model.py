@@ -139,6 +139,34 @@ def test_fused_eval_path_equals_torchs_modules():
     torch.testing.assert_close(head(xs[0], masks[0]), head.classify((h * w).sum(1) / w.sum(1)), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_attention_dropout_drops_attention_weights_with_the_aggregators_own_masks(dtype):
+    import copy
+
+    from divita.model import TransformerAggregator
+
+    torch.manual_seed(0)
+    agg = TransformerAggregator(hidden=16, heads=4, ff_mult=2, dropout=0.25).to(dtype).train()
+    h = torch.randn(3, 7, 16).to(dtype)
+    padding = torch.zeros(3, 7, dtype=torch.bool)
+    padding[1, 4:] = True
+    rng = copy.deepcopy(agg.attention_dropout.rng)
+    state = torch.get_rng_state()
+    ours = agg._self_attention(h, padding)
+    assert torch.equal(torch.get_rng_state(), state)  # torch's global generator untouched: threads may run heads
+    agg.attention_dropout.rng = rng
+    keep = torch.from_numpy(agg.attention_dropout.keep_mask((3, 4, 7, 7)))
+    assert 0.65 < keep.float().mean() < 0.85
+    mha = agg.block.self_attn
+    weights = mha.eval()(h, h, h, key_padding_mask=padding, need_weights=True, average_attn_weights=False)[1]  # (B, heads, S, S)
+    v = nn.functional.linear(h, mha.in_proj_weight[32:], mha.in_proj_bias[32:]).view(3, 7, 4, 4).transpose(1, 2)
+    dropped = weights * keep.to(dtype) / 0.75
+    expected = mha.out_proj((dropped @ v).transpose(1, 2).reshape(3, 7, 16))
+    tol = {"atol": 1e-5, "rtol": 1e-5} if dtype == torch.float32 else {"atol": 3e-2, "rtol": 3e-2}
+    torch.testing.assert_close(ours, expected, **tol)
+    assert (weights[1, :, :, 4:] == 0).all()  # padded keys get no attention
+
+
 def test_relu_dropout_is_relu_then_dropout_with_the_scale_folded_into_the_next_layer():
     from divita.model import _ReluDropout
 

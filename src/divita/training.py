@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from divita.compute import ComputeCopy, HeadRunner, fused_loss_backward
+from divita.compute import ComputeCopy, HeadRunner, fused_loss_backward, retain_freed_memory
 from divita.data import SnippetSet, mean_over_snippets, read_labels
 from divita.errors import DivitaError
 from divita.fileio import atomic_write_bytes, atomic_write_text
@@ -189,14 +190,21 @@ def load_split(cfg: TrainConfig, cache: FeatureCache | None = None) -> tuple[dic
 
 
 class EpochBatches:
-    """A re-iterable epoch of training batches (a new random window per trailer each epoch)."""
+    """A re-iterable epoch of training batches (a new random window per trailer each epoch); the next
+    batch is gathered in a background thread while the current one trains (numpy's gather releases the
+    GIL, and it fills the moments a step leaves a core idle)."""
 
     def __init__(self, snippets: SnippetSet, batch_size: int, seed: int):
         self.snippets, self.batch_size = snippets, batch_size
         self.rng = np.random.default_rng(seed)
 
     def __iter__(self):
-        return self.snippets.train_batches(self.batch_size, self.rng)
+        batches = self.snippets.train_batches(self.batch_size, self.rng)
+        with ThreadPoolExecutor(1, thread_name_prefix="divita-gather") as pool:
+            ahead = pool.submit(next, batches, None)
+            while (batch := ahead.result()) is not None:
+                ahead = pool.submit(next, batches, None)
+                yield batch
 
     def __len__(self) -> int:
         return -(-len(self.snippets) // self.batch_size)
@@ -270,9 +278,10 @@ def _lightning_module_class():
             model = self.compute.model
             logits = self.runner.forward(model, batch.xs, batch.masks, grad=True)
             loss = fused_loss_backward(logits, batch.y, self.runner)
-            self.compute.grads_to_master()
-            opt.step()
-            self.compute.weights_from_master()
+            with self.runner.all_threads():  # fused AdamW and the weight copies use both cores
+                self.compute.grads_to_master()
+                opt.step()
+                self.compute.weights_from_master()
             self.epoch_train_losses.append(torch.stack([loss.float() * len(batch), torch.tensor(float(len(batch)))]))
             return loss
 
@@ -520,6 +529,7 @@ def train_model(cfg: TrainConfig, run_dir: str | Path, cache: FeatureCache | Non
     # late fusion on CPU runs one head per thread, each op in line: no intra-op threads on top of those
     parallel_heads = module.runner.parallel(len(module.model.heads), torch.device("cuda" if uses_cuda(cfg.accelerator) else "cpu"))
     torch.set_num_threads(1 if parallel_heads else threads)
+    retain_freed_memory()
     switch = sys.getswitchinterval()
     if parallel_heads:  # a head thread back from a torch op gets the GIL sooner (default 5 ms)
         sys.setswitchinterval(0.0005)
