@@ -119,3 +119,23 @@ def test_validation_windows_are_gathered_once_when_they_fit(tiny_release):
     assert all(a is not b for a, b in zip(again, list(streamed)))
     for a, b in zip(first, again):
         assert all(torch.equal(x, y) for x, y in zip(a.xs, b.xs)) and torch.equal(a.trailer, b.trailer)
+
+
+def test_prefetched_training_batches_are_the_batches_gathered_in_line(tiny_release):
+    import torch
+
+    from divita.training import EpochBatches, load_split
+
+    sets, _ = load_split(config(tiny_release))
+    ahead, in_line = EpochBatches(sets["trn"], 4, seed=3), EpochBatches(sets["trn"], 4, seed=3, prefetch=False)
+    for _ in range(2):  # two epochs: new windows each, the same in both
+        a, b = list(ahead), list(in_line)
+        assert len(a) == len(b) == len(ahead)
+        for x, y in zip(a, b):
+            assert torch.equal(x.trailer, y.trailer) and all(torch.equal(u, v) for u, v in zip(x.xs, y.xs))
+    partial = iter(ahead)
+    next(partial)
+    partial.close()  # a consumer that stops early leaves no thread behind
+    import threading
+
+    assert not any(t.name.startswith("divita-gather") and t.is_alive() for t in threading.enumerate())

@@ -16,7 +16,9 @@ The modules are torch's (BatchNorm1d, Linear, TransformerEncoderLayer with its M
 what runs is arranged for CPU speed, with tests that it equals the modules' own forward and gradients:
 BatchNorm is folded into the projection (one matmul forward, one backward, no normalised copy of the
 inputs), and in training the encoder layer's steps run from its submodules so that dropout is a bitwise
-AND with masks from per-module generators and the feed-forward's relu and dropout are one pass.
+AND with masks from per-module generators, the feed-forward's relu and dropout are one pass, and
+attention (the MultiheadAttention's parameters through torch's scaled-dot-product attention kernel)
+drops its weights with a mask from its own generator too.
 """
 
 from __future__ import annotations

@@ -191,15 +191,18 @@ def load_split(cfg: TrainConfig, cache: FeatureCache | None = None) -> tuple[dic
 
 class EpochBatches:
     """A re-iterable epoch of training batches (a new random window per trailer each epoch); the next
-    batch is gathered in a background thread while the current one trains (numpy's gather releases the
-    GIL, and it fills the moments a step leaves a core idle)."""
+    batch is gathered in a background thread while the current one trains when ``prefetch`` (numpy's
+    gather releases the GIL, and it fills the moments a step leaves a core idle)."""
 
-    def __init__(self, snippets: SnippetSet, batch_size: int, seed: int):
-        self.snippets, self.batch_size = snippets, batch_size
+    def __init__(self, snippets: SnippetSet, batch_size: int, seed: int, prefetch: bool = True):
+        self.snippets, self.batch_size, self.prefetch = snippets, batch_size, prefetch
         self.rng = np.random.default_rng(seed)
 
     def __iter__(self):
         batches = self.snippets.train_batches(self.batch_size, self.rng)
+        if not self.prefetch:
+            yield from batches
+            return
         with ThreadPoolExecutor(1, thread_name_prefix="divita-gather") as pool:
             ahead = pool.submit(next, batches, None)
             while (batch := ahead.result()) is not None:
@@ -536,7 +539,7 @@ def train_model(cfg: TrainConfig, run_dir: str | Path, cache: FeatureCache | Non
     try:
         trainer.fit(
             module,
-            train_dataloaders=EpochBatches(sets["trn"], cfg.batch_size, cfg.seed),
+            train_dataloaders=EpochBatches(sets["trn"], cfg.batch_size, cfg.seed, prefetch=threads > 1),
             val_dataloaders=EvalBatches(sets["val"], cfg.eval_batch_size),
         )
     finally:
