@@ -37,7 +37,7 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 def retain_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 1 << 30) -> bool:
     """Make glibc's malloc keep freed blocks below ``mmap_threshold`` bytes for reuse (instead of unmapping
     them) and keep up to ``trim_threshold`` bytes of free heap. With the defaults a CPU training step of
-    one head took ~850 page faults and ~1.4 ms of kernel time; with these ~150 and ~0.3 ms. Larger blocks
+    one head took ~800 page faults and ~1 ms of kernel time; with these ~1 and next to none. Larger blocks
     (feature tables) are still returned when freed. Process-wide; False where the C library is not glibc."""
     name = ctypes.util.find_library("c")
     try:
