@@ -39,13 +39,9 @@ def retain_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 1 
     them) and keep up to ``trim_threshold`` bytes of free heap. With the defaults a CPU training step of
     one head took ~800 page faults and ~1 ms of kernel time; with these ~1 and next to none. Larger blocks
     (feature tables) are still returned when freed. Process-wide; False where the C library is not glibc."""
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name) if name else None
-        mallopt = libc.mallopt if libc is not None else None
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
     except (OSError, AttributeError):
-        return False
-    if mallopt is None:
         return False
     return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))
 
