@@ -27,6 +27,19 @@ LABEL_COLUMNS = ("mid", *GENRES, *SPLIT_COLUMNS)
 SUBSETS = {"trn": 0, "val": 1, "tst": 2}
 
 
+def read_labels_csv(path: Path, not_found: str):
+    """A labels CSV as a pandas DataFrame, ``mid`` kept as text; a DivitaError naming the file when it
+    is missing (with the message ``not_found``) or is not a readable CSV. Columns are not checked."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise DivitaError(path, not_found)
+    try:
+        return pd.read_csv(path, dtype={"mid": str})
+    except Exception as e:
+        raise DivitaError(path, f"not a readable CSV ({e})") from None
+
+
 def read_labels(path: str | Path):
     """Read and validate an mtgc.csv: ``mid``, the 10 genre columns (0/1), ``split0..2`` (0/1/2).
 
@@ -35,12 +48,7 @@ def read_labels(path: str | Path):
     import pandas as pd
 
     path = Path(path)
-    if not path.is_file():
-        raise DivitaError(path, "labels file not found (`divita download` fetches mtgc.csv)")
-    try:
-        df = pd.read_csv(path, dtype={"mid": str})
-    except Exception as e:
-        raise DivitaError(path, f"not a readable CSV ({e})") from None
+    df = read_labels_csv(path, "labels file not found (`divita download` fetches mtgc.csv)")
     cols = list(df.columns)
     missing = [c for c in LABEL_COLUMNS if c not in cols]
     extra = [c for c in cols if c not in LABEL_COLUMNS]

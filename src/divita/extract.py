@@ -553,18 +553,13 @@ def write_labels(labels_csv: str | os.PathLike, out: Path, stores: dict[str, str
     keeping the trailers present in every store; splits are generated when the CSV has none."""
     import pandas as pd
 
-    from divita.data import LABEL_COLUMNS, SPLIT_COLUMNS
+    from divita.data import LABEL_COLUMNS, SPLIT_COLUMNS, read_labels_csv
     from divita.genres import GENRES
     from divita.store import committed_ids
 
     log = log or (lambda s: print(s, file=sys.stderr))
     src = Path(labels_csv)
-    if not src.is_file():
-        raise DivitaError(src, "labels file not found")
-    try:
-        df = pd.read_csv(src, dtype={"mid": str})
-    except Exception as e:
-        raise DivitaError(src, f"not a readable CSV ({e})") from None
+    df = read_labels_csv(src, "labels file not found")
     missing = [c for c in ("mid", *GENRES) if c not in df.columns]
     if missing:
         raise DivitaError(src, f"missing column(s) {', '.join(missing)} (needs mid and the 10 genre columns: {', '.join(GENRES)})")
