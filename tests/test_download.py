@@ -233,6 +233,31 @@ def test_killed_process_then_rerun_resumes(tmp_path, mirror, release):
     assert _leftovers(d) == []
 
 
+def test_a_second_download_into_the_same_directory_fails_at_once_naming_the_first(tmp_path, mirror, release, capsys):
+    """Two downloads would append to the same .part file: while one holds DIR's lock another fails at once, in
+    one line naming the holder; the lock goes with the holder's process, even a killed one."""
+    d = tmp_path / "data"
+    d.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from divita.download import _download_lock\n"
+         "with _download_lock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(60)", str(d)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        argv = ["download", "--data-dir", str(d), "--base-url", mirror.url, "--checksums", str(release["sums_file"]),
+                "--only", MTGC, "--no-progress"]  # fmt: skip
+        assert main(argv) == 2
+        out, err = capsys.readouterr()
+        assert err.count("\n") == 1 and f"another `divita download` (pid {holder.pid})" in err and str(d) in err
+        assert mirror.gets(MTGC) == [] and not (d / MTGC).exists()
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+    assert main(argv) == 0  # the kernel dropped the killed holder's lock
+    assert (d / MTGC).read_bytes() == (release["root"] / MTGC).read_bytes()
+
+
 def test_resume_survives_a_redirect(tmp_path, mirror, release):
     """Zenodo answers /record/... with a redirect; the Range header must follow it."""
     d = tmp_path / "data"

@@ -34,6 +34,32 @@ MIDS = ["m0", "m1", "m2", "m3"]
 COMMON = dict(weights="random", precision="float32", detector="content", batch_size=2, progress=False, log=lambda m: None)
 
 
+def _closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens at."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_address_nobody_answers_at_is_a_one_line_error_within_seconds(clips_dir, tiny_release, tmp_path, capsys):
+    # first in this file: no Ray session exists yet (ray.init would otherwise retry for minutes)
+    assert not ray.is_initialized()
+    address = f"127.0.0.1:{_closed_port()}"
+    t = time.monotonic()
+    code = main(["extract", str(clips_dir), "--backbone", BACKBONE, "--weights", "random", "--out", str(tmp_path / "o"),
+                 "--ray", address, "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and address in err[0] and "cannot reach a Ray cluster" in err[0], err
+    code = main(["reproduce", "--data-dir", str(tiny_release), "--out", str(tmp_path / "r"), "--rows", "ShuffleNet-2D",
+                 "--ray", f"ray://{address}", "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and f"ray://{address}" in err[0] and "connection refused" in err[0], err
+    assert time.monotonic() - t < 60 and not ray.is_initialized()
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.fixture(scope="module")
 def ray_session():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=200 * 1024 * 1024)

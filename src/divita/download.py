@@ -12,7 +12,9 @@ directory, and is safe to kill and rerun at any point:
   explicit check that every member (and every link target) stays inside it, and only a complete store is
   renamed to ``DIR/<stem>.zarr``; the archive is then deleted unless ``keep_archives`` (the release is ~40 GB);
 * ``DIR/.divita-verified.json`` records what was verified (md5, size, extracted store), written
-  atomically, so reruns skip finished files without re-hashing multi-GB archives.
+  atomically, so reruns skip finished files without re-hashing multi-GB archives;
+* one download at a time per directory: ``DIR/.divita-download.lock`` is held (``flock``, released by the
+  kernel when the process ends, however it ends); a second one fails at once, naming the holder's pid.
 
 :func:`require_data` is what training code calls to fail early, in one line, when the data is missing.
 """
@@ -32,6 +34,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
@@ -42,6 +45,7 @@ from divita.fileio import atomic_write_text, file_hexdigest
 from divita.release import LABELS_FILE, RELEASE_FILES, ZENODO_BASE_URL, ReleaseFile
 
 MARKER_NAME = ".divita-verified.json"
+LOCK_NAME = ".divita-download.lock"
 CHUNK_SIZE = 1 << 20
 _TMP_PREFIX = ".divita-tmp-"
 _OLD_PREFIX = ".divita-old-"
@@ -451,6 +455,31 @@ def _extract(archive: Path, data_dir: Path, f: ReleaseFile, log: Callable[[str],
 # ------------------------------------------------------------------------------------------------ API
 
 
+@contextmanager
+def _download_lock(data_dir: Path):
+    """Hold ``DIR/.divita-download.lock`` (an exclusive flock) for the duration; DivitaError if another process
+    holds it (two downloads would append to the same ``.part`` files). No-op where flock does not exist."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    path = data_dir / LOCK_NAME
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "?"
+            raise DivitaError(data_dir, f"another `divita download` (pid {holder}) is writing into this directory; "
+                                        f"wait for it to finish (lock: {LOCK_NAME})") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        yield
+
+
 def fetch_release(
     data_dir: str | os.PathLike,
     only: Iterable[str] | None = None,
@@ -480,6 +509,13 @@ def fetch_release(
     except OSError as e:
         raise DivitaError(d, f"cannot create data directory: {e.strerror or e}") from None
 
+    with _download_lock(d):
+        return _fetch_locked(d, files, expected, base_url, progress, timeout, retries, keep_archives, backoff, log)
+
+
+def _fetch_locked(d: Path, files: list[ReleaseFile], expected: Mapping[str, str], base_url: str, progress: bool,
+                  timeout: float, retries: int, keep_archives: bool, backoff: float,
+                  log: Callable[[str], None]) -> list[DownloadResult]:
     marker = _read_marker(d)
     results: list[DownloadResult] = []
     for f in files:

@@ -40,6 +40,7 @@ import csv
 import io
 import json
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -59,6 +60,7 @@ INSTALL_HINT = "Ray is not installed: pip install 'divita[ray]'"
 CLIPS_NOTE = "shots cut into fpc-frame clips that never cross a cut (see divita.clips)"  # as divita.extract writes
 ACTOR_RESTARTS = 3  # per encoder actor
 TASK_RETRIES = 3  # Ray-level retries of prepare/train tasks and of actor calls after a restart
+CONNECT_TIMEOUT_S = 5.0  # a cluster address must accept a TCP connection this fast (ray.init itself retries for minutes)
 VIDEO_RETRIES = 2  # driver-level resubmissions of a video whose pipeline failed for a Ray reason
 CHUNK_WINDOW = 4  # unanswered chunks per video (bounds the object store held by one video)
 
@@ -94,11 +96,27 @@ def connect(address: str | None = None, num_cpus: int | None = None, num_gpus: i
                   object_store_memory=object_store_memory)
     else:
         kw["address"] = address
+        check_reachable(address)
     try:
         ray.init(**kw)
     except ConnectionError as e:
         raise DivitaError(address, f"cannot reach a Ray cluster ({e}); start one with `ray start --head`") from None
     return True
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Raise DivitaError unless ``address`` ("HOST:PORT" or "ray://HOST:PORT") accepts a TCP connection within
+    ``timeout`` seconds; given an address nobody answers at, ``ray.init`` retries for minutes before failing.
+    "auto" and addresses without a port are left to Ray (it fails fast on those)."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        reason = "timed out" if isinstance(e, TimeoutError) else (e.strerror or str(e)).lower()
+        raise DivitaError(address, f"cannot reach a Ray cluster there ({reason}); start one with `ray start --head` "
+                                   "or give the address it printed") from None
 
 
 def disconnect(started: bool) -> None:
@@ -706,12 +724,12 @@ def extract_ray(
     videos = find_videos(inputs)
     if not videos:
         raise DivitaError(None, "no video files found in the inputs")
-    output.prepare()
 
     t_start = time.perf_counter()
-    started = connect(address)
+    started = connect(address)  # first: an unreachable cluster leaves nothing behind
     pool = None
     try:
+        output.prepare()
         cluster = ray.cluster_resources()
         gpus = float(cluster.get("GPU", 0))
         if encoder_gpus is None:
