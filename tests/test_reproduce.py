@@ -90,6 +90,15 @@ def test_cli_bad_inputs_are_one_line_errors_without_traceback(tiny_release, tmp_
     assert len(err) == 1 and "data directory not found" in err[0] and "divita download" in err[0]
 
 
+def test_train_cli_prints_no_lightning_banners(tiny_release, tmp_path):
+    # importing lightning sets its loggers to INFO: "GPU available", "TPU available", tips, "`Trainer.fit` stopped"
+    r = run_cli("train", "--data-dir", str(tiny_release), "--ix", IMAGE_STORE, "--vx", "none", "--split", "0",
+                "--out", str(tmp_path / "run"), "--max-epochs", "2", "--threads", "1", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip() == "", r.stderr
+    assert (tmp_path / "run" / "metrics.csv").is_file()
+
+
 @pytest.mark.parametrize("case", ["missing_labels", "bad_columns", "missing_mid", "bad_num_features", "nan", "empty_split"])
 def test_train_cli_bad_inputs(tiny_release, tmp_path, capsys, case):
     import shutil
