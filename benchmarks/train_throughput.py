@@ -2,10 +2,12 @@
 
 2,000 trailers with 40-150 clips each, 1024-d image and 1024-d video features (zarr format 2, like the
 release). Prints training snippets/s, seconds per epoch (train + validation) and peak memory, for
-torch thread counts and precisions. The reference is the authors' code on such data on 2 cores: about
-6 s per epoch at best (285 training snippets/s); the target is <= 0.6 s per epoch.
+torch thread counts and precisions, then the model's compute floor per precision (each head's forward and
+backward alone on one core: what an epoch would take on 2 cores with perfect parallelism and nothing
+else). The reference is the authors' code on such data on 2 cores: about 6 s per epoch at best (285
+training snippets/s); the target is <= 0.6 s per epoch.
 
-    python benchmarks/train_throughput.py [--epochs 6] [--threads 1 2] [--precision auto 32]
+    python benchmarks/train_throughput.py [--epochs 6] [--threads 1 2] [--precision auto 32] [--no-floor]
 """
 
 from __future__ import annotations
@@ -60,17 +62,74 @@ def one_run(data_dir: str, threads: int, precision: str, epochs: int) -> dict:
     }
 
 
+def compute_floor(data_dir: str, precision: str, repeats: int = 3) -> dict:
+    """The model's own compute per epoch, each head alone on one core: forward + backward over one epoch's
+    training batches (no optimizer, no data loading, no framework) and the forward over the validation
+    windows; min over ``repeats``. With the two heads split perfectly over two cores and everything else
+    free, an epoch takes ``max(train) + max(val)``: no schedule of these kernels on 2 cores beats that."""
+    import numpy as np
+    import torch
+
+    from divita.compute import ComputeCopy, retain_freed_memory
+    from divita.model import DIViTA, ModelConfig
+    from divita.training import FeatureCache, TrainConfig, load_split, resolve_precision
+
+    torch.set_num_threads(1)
+    retain_freed_memory()
+    cfg = TrainConfig(data_dir=data_dir, ix="trailers_i_shufflenet_fpc24.zarr", vx="trailers_k_shufflenet_fps24_fpc24.zarr",
+                      split=0, precision=precision)
+    sets, feats = load_split(cfg, FeatureCache(progress=False))
+    torch.manual_seed(cfg.seed)
+    master = DIViTA(ModelConfig([feats[m]["num_features"] for m in cfg.stores], list(cfg.stores)))
+    model = ComputeCopy(master, resolve_precision(precision, "cpu")[1]).model
+    train = list(sets["trn"].train_batches(cfg.batch_size, np.random.default_rng(cfg.seed)))
+    val = list(sets["val"].eval_batches(cfg.eval_batch_size))
+    dtype = next(iter(model.heads.values())).project.weight.dtype
+
+    def train_epoch(head, i):
+        head.train()
+        for b in train:
+            head(b.xs[i].to(dtype), b.masks[i]).float().sum().backward()
+            for p in head.parameters():
+                p.grad = None
+
+    @torch.inference_mode()
+    def val_epoch(head, i):
+        head.eval()
+        for b in val:
+            head(b.xs[i].to(dtype), b.masks[i])
+
+    out = {}
+    for what, run in (("train", train_epoch), ("val", val_epoch)):
+        for i, head in enumerate(model.heads.values()):
+            run(head, i)  # warm-up
+            times = []
+            for _ in range(repeats):
+                t = time.perf_counter()
+                run(head, i)
+                times.append(time.perf_counter() - t)
+            out[f"{what}_head{i}_s"] = min(times)
+    out["floor_s"] = max(out["train_head0_s"], out["train_head1_s"]) + max(out["val_head0_s"], out["val_head1_s"])
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--precision", nargs="+", default=["auto", "32"])
     ap.add_argument("--data-dir", help="reuse a generated dataset (default: a temporary one)")
+    ap.add_argument("--no-floor", action="store_true", help="skip measuring the model's compute floor")
     ap.add_argument("--_one", help=argparse.SUPPRESS)
+    ap.add_argument("--_floor", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._one:  # child process: one configuration, so peak memory and threads are its own
         d, th, prec = args._one.split(",")
         print(json.dumps(one_run(d, int(th), prec, args.epochs)))
+        return
+    if args._floor:
+        d, prec = args._floor.split(",")
+        print(json.dumps(compute_floor(d, prec)))
         return
 
     from divita.synthetic import SyntheticSpec, make_release
@@ -95,6 +154,14 @@ def main() -> None:
             print(f"{th:>7} {prec:>9} {r['snippets_per_s']:>10.0f} {r['train_s']:>8.3f} {r['val_s']:>6.3f} {r['epoch_s']:>8.3f} {r['load_s']:>7.1f} {r['peak_rss_gb']:>8.2f}")
     print(f"({r['train_trailers']} training snippets and {r['val_windows']} validation windows per epoch; "
           "reference: the authors' code ~6 s/epoch, 285 snippets/s; target <= 0.6 s/epoch)")
+    if not args.no_floor:
+        for prec in args.precision:
+            out = subprocess.run([sys.executable, __file__, "--_floor", f"{data_dir},{prec}"],
+                                 capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+            f = json.loads(out)
+            print(f"model compute floor, precision {prec}: one head alone on one core, per epoch: training forward+backward "
+                  f"{f['train_head0_s']:.3f} / {f['train_head1_s']:.3f} s, validation {f['val_head0_s']:.3f} / {f['val_head1_s']:.3f} s "
+                  f"-> at least {f['floor_s']:.3f} s/epoch on 2 cores even with perfect parallelism and nothing else")
     if tmp:
         tmp.cleanup()
 
