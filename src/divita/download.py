@@ -510,68 +510,62 @@ def fetch_release(
         raise DivitaError(d, f"cannot create data directory: {e.strerror or e}") from None
 
     with _download_lock(d):
-        return _fetch_locked(d, files, expected, base_url, progress, timeout, retries, keep_archives, backoff, log)
+        marker = _read_marker(d)
+        results: list[DownloadResult] = []
+        for f in files:
+            md5 = expected[f.name]
+            rec = marker.get(f.name, {})
+            rec_ok = rec.get("md5") == md5
+            final = d / f.name
+            res = DownloadResult(f.name, _target(d, f))
 
-
-def _fetch_locked(d: Path, files: list[ReleaseFile], expected: Mapping[str, str], base_url: str, progress: bool,
-                  timeout: float, retries: int, keep_archives: bool, backoff: float,
-                  log: Callable[[str], None]) -> list[DownloadResult]:
-    marker = _read_marker(d)
-    results: list[DownloadResult] = []
-    for f in files:
-        md5 = expected[f.name]
-        rec = marker.get(f.name, {})
-        rec_ok = rec.get("md5") == md5
-        final = d / f.name
-        res = DownloadResult(f.name, _target(d, f))
-
-        if f.is_archive:
-            store = _target(d, f)
-            if rec_ok and rec.get("extracted_to") == f.extracts_to and store.is_dir():
-                res.skipped, res.nbytes = True, int(rec.get("size", 0))
-                if final.exists() and not keep_archives:
-                    final.unlink()  # killed after the marker update, before the archive was deleted
-                res.archive_kept = final.exists()
+            if f.is_archive:
+                store = _target(d, f)
+                if rec_ok and rec.get("extracted_to") == f.extracts_to and store.is_dir():
+                    res.skipped, res.nbytes = True, int(rec.get("size", 0))
+                    if final.exists() and not keep_archives:
+                        final.unlink()  # killed after the marker update, before the archive was deleted
+                    res.archive_kept = final.exists()
+                    results.append(res)
+                    continue
+            elif rec_ok and final.is_file() and final.stat().st_size == rec.get("size"):
+                res.skipped, res.nbytes = True, final.stat().st_size
                 results.append(res)
                 continue
-        elif rec_ok and final.is_file() and final.stat().st_size == rec.get("size"):
-            res.skipped, res.nbytes = True, final.stat().st_size
-            results.append(res)
-            continue
 
-        # Need a verified copy of the file itself.
-        have_verified = False
-        if final.is_file():
-            if rec_ok and final.stat().st_size == rec.get("size"):
-                have_verified = True  # verified by an earlier run, killed before extraction finished
-            else:
-                log(f"{f.name}: checking md5 of the existing file")
-                if _file_md5(final, f.name, progress) == md5:
-                    have_verified = True
+            # Need a verified copy of the file itself.
+            have_verified = False
+            if final.is_file():
+                if rec_ok and final.stat().st_size == rec.get("size"):
+                    have_verified = True  # verified by an earlier run, killed before extraction finished
                 else:
-                    log(f"{f.name}: existing file has the wrong md5; downloading it again")
-                    final.unlink()
-        if not have_verified:
-            if marker.pop(f.name, None) is not None:
-                _write_marker(d, marker)  # the old record does not describe what we are about to fetch
-            _, res.resumed = _download_verified(
-                _file_url(base_url, f.name), d, f, md5, progress, timeout, retries, backoff, log
-            )
-            res.downloaded = True
-        res.nbytes = final.stat().st_size
-        marker[f.name] = {"md5": md5, "size": res.nbytes, "extracted_to": None}
-        _write_marker(d, marker)
-
-        if f.is_archive:
-            _extract(final, d, f, log)
-            res.extracted = True
-            marker[f.name] = {"md5": md5, "size": res.nbytes, "extracted_to": f.extracts_to}
+                    log(f"{f.name}: checking md5 of the existing file")
+                    if _file_md5(final, f.name, progress) == md5:
+                        have_verified = True
+                    else:
+                        log(f"{f.name}: existing file has the wrong md5; downloading it again")
+                        final.unlink()
+            if not have_verified:
+                if marker.pop(f.name, None) is not None:
+                    _write_marker(d, marker)  # the old record does not describe what we are about to fetch
+                _, res.resumed = _download_verified(
+                    _file_url(base_url, f.name), d, f, md5, progress, timeout, retries, backoff, log
+                )
+                res.downloaded = True
+            res.nbytes = final.stat().st_size
+            marker[f.name] = {"md5": md5, "size": res.nbytes, "extracted_to": None}
             _write_marker(d, marker)
-            if not keep_archives:
-                final.unlink()
-            res.archive_kept = keep_archives
-        results.append(res)
-    return results
+
+            if f.is_archive:
+                _extract(final, d, f, log)
+                res.extracted = True
+                marker[f.name] = {"md5": md5, "size": res.nbytes, "extracted_to": f.extracts_to}
+                _write_marker(d, marker)
+                if not keep_archives:
+                    final.unlink()
+                res.archive_kept = keep_archives
+            results.append(res)
+        return results
 
 
 def download_release(
