@@ -90,8 +90,7 @@ def connect(address: str | None = None, num_cpus: int | None = None, num_gpus: i
 
     kw: dict[str, Any] = {"log_to_driver": not quiet or bool(os.environ.get("DIVITA_DEBUG")),
                           "logging_level": logging.WARNING if quiet else logging.INFO}
-    local = address in (None, "", "local")
-    if local:
+    if _is_local_address(address):
         kw.update(address="local", include_dashboard=False, num_cpus=num_cpus, num_gpus=num_gpus,
                   object_store_memory=object_store_memory)
     else:
