@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # inherited by the per-configuration child processes
+STORES = dict(ix="trailers_i_shufflenet_fpc24.zarr", vx="trailers_k_shufflenet_fps24_fpc24.zarr")  # late fusion
 
 
 def one_run(data_dir: str, threads: int, precision: str, epochs: int) -> dict:
@@ -30,15 +31,7 @@ def one_run(data_dir: str, threads: int, precision: str, epochs: int) -> dict:
     from divita.training import FeatureCache, TrainConfig, load_split, train_model
 
     quiet_lightning()
-    cfg = TrainConfig(
-        data_dir=data_dir,
-        ix="trailers_i_shufflenet_fpc24.zarr",
-        vx="trailers_k_shufflenet_fps24_fpc24.zarr",
-        split=0,
-        max_epochs=epochs,
-        threads=threads,
-        precision=precision,
-    )
+    cfg = TrainConfig(data_dir=data_dir, **STORES, split=0, max_epochs=epochs, threads=threads, precision=precision)
     cache = FeatureCache(progress=False)
     t = time.perf_counter()
     sets, _ = load_split(cfg, cache)
@@ -76,8 +69,7 @@ def compute_floor(data_dir: str, precision: str, repeats: int = 3) -> dict:
 
     torch.set_num_threads(1)
     retain_freed_memory()
-    cfg = TrainConfig(data_dir=data_dir, ix="trailers_i_shufflenet_fpc24.zarr", vx="trailers_k_shufflenet_fps24_fpc24.zarr",
-                      split=0, precision=precision)
+    cfg = TrainConfig(data_dir=data_dir, **STORES, split=0, precision=precision)
     sets, feats = load_split(cfg, FeatureCache(progress=False))
     torch.manual_seed(cfg.seed)
     master = DIViTA(ModelConfig([feats[m]["num_features"] for m in cfg.stores], list(cfg.stores)))
@@ -113,6 +105,12 @@ def compute_floor(data_dir: str, precision: str, repeats: int = 3) -> dict:
     return out
 
 
+def in_child(*args: str) -> dict:
+    """Run this script with ``args`` in a fresh process (its own threads and peak memory); its last stdout line, as JSON."""
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--epochs", type=int, default=6)
@@ -146,19 +144,13 @@ def main() -> None:
     print(f"{'threads':>7} {'precision':>9} {'snippets/s':>10} {'train s':>8} {'val s':>6} {'epoch s':>8} {'load s':>7} {'peak GB':>8}")
     for prec in args.precision:
         for th in args.threads:
-            out = subprocess.run(
-                [sys.executable, __file__, "--epochs", str(args.epochs), "--_one", f"{data_dir},{th},{prec}"],
-                capture_output=True, text=True, check=True,
-            ).stdout.strip().splitlines()[-1]
-            r = json.loads(out)
+            r = in_child("--epochs", str(args.epochs), "--_one", f"{data_dir},{th},{prec}")
             print(f"{th:>7} {prec:>9} {r['snippets_per_s']:>10.0f} {r['train_s']:>8.3f} {r['val_s']:>6.3f} {r['epoch_s']:>8.3f} {r['load_s']:>7.1f} {r['peak_rss_gb']:>8.2f}")
     print(f"({r['train_trailers']} training snippets and {r['val_windows']} validation windows per epoch; "
           "reference: the authors' code ~6 s/epoch, 285 snippets/s; target <= 0.6 s/epoch)")
     if not args.no_floor:
         for prec in args.precision:
-            out = subprocess.run([sys.executable, __file__, "--_floor", f"{data_dir},{prec}"],
-                                 capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-            f = json.loads(out)
+            f = in_child("--_floor", f"{data_dir},{prec}")
             print(f"model compute floor, precision {prec}: one head alone on one core, per epoch: training forward+backward "
                   f"{f['train_head0_s']:.3f} / {f['train_head1_s']:.3f} s, validation {f['val_head0_s']:.3f} / {f['val_head1_s']:.3f} s "
                   f"-> at least {f['floor_s']:.3f} s/epoch on 2 cores even with perfect parallelism and nothing else")
