@@ -63,6 +63,8 @@ def stock_head(num_features: int, cfg):
     Unlike divita's head, BatchNorm's statistics include padded clips (the benchmark's training windows have none)."""
     from torch import nn
 
+    from divita.model import masked_mean
+
     class StockHead(nn.Module):
         def __init__(self):
             super().__init__()
@@ -73,9 +75,7 @@ def stock_head(num_features: int, cfg):
         def forward(self, x, mask):  # mask (B, S) bool, True = real clip
             b, s, f = x.shape
             h = self.project(self.norm(x.reshape(b * s, f)).view(b, s, f))
-            h = self.block(h, src_key_padding_mask=~mask)
-            w = mask.unsqueeze(-1).to(h.dtype)
-            return self.classify((h * w).sum(1) / w.sum(1))
+            return self.classify(masked_mean(self.block(h, src_key_padding_mask=~mask), mask))
 
     return StockHead()
 
@@ -100,10 +100,10 @@ def compute_floor(data_dir: str, precision: str, repeats: int = 3) -> dict:
     sets, feats = load_split(cfg, FeatureCache(progress=False))
     torch.manual_seed(cfg.seed)
     master = DIViTA(ModelConfig([feats[m]["num_features"] for m in cfg.stores], list(cfg.stores)))
-    model = ComputeCopy(master, resolve_precision(precision, "cpu")[1]).model
+    dtype = resolve_precision(precision, "cpu")[1]
+    model = ComputeCopy(master, dtype).model
     train = list(sets["trn"].train_batches(cfg.batch_size, np.random.default_rng(cfg.seed)))
     val = list(sets["val"].eval_batches(cfg.eval_batch_size))
-    dtype = next(iter(model.heads.values())).project.weight.dtype
 
     def train_epoch(head, i):
         head.train()
@@ -133,7 +133,7 @@ def compute_floor(data_dir: str, precision: str, repeats: int = 3) -> dict:
             out[f"{what}_head{i}_s"] = best_time(run, head, i)
     out["floor_s"] = max(out["train_head0_s"], out["train_head1_s"]) + max(out["val_head0_s"], out["val_head1_s"])
     out["train_steps"] = len(train)
-    stock = stock_head(feats[next(iter(cfg.stores))]["num_features"], master.cfg).to(dtype)
+    stock = stock_head(master.cfg.num_features[0], master.cfg).to(dtype)
     out["train_stock_s"] = best_time(train_epoch, stock, 0)
     return out
 
