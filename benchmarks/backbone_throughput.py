@@ -34,6 +34,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from divita import backbones as B  # noqa: E402
+from divita.hardware import cpu_has_native_bf16  # noqa: E402
 
 CLIP_T = 24
 
@@ -92,7 +93,7 @@ def main() -> int:
     frames = real_frames()
     print(
         f"# torch {torch.__version__}, {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-        f"CPU bf16: {B._cpu_has_bf16()}; frames: {'bigbuckbunny.mp4' if frames is not None else 'synthetic'}; "
+        f"CPU bf16: {cpu_has_native_bf16()}; frames: {'bigbuckbunny.mp4' if frames is not None else 'synthetic'}; "
         f"best of >= {args.reps} batches / {args.min_time:g} s; load average {os.getloadavg()[0]:.2f} "
         "(other processes on these cores slow small-op networks far more than their share)"
     )

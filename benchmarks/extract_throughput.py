@@ -73,7 +73,7 @@ def main(argv=None) -> int:
 
     from divita.backbones import load_encoder
     from divita.clips import clip_frame_indices, partition_shots
-    from divita.extract import extract
+    from divita.features.extract import extract
     from divita.shots import TRANSNET_SIZE, FastTransNetV2, predictions_to_shots
     from divita.video import OutputSize, VideoDecoder
 

@@ -65,7 +65,7 @@ def measure(ckpt: Path, video: Path, device: str, repeat: int) -> dict:
     import torch
 
     from divita.clips import clip_frame_indices, partition_shots
-    from divita.predict import GenreClassifier
+    from divita.inference.predict import GenreClassifier
     from divita.shots import TRANSNET_SIZE, detect
     from divita.video import OutputSize, VideoDecoder
 

@@ -29,7 +29,7 @@ STORES = dict(ix="trailers_i_shufflenet_fpc24.zarr", vx="trailers_k_shufflenet_f
 
 
 def one_run(data_dir: str, threads: int, precision: str, epochs: int) -> dict:
-    from divita.commands._train_options import quiet_lightning
+    from divita.cli._train_options import quiet_lightning
     from divita.training import FeatureCache, TrainConfig, load_split, train_model
 
     quiet_lightning()
@@ -90,7 +90,7 @@ def compute_floor(data_dir: str, precision: str, repeats: int = 3) -> dict:
     import numpy as np
     import torch
 
-    from divita.compute import ComputeCopy, retain_freed_memory
+    from divita.training.compute import ComputeCopy, retain_freed_memory
     from divita.model import DIViTA, ModelConfig
     from divita.training import FeatureCache, TrainConfig, load_split, resolve_precision
 
@@ -163,7 +163,7 @@ def main() -> None:
         print(json.dumps(compute_floor(d, prec)))
         return
 
-    from divita.synthetic import SyntheticSpec, make_release
+    from divita.datasets.synthetic import SyntheticSpec, make_release
 
     tmp = None
     data_dir = args.data_dir

@@ -12,7 +12,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # no spinning threads when 
 @pytest.fixture(scope="session")
 def tiny_release(tmp_path_factory):
     """60 trailers, 5..50 clips (some shorter than one 30-clip snippet), 16-d image and 12-d video features."""
-    from divita.synthetic import SyntheticSpec, make_release
+    from divita.datasets.synthetic import SyntheticSpec, make_release
 
     return make_release(
         tmp_path_factory.mktemp("release"),

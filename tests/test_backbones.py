@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 
 from divita import DivitaError
+from divita.hardware import cpu_has_native_bf16
 from divita import backbones as B
-from divita.shufflenet3d import ShuffleNetV2_3D
+from divita.backbones.shufflenet3d import ShuffleNetV2_3D
 
 EXPECTED = {  # name: (kind, features, store prefix) -- the paper release's feature sizes
     "shufflenet": ("2d", 1024, "i"),
@@ -385,7 +386,7 @@ def test_batchnorm_folding_is_verified_and_skips_shared_convs():
         assert torch.allclose(folded(x), shared(x), atol=1e-5)
 
 
-@pytest.mark.skipif(not B._cpu_has_bf16(), reason="CPU without native bfloat16")
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="CPU without native bfloat16")
 @pytest.mark.parametrize("name", ["shufflenet", "shufflenet3d"])
 def test_bfloat16_autocast_keeps_features_close_to_float32(name, clip):
     ref = B.load_encoder(name, weights="random", precision="float32").encode(clip)
@@ -396,7 +397,7 @@ def test_bfloat16_autocast_keeps_features_close_to_float32(name, clip):
     assert auto.precision == "bfloat16" and auto.settings()["precision_check"]["cosine_to_float32"] >= 0.999
 
 
-@pytest.mark.skipif(not B._cpu_has_bf16(), reason="CPU without native bfloat16")
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="CPU without native bfloat16")
 def test_swin3d_reduced_precision_casts_the_network_and_falls_back_exactly(monkeypatch):
     clip = B.smooth_test_clip(8, 256, 300)[None]
     ref = B.load_encoder("swin3d", weights="random", precision="float32", clip_frames=2)  # 2 frames: cheap

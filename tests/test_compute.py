@@ -3,7 +3,7 @@ import copy
 import pytest
 import torch
 
-from divita.compute import ComputeCopy, HeadRunner, fused_loss_backward
+from divita.training.compute import ComputeCopy, HeadRunner, fused_loss_backward
 from divita.model import DIViTA, ModelConfig
 
 
@@ -124,7 +124,7 @@ def test_retain_freed_memory_stops_page_faults_on_reallocation():
 
     import numpy as np
 
-    from divita.compute import retain_freed_memory
+    from divita.training.compute import retain_freed_memory
 
     if not sys.platform.startswith("linux"):
         pytest.skip("glibc only")

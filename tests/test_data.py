@@ -3,9 +3,10 @@ import pandas as pd
 import pytest
 import torch
 
-from divita.data import LABEL_COLUMNS, SnippetSet, mean_over_snippets, read_labels, split_subset
+from divita.datasets.labels import LABEL_COLUMNS, read_labels, split_subset
+from divita.features.snippets import SnippetSet, mean_over_snippets
 from divita.errors import DivitaError
-from divita.store import FeatureTable
+from divita.features.store import FeatureTable
 
 
 def table(lengths, num_features=3, seed=0):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from divita.cli import main
-from divita.download import (
+from divita.datasets.download import (
     MARKER_NAME,
     download_release,
     fetch_release,
@@ -24,7 +24,7 @@ from divita.download import (
     resolve_names,
 )
 from divita.errors import DivitaError
-from divita.release import RELEASE_FILES
+from divita.datasets.release import RELEASE_FILES
 from helpers_http import md5_of, serve_directory, tar_gz_directory, write_checksums
 
 STEM_A = "trailers_i_shufflenet_fpc24"
@@ -77,7 +77,7 @@ def _get(data_dir, mirror, release, **kw):
 
 
 def _assert_store(store: Path, arrays: dict[str, np.ndarray]) -> None:
-    from divita.store import load_features, store_num_features
+    from divita.features.store import load_features, store_num_features
 
     assert store.is_dir()
     assert store_num_features(store) == next(iter(arrays.values())).shape[1]
@@ -187,7 +187,7 @@ def test_interrupted_run_fails_cleanly_then_rerun_finishes(tmp_path, mirror, rel
     def mirror_goes_down(_seconds):  # ...and by the first retry the mirror answers 503
         mirror.fail_status[ARCH_A] = 503
 
-    import divita.download as dl
+    import divita.datasets.download as dl
 
     monkeypatch.setattr(dl.time, "sleep", mirror_goes_down)
     with pytest.raises(DivitaError) as ei:
@@ -239,7 +239,7 @@ def test_a_second_download_into_the_same_directory_fails_at_once_naming_the_firs
     d = tmp_path / "data"
     d.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from divita.download import _download_lock\n"
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from divita.datasets.download import _download_lock\n"
          "with _download_lock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(60)", str(d)],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -313,7 +313,7 @@ def test_corrupted_partial_is_redownloaded_from_scratch(tmp_path, mirror, releas
 
 
 def test_kill_during_extraction_leaves_no_half_store(tmp_path, mirror, release, monkeypatch):
-    import divita.download as dl
+    import divita.datasets.download as dl
 
     d = tmp_path / "data"
     real = dl._safe_member_filter

@@ -18,9 +18,9 @@ import pytest
 
 import videos
 from divita.errors import DivitaError
-from divita.extract import FrameBuffer, extract, make_splits, process_video
+from divita.features.extract import FrameBuffer, extract, make_splits, process_video
 from divita.shots import Detector
-from divita.store import PARTIAL_DIR, committed_ids, load_features, open_store
+from divita.features.store import PARTIAL_DIR, committed_ids, load_features, open_store
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -194,7 +194,7 @@ def test_duplicate_stems_and_incompatible_store(tmp_path):
 
 
 def test_labels_build_a_dataset_with_generated_splits(tmp_path, video_dir):
-    from divita.data import read_labels
+    from divita.datasets.labels import read_labels
     from divita.genres import GENRES
 
     out = tmp_path / "out"

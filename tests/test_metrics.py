@@ -1,4 +1,4 @@
-"""divita.metrics against scikit-learn and against hand-worked cases, in both conventions."""
+"""divita.evaluation.metrics against scikit-learn and against hand-worked cases, in both conventions."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve
 
 from divita.genres import GENRES
-from divita.metrics import (
+from divita.evaluation.metrics import (
     METRIC_NAMES,
     format_metrics,
     multilabel_metrics,

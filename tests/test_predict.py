@@ -78,7 +78,7 @@ def test_cli_predicts_held_out_videos(trained, capsys, tmp_path):
 
 
 def test_api_gives_the_same_structure(trained):
-    from divita.predict import GenreClassifier
+    from divita.inference.predict import GenreClassifier
 
     root, ckpt = trained
     clf = GenreClassifier.from_checkpoint(ckpt)
@@ -101,7 +101,7 @@ def test_bad_files_are_recorded_and_the_rest_go_on(trained, tmp_path, capsys):
 
 
 def test_a_checkpoint_trained_on_release_features_is_refused(tiny_release, tmp_path):
-    from divita.predict import GenreClassifier
+    from divita.inference.predict import GenreClassifier
     from divita.training import TrainConfig, train_model
 
     train_model(TrainConfig(data_dir=str(tiny_release), ix="trailers_i_shufflenet_fpc24.zarr", vx=None, max_epochs=1, threads=1), tmp_path, progress=False)

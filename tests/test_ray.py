@@ -22,9 +22,9 @@ import ray  # the optional extra `divita[ray]`; `make install` installs it for t
 import videos
 from divita.cli import main
 from divita.errors import DivitaError
-from divita.extract import extract
-from divita.ray_backend import INSTALL_HINT, RayExtractStats, extract_ray, require_ray
-from divita.store import load_features, open_store
+from divita.features.extract import extract
+from divita.distributed.ray_backend import INSTALL_HINT, RayExtractStats, extract_ray, require_ray
+from divita.features.store import load_features, open_store
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(240)]
 
@@ -246,7 +246,7 @@ def test_stores_at_an_fsspec_url_commit_zarr_json_last(ray_session, clips_dir, r
 
 
 def test_reproduce_grid_on_ray_matches_the_local_grid_and_resumes(ray_session, tiny_release, tmp_path):
-    from divita.reproduce import reproduce
+    from divita.evaluation.reproduce import reproduce
     from divita.training import TrainConfig
 
     rows = ["ShuffleNet-2D", "ShuffleNet-Fusion"]

@@ -12,9 +12,9 @@ from conftest import IMAGE_STORE, VIDEO_STORE
 from divita.cli import main
 from divita.errors import DivitaError
 from divita.genres import GENRES
-from divita.release import TABLE6_BY_NAME
-from divita.report import cooccurrence_matrix, detect, load_run, make_report, prediction_error_matrix
-from divita.reproduce import summarise
+from divita.datasets.release import TABLE6_BY_NAME
+from divita.reporting.report import cooccurrence_matrix, detect, load_run, make_report, prediction_error_matrix
+from divita.evaluation.reproduce import summarise
 from divita.training import TrainConfig, train_model
 
 RUN_PNGS = ("ap_per_genre.png", "pr_curves.png", "cooccurrence.png", "errors.png", "training.png")

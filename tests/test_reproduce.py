@@ -9,7 +9,7 @@ import pytest
 from conftest import IMAGE_STORE
 from divita.cli import main
 from divita.errors import DivitaError
-from divita.reproduce import reproduce
+from divita.evaluation.reproduce import reproduce
 from divita.training import TrainConfig
 
 ROWS = ["ShuffleNet-2D", "ShuffleNet-Fusion"]
@@ -60,7 +60,7 @@ def test_a_finished_run_with_another_configuration_is_not_silently_mixed_in(tiny
 def test_reproduce_downloads_from_a_mirror_then_trains_and_writes_the_tables(tiny_release, tmp_path):
     from helpers_http import serve_directory
 
-    from divita.synthetic import make_mirror
+    from divita.datasets.synthetic import make_mirror
 
     sums = make_mirror(tiny_release, tmp_path / "mirror")
     (tmp_path / "md5sums.txt").write_text("".join(f"{v}  {k}\n" for k, v in sums.items()))

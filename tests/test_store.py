@@ -3,7 +3,7 @@ import pytest
 import zarr
 
 from divita.errors import DivitaError
-from divita.store import load_features, open_store
+from divita.features.store import load_features, open_store
 
 
 def make_store(path, arrays, num_features, zarr_format=2):

@@ -1,0 +1,41 @@
+"""`divita train`: train one DIViTA model on one split of a release-format dataset."""
+
+from __future__ import annotations
+
+from divita.cli._train_options import add_train_options, quiet_lightning, train_config
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train one model on one split",
+        description="Train DIViTA heads on feature stores; writes best.ckpt, hparams.json, history.csv and metrics.csv (val and test) to --out.",
+    )
+    p.add_argument("--data-dir", required=True, help="dataset directory (mtgc.csv and the stores)")
+    p.add_argument("--ix", required=True, help="image store (name in --data-dir, or a path), or 'none'")
+    p.add_argument("--vx", required=True, help="video store (name in --data-dir, or a path), or 'none'")
+    p.add_argument("--split", type=int, choices=(0, 1, 2), required=True)
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--labels", default="mtgc.csv", help="labels CSV in --data-dir (default mtgc.csv)")
+    add_train_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from dataclasses import replace
+
+    from divita.evaluation.metrics import METRIC_NAMES
+    from divita.datasets.release import SUMMARY_LABELS
+    from divita.training import train_model
+
+    quiet_lightning()
+    none = lambda s: None if s is None or s.lower() == "none" else s  # noqa: E731
+    cfg = replace(train_config(args, args.data_dir, none(args.ix), none(args.vx), args.split), labels=args.labels)
+    res = train_model(cfg, args.out, progress=not args.no_progress)
+    m = res.metrics
+    m = m[(m.convention == "paper") & (m.selection == cfg.select_by)]
+    print(f"best epoch {res.best_epoch} of {res.epochs} (by val {cfg.select_by}), {res.seconds:.1f}s -> {res.run_dir}")
+    for subset in ("val", "tst"):
+        r = m[m.subset == subset].iloc[0]
+        print(f"  {subset}: " + "  ".join(f"{SUMMARY_LABELS[k]} {100 * r[k]:.2f}" for k in METRIC_NAMES))
+    return 0

@@ -1,0 +1,1 @@
+"""Evaluation: the paper's AP metrics, and the Table 6 grid (every row on every split, mean ± std)."""

@@ -1,0 +1,202 @@
+"""Reproduce the paper's Table 6: 8 rows (stores alone or fused) x 3 splits, then mean ± std tables.
+
+Layout under ``out`` (default ``results``):
+    transfer/runs/<row>/split<k>/     one training run each (see divita.training); finished runs are kept
+    transfer/val.csv, transfer/tst.csv    per row: mean and sample std (ddof=1) over splits, in percent,
+                                          of μAP, mAP, wAP, sAP and every genre (paper AP convention)
+    transfer/val_sklearn.csv, ...         the same in the step-wise (scikit-learn) AP convention
+    transfer/selection.csv                test μAP when the epoch is picked by val loss vs by val μAP
+    transfer/table6.md                    ours next to the paper's Table 6, with the difference
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from divita.errors import DivitaError
+from divita.genres import GENRES
+from divita.evaluation.metrics import METRIC_NAMES
+from divita.datasets.release import SUMMARY_LABELS, TABLE6, TABLE6_BY_NAME, Table6Row
+from divita.training import FeatureCache, TrainConfig, read_finished_run, train_model
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def select_rows(names: Sequence[str] | None) -> list[Table6Row]:
+    if not names:
+        return list(TABLE6)
+    by_slug = {slug(r.name): r for r in TABLE6}
+    rows = []
+    for n in names:
+        row = TABLE6_BY_NAME.get(n) or by_slug.get(slug(n))
+        if row is None:
+            raise DivitaError(None, f"unknown Table 6 row {n!r}; choose from {', '.join(r.name for r in TABLE6)}")
+        rows.append(row)
+    return rows
+
+
+def run_config(base: TrainConfig, row: Table6Row, split: int) -> TrainConfig:
+    return replace(base, ix=row.ix, vx=row.vx, split=split)
+
+
+def check_resumable(run_dir: Path, cfg: TrainConfig) -> bool:
+    """True when ``run_dir`` holds a finished run of exactly ``cfg``; raises when it holds another one."""
+    done = read_finished_run(run_dir)
+    if done is None:
+        return False
+    want = cfg.identity()
+    have = {k: done.get(k) for k in want}
+    if have != want:
+        diff = ", ".join(f"{k}={have[k]!r} (asked {want[k]!r})" for k in want if have[k] != want[k])
+        raise DivitaError(run_dir / "hparams.json", f"a finished run with another configuration: {diff}; use another --out or delete it")
+    return True
+
+
+def summarise(runs: dict[tuple[str, int], Path], rows: list[Table6Row], subset: str, convention: str, selection: str):
+    """mean/std over splits per row (percent) -> DataFrame indexed by row name."""
+    import pandas as pd
+
+    metrics = [*METRIC_NAMES, *GENRES]
+    records = []
+    for row in rows:
+        vals = []
+        for (name, split), run_dir in sorted(runs.items()):
+            if name != row.name:
+                continue
+            m = pd.read_csv(run_dir / "metrics.csv")
+            m = m[(m.subset == subset) & (m.convention == convention) & (m.selection == selection)]
+            vals.append(100 * m[metrics].to_numpy(float)[0])
+        if not vals:
+            continue
+        a = np.stack(vals)
+        rec = {"model": row.name, "splits": len(a)}
+        for j, k in enumerate(metrics):
+            rec[f"{k}_mean"] = a[:, j].mean()
+            rec[f"{k}_std"] = a[:, j].std(ddof=1) if len(a) > 1 else 0.0
+        records.append(rec)
+    return pd.DataFrame(records).set_index("model")
+
+
+def markdown_table(tst, rows: list[Table6Row], title: str = "Table 6 (test set)") -> str:
+    """Ours vs the paper: mean±std per summary metric, and ours − paper."""
+    head = ["Model", *[f"{SUMMARY_LABELS[m]} ours" for m in METRIC_NAMES], *[f"{SUMMARY_LABELS[m]} paper" for m in METRIC_NAMES], *[f"Δ{SUMMARY_LABELS[m]}" for m in METRIC_NAMES]]
+    lines = [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        if row.name not in tst.index:
+            continue
+        r = tst.loc[row.name]
+        ours = [f"{r[f'{m}_mean']:.2f}±{r[f'{m}_std']:.2f}" for m in METRIC_NAMES]
+        paper = [f"{row.paper[m][0]:.2f}±{row.paper[m][1]:.2f}" for m in METRIC_NAMES]
+        delta = [f"{r[f'{m}_mean'] - row.paper[m][0]:+.2f}" for m in METRIC_NAMES]
+        lines.append("| " + " | ".join([row.name, *ours, *paper, *delta]) + " |")
+    genre_head = ["Model", *GENRES]
+    lines += ["", "Per-genre test AP (ours; the paper reports no per-genre AP for Table 6):", "", "| " + " | ".join(genre_head) + " |", "|" + "---|" * len(genre_head)]
+    for row in rows:
+        if row.name in tst.index:
+            r = tst.loc[row.name]
+            lines.append("| " + " | ".join([row.name, *[f"{r[f'{g}_mean']:.2f}±{r[f'{g}_std']:.2f}" for g in GENRES]]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def run_line(label: str, metrics, best_epoch: int, epochs: int, seconds: float, select_by: str) -> str:
+    """One progress line for a finished run: its best epoch and test μAP (paper convention)."""
+    m = metrics
+    uap = m[(m.subset == "tst") & (m.convention == "paper") & (m.selection == select_by)]["uap"].iloc[0]
+    return f"  {label}: best epoch {best_epoch}/{epochs}, test μAP {100 * uap:.2f} ({seconds:.1f}s)"
+
+
+def reproduce(
+    data_dir: str | Path,
+    out: str | Path = "results",
+    rows: Sequence[str] | None = None,
+    splits: Sequence[int] = (0, 1, 2),
+    base: TrainConfig | None = None,
+    progress: bool = True,
+    ensure_data: Callable[[list[str]], None] | None = None,
+    log: Callable[[str], None] = print,
+    ray_address: str | None = None,
+    ray_cpus_per_run: float | None = None,
+    ray_gpus_per_run: float | None = None,
+) -> dict:
+    """Train every (row, split) not finished yet, then write the tables. Returns paths and frames.
+
+    ``ray_address`` (None: train here, one run after the other): train the runs as Ray tasks in parallel
+    ("local": a new local Ray instance, "auto": the running cluster, or an address), each with
+    ``ray_gpus_per_run`` GPUs (default 1 when the cluster has GPUs) and ``ray_cpus_per_run`` CPUs; same run
+    directories, same resume check, same tables (see :func:`divita.distributed.ray_backend.train_grid`).
+    """
+    chosen = select_rows(rows)
+    base = base or TrainConfig(data_dir=str(data_dir), ix="-", vx=None)
+    base = replace(base, data_dir=str(data_dir))
+    stores = sorted({s for r in chosen for s in r.stores})
+    if ensure_data is not None:
+        ensure_data(stores)
+    out_dir = Path(out) / "transfer"
+    cache = FeatureCache(progress)
+    grid = [(row, split) for row in chosen for split in splits]
+    runs: dict[tuple[str, int], Path] = {}
+    todo = []
+    for row, split in grid:
+        run_dir = out_dir / "runs" / slug(row.name) / f"split{split}"
+        runs[(row.name, split)] = run_dir
+        if not check_resumable(run_dir, run_config(base, row, split)):
+            todo.append((row, split))
+    log(f"Table 6 grid: {len(grid)} runs, {len(grid) - len(todo)} already finished, {len(todo)} to train")
+    if ray_address is not None:
+        from divita.distributed.ray_backend import train_grid
+
+        def report(label: str, res: dict) -> None:
+            log(run_line(label, res["metrics"], res["best_epoch"], res["epochs"], res["seconds"], base.select_by))
+
+        jobs = [(run_config(base, row, split), runs[(row.name, split)], f"{row.name} split{split}") for row, split in todo]
+        if jobs:
+            train_grid(jobs, ray_address, cpus_per_run=ray_cpus_per_run, gpus_per_run=ray_gpus_per_run, on_result=report, progress=progress)
+        return write_tables(out_dir, runs, chosen, splits, base)
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc="reproduce", unit="run")
+    for row, split in todo:
+        cfg = run_config(base, row, split)
+        res = train_model(cfg, runs[(row.name, split)], cache=cache, progress=progress, desc=f"{row.name} split{split}")
+        log(run_line(f"{row.name} split{split}", res.metrics, res.best_epoch, res.epochs, res.seconds, base.select_by))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return write_tables(out_dir, runs, chosen, splits, base)
+
+
+def write_tables(out_dir: Path, runs: dict[tuple[str, int], Path], chosen: list[Table6Row], splits: Sequence[int], base: TrainConfig) -> dict:
+    """The tables of a finished grid (val/tst csv in both AP conventions, selection.csv, table6.md, grid.json)."""
+    from divita.fileio import atomic_write_text
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frames = {}
+    for convention, suffix in (("paper", ""), ("sklearn", "_sklearn")):
+        for subset in ("val", "tst"):
+            df = summarise(runs, chosen, subset, convention, base.select_by)
+            frames[f"{subset}{suffix}"] = df
+            atomic_write_text(out_dir / f"{subset}{suffix}.csv", df.to_csv(float_format="%.2f"))
+    sel = []
+    for row in chosen:
+        for selection in ("loss", "uap"):
+            df = summarise({k: v for k, v in runs.items() if k[0] == row.name}, [row], "tst", "paper", selection)
+            sel.append({"model": row.name, "selected_by": selection, "tst_uap_mean": df["uap_mean"].iloc[0], "tst_uap_std": df["uap_std"].iloc[0]})
+    import pandas as pd
+
+    selection_df = pd.DataFrame(sel)
+    atomic_write_text(out_dir / "selection.csv", selection_df.to_csv(index=False, float_format="%.2f"))
+    table = markdown_table(frames["tst"], chosen)
+    atomic_write_text(out_dir / "table6.md", table)
+    atomic_write_text(out_dir / "grid.json", json.dumps({"rows": [r.name for r in chosen], "splits": list(splits), "config": base.identity()}, indent=2, default=str))
+    return {"dir": out_dir, "table": table, "frames": frames, "selection": selection_df, "runs": runs}

@@ -1,0 +1,1 @@
+"""Inference: the genres of any trailer file from a trained checkpoint."""

@@ -1,0 +1,316 @@
+"""Predict the genres of trailer files with a trained DIViTA checkpoint.
+
+The checkpoint records how its features were made (the ``extraction`` attribute of the stores it was
+trained on: backbones and their weights, fps, frames per clip, shot detector). :class:`GenreClassifier`
+rebuilds exactly that extraction, runs it on a new video (one decode for shots and every backbone), cuts
+the clip features into the same 30-clip snippets as evaluation does, and averages the head's
+probabilities over snippets.
+
+    clf = GenreClassifier.from_checkpoint("runs/split0/best.ckpt")
+    result = clf.predict("trailer.mp4")   # {"video", "genres", "predicted", "snippets", ...}
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from divita.errors import DivitaError
+from divita.genres import GENRES
+
+_SAME_ACROSS_STREAMS = ("fps", "fpc", "min_clip_frames", "detector")
+
+
+@dataclass
+class ExtractionPlan:
+    """One extraction (shared by the checkpoint's streams) and the backbone of each stream."""
+
+    fps: float
+    fpc: int
+    min_clip_frames: int | None
+    detector: dict
+    backbones: dict[str, dict]  # modality -> backbone settings as recorded in the store
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict, path: str | Path) -> "ExtractionPlan":
+        features = ckpt.get("features") or {}
+        plans = {}
+        for modality, info in features.items():
+            ext = info.get("extraction")
+            if not ext:
+                raise DivitaError(
+                    path,
+                    f"the {modality} stream was trained on {info.get('store')!r}, a store without extraction settings "
+                    "(e.g. the published Trailers12k features, whose frame sampling and preprocessing were not released): "
+                    "no matching extractor is known, so predicting on video files would give garbage; "
+                    "train on stores written by `divita extract` to predict",
+                )
+            plans[modality] = ext
+        if not plans:
+            raise DivitaError(path, "checkpoint records no feature streams")
+        first = next(iter(plans.values()))
+        for modality, ext in plans.items():
+            for key in _SAME_ACROSS_STREAMS:
+                if ext.get(key) != first.get(key):
+                    raise DivitaError(path, f"streams were extracted with different {key} ({first.get(key)!r} vs {ext.get(key)!r}): cannot extract both in one pass")
+        return cls(
+            fps=float(first["fps"]),
+            fpc=int(first["fpc"]),
+            min_clip_frames=first.get("min_clip_frames"),
+            detector=dict(first.get("detector") or {"name": "transnetv2"}),
+            backbones={m: dict(ext["backbone"]) for m, ext in plans.items()},
+        )
+
+
+def _weights_argument(settings: dict, overrides: dict[str, str]) -> str:
+    """The `load_encoder(weights=...)` value that rebuilds the recorded backbone weights."""
+    name = settings["name"]
+    if name in overrides:
+        return overrides[name]
+    recorded = str(settings.get("weights", "default"))
+    if recorded == "random":
+        return "random"  # seeded: the same random network every time
+    if recorded.startswith(("torchvision:", "package:")):
+        return "default"
+    return recorded  # a checkpoint file
+
+
+def _detector_from(params: dict, fpc: int, fps: float, device: str):
+    from divita.shots import Detector
+
+    kw: dict[str, Any] = {"name": params.get("name", "transnetv2"), "device": device, "fps": fps, "segment_frames": fpc}
+    if "transnetv2" in params:
+        kw["threshold"] = float(params["transnetv2"].get("threshold", 0.5))
+    if "content" in params:
+        kw["content_threshold"] = float(params["content"].get("threshold", 27.0))
+        kw["min_scene_len"] = int(params["content"].get("min_scene_len", 15))
+    if "tolerance" in params:
+        kw["tolerance"] = int(params["tolerance"])
+    return Detector(**kw)
+
+
+def snippet_spans(num_clips_total: int, num_clips: int) -> list[tuple[int, int]]:
+    """Consecutive windows of ``num_clips`` clips (the last one shorter): inclusive clip index spans."""
+    return [(s, min(s + num_clips, num_clips_total) - 1) for s in range(0, num_clips_total, num_clips)]
+
+
+@dataclass
+class GenreClassifier:
+    model: Any  # divita.model.DIViTA
+    checkpoint: dict
+    plan: ExtractionPlan
+    encoders: dict[str, Any]  # modality -> ClipEncoder
+    detector: Any
+    thresholds: np.ndarray  # (10,)
+    num_clips: int = 30
+    device: str = "cpu"
+    path: str = ""
+    timings: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, device: str = "cpu", weights: dict[str, str] | None = None,
+                        precision: str | None = None, threshold: float | None = None) -> "GenreClassifier":
+        """Load a checkpoint and the extractors its features need.
+
+        ``weights``: backbone name -> weights argument (a PATH, or "default"), for backbones whose recorded
+        weights are not reachable from this machine. ``threshold``: one decision threshold for every genre
+        instead of the per-genre thresholds tuned on validation.
+        """
+        from divita.backbones import load_encoder
+        from divita.training import load_checkpoint
+
+        model, ckpt = load_checkpoint(path)
+        plan = ExtractionPlan.from_checkpoint(ckpt, path)
+        encoders = {}
+        for modality, settings in plan.backbones.items():
+            encoders[modality] = load_encoder(
+                settings["name"],
+                weights=_weights_argument(settings, weights or {}),
+                device=device,
+                precision=precision or settings.get("precision", "auto"),
+                frames_per_clip_2d=int(settings.get("frames_per_clip_2d", 3)),
+            )
+            got = encoders[modality].settings().get("weights_sha256")
+            want = settings.get("weights_sha256")
+            if want and got and want != got:
+                raise DivitaError(path, f"{settings['name']} weights differ from the ones the features were extracted with (sha256 {got[:12]}… vs {want[:12]}…)")
+        detector = _detector_from(plan.detector, plan.fpc, plan.fps, device).load()
+        thr = ckpt.get("thresholds") or [0.5] * len(GENRES)
+        if threshold is not None:
+            thr = [threshold] * len(GENRES)
+        return cls(model.to(device), ckpt, plan, encoders, detector, np.asarray(thr, dtype=np.float32),
+                   int(ckpt.get("num_clips", 30)), device, str(path))
+
+    def extract(self, video: str | os.PathLike):
+        """Shots, clips and every stream's clip features of one video (:class:`divita.features.extract.VideoResult`)."""
+        from divita.features.extract import process_video
+
+        return process_video(video, list(self.encoders.values()), self.detector, fps=self.plan.fps, fpc=self.plan.fpc,
+                             min_clip_frames=self.plan.min_clip_frames)
+
+    @torch.inference_mode()
+    def classify(self, features: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Stream features [(clips, F_m)] -> (trailer probabilities (10,), snippet probabilities (W, 10))."""
+        from divita.features.snippets import SnippetSet
+        from divita.features.store import FeatureTable
+
+        tables = [FeatureTable(["video"], np.ascontiguousarray(f, np.float32), np.array([0]), np.array([len(f)])) for f in features]
+        snippets = SnippetSet(tables, np.zeros((1, len(GENRES)), np.float32), self.num_clips)
+        probs = []
+        self.model.eval()
+        for batch in snippets.eval_batches(256):
+            batch = batch.to(self.device)
+            probs.append(torch.sigmoid(self.model(batch.xs, batch.masks).float()).cpu())
+        per_snippet = torch.cat(probs).numpy()
+        return per_snippet.mean(0), per_snippet
+
+    def predict(self, video: str | os.PathLike) -> dict:
+        """The genres of one trailer file: probabilities, the predicted set, and per-snippet evidence."""
+        t0 = time.perf_counter()
+        result = self.extract(video)
+        t_extract = time.perf_counter() - t0
+        feats = [result.features[enc.spec.name] for enc in self.encoders.values()]
+        if not len(feats[0]):
+            raise DivitaError(video, "no clips could be cut from this video")
+        t1 = time.perf_counter()
+        probs, per_snippet = self.classify(feats)
+        t_head = time.perf_counter() - t1
+        seconds = result.clip_seconds()
+        spans = snippet_spans(len(seconds), self.num_clips)
+        order = np.argsort(-probs)
+        return {
+            "video": str(video),
+            "genres": {GENRES[i]: round(float(probs[i]), 4) for i in order},
+            "predicted": [GENRES[i] for i in order if probs[i] >= self.thresholds[i]],
+            "thresholds": {g: round(float(t), 4) for g, t in zip(GENRES, self.thresholds)},
+            "snippets": [
+                {"start_s": seconds[a][0], "end_s": seconds[b][1], "genres": {g: round(float(p), 4) for g, p in zip(GENRES, row)}}
+                for (a, b), row in zip(spans, per_snippet)
+            ],
+            "shots": [[round(s / result.fps, 3), round((e + 1) / result.fps, 3)] for s, e in result.shots],
+            "fps": result.fps,
+            "num_frames": result.num_frames,
+            "timings": {"extract_s": round(t_extract, 3), "head_s": round(t_head, 4), **{k: round(v, 3) for k, v in result.timings.items()}},
+        }
+
+
+def predict_many(classifier: GenreClassifier, videos: Sequence[str | os.PathLike], on_result: Callable[[dict], None],
+                 on_failure: Callable[[str, str], None], progress: bool = True) -> tuple[int, int]:
+    """Predict every video; a failing one is reported to ``on_failure(video, reason)`` and the rest go on.
+
+    Returns (succeeded, failed).
+    """
+    ok = failed = 0
+    bar = None
+    if progress and len(videos) > 1:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(videos), desc="predict", unit="video")
+    for v in videos:
+        try:
+            on_result(classifier.predict(v))
+            ok += 1
+        except DivitaError as e:
+            on_failure(str(v), e.problem)
+            failed += 1
+        except Exception as e:  # an odd file nobody foresaw: record it, go on
+            if os.environ.get("DIVITA_DEBUG"):
+                raise
+            on_failure(str(v), f"{type(e).__name__}: {e}".splitlines()[0][:300])
+            failed += 1
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return ok, failed
+
+
+def thumbnails(video: str | os.PathLike, times: Sequence[float], height: int = 72) -> list[np.ndarray]:
+    """One small RGB frame (height, W, 3) near each time (seconds), by seeking: for timeline pictures."""
+    import av
+
+    out = []
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for t in times:
+            frame = None
+            try:
+                container.seek(int(t / stream.time_base), stream=stream, backward=True, any_frame=False)
+                for f in container.decode(stream):
+                    frame = f
+                    if f.time is not None and f.time >= t:
+                        break
+            except (av.error.FFmpegError, ValueError):
+                pass
+            if frame is None:
+                out.append(np.zeros((height, int(height * 16 / 9), 3), np.uint8))
+                continue
+            w = max(1, int(round(frame.width * height / frame.height)))
+            out.append(frame.to_ndarray(format="rgb24", width=w, height=height))
+    return out
+
+
+def plot_timeline(result: dict, out_png: str | os.PathLike, thumbs: int = 10) -> Path:
+    """Timeline picture: thumbnails, shot boundaries, per-snippet genre probabilities (heat map) and the
+    trailer-level probabilities with their decision thresholds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    duration = result["num_frames"] / result["fps"]
+    times = [(i + 0.5) * duration / thumbs for i in range(thumbs)]
+    frames = thumbnails(result["video"], times)
+    snippets = result["snippets"]
+    edges = [s["start_s"] for s in snippets] + [snippets[-1]["end_s"]]
+    heat = np.array([[s["genres"][g] for s in snippets] for g in GENRES])  # (10, W)
+
+    fig = plt.figure(figsize=(13, 6.2), constrained_layout=True)
+    grid = fig.add_gridspec(2, 2, width_ratios=[5, 1.3], height_ratios=[1, 2.4])
+    ax_strip = fig.add_subplot(grid[0, 0])
+    ax_heat = fig.add_subplot(grid[1, 0], sharex=ax_strip)
+    ax_bar = fig.add_subplot(grid[1, 1])
+    fig.add_subplot(grid[0, 1]).axis("off")
+
+    step = duration / thumbs
+    for t, im in zip(times, frames):
+        ax_strip.imshow(im, extent=(t - step / 2, t + step / 2, 0, 1), aspect="auto")
+    ax_strip.set_xlim(0, duration)
+    ax_strip.set_ylim(0, 1)
+    ax_strip.set_yticks([])
+    ax_strip.tick_params(labelbottom=False)
+    plural = lambda n, w: f"{n} {w}{'' if n == 1 else 's'}"  # noqa: E731
+    ax_strip.set_title(f"{Path(result['video']).name}: {plural(len(result['shots']), 'shot')}, {plural(len(snippets), 'snippet')}", loc="left")
+
+    mesh = ax_heat.pcolormesh(edges, np.arange(len(GENRES) + 1), heat, cmap="magma", vmin=0, vmax=1, shading="flat")
+    ax_heat.set_yticks(np.arange(len(GENRES)) + 0.5, GENRES)
+    ax_heat.invert_yaxis()
+    ax_heat.set_xlabel("time (s)")
+    for start, _ in result["shots"][1:]:
+        for ax in (ax_strip, ax_heat):
+            ax.axvline(start, color="cyan", lw=0.6, alpha=0.7)
+    fig.colorbar(mesh, ax=ax_heat, location="left", fraction=0.03, pad=0.08, label="snippet probability")
+
+    probs = np.array([result["genres"][g] for g in GENRES])
+    thr = np.array([result["thresholds"][g] for g in GENRES])
+    colors = ["tab:orange" if g in result["predicted"] else "tab:gray" for g in GENRES]
+    y = np.arange(len(GENRES))
+    ax_bar.barh(y, probs, color=colors)
+    ax_bar.scatter(thr, y, marker="|", s=200, color="black", label="threshold")
+    ax_bar.set_yticks(y, GENRES)
+    ax_bar.invert_yaxis()
+    ax_bar.set_xlim(0, 1)
+    ax_bar.set_title("trailer", loc="left")
+    ax_bar.legend(loc="lower right", fontsize=8)
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return out_png
