@@ -6,7 +6,7 @@
 Generates ``--videos`` trailers-like videos (shots of ~2 s joined by hard cuts), then extracts them:
 
 - **local**: ``divita.features.extract.extract`` (one process; decode thread + TransNetV2 + backbone, torch threads = cores);
-- **ray W**: ``divita.distributed.ray_backend.extract_ray`` on a local Ray instance with W encoder actors and W decode/shot
+- **ray W**: ``divita.distributed.extract.extract_ray`` on a local Ray instance with W encoder actors and W decode/shot
   tasks at a time (one torch thread each; Ray is given 2·W logical CPUs so that the W + W processes are
   scheduled whatever the physical core count). Ray's workers run at nice 0 here, like the local process (Ray's
   default, nice 15, lets anything else running on the machine starve them). Each Ray run starts with empty
@@ -82,7 +82,7 @@ def run_local(src: Path, out: Path, backbone: str, detector: str, threads: int |
 def run_ray(src: Path, out: Path, backbone: str, detector: str, workers: int, in_flight: int | None = None) -> dict:
     import ray
 
-    from divita.distributed.ray_backend import RayExtractStats, extract_ray
+    from divita.distributed.extract import RayExtractStats, extract_ray
 
     shutil.rmtree(out, ignore_errors=True)
     t = time.perf_counter()

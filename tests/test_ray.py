@@ -23,7 +23,8 @@ import videos
 from divita.cli import main
 from divita.errors import DivitaError
 from divita.features.extract import extract
-from divita.distributed.ray_backend import INSTALL_HINT, RayExtractStats, extract_ray, require_ray
+from divita.distributed.cluster import INSTALL_HINT, require_ray
+from divita.distributed.extract import RayExtractStats, extract_ray
 from divita.features.store import load_features, open_store
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(240)]
@@ -288,3 +289,62 @@ def test_without_ray_the_flags_say_how_to_install_it(monkeypatch, clips_dir, tmp
 def test_an_output_url_without_ray_is_a_usage_error(clips_dir, capsys):
     code = main(["extract", str(clips_dir), "--backbone", BACKBONE, "--out", "memory://bucket/x"])
     assert code == 2 and "needs --ray" in capsys.readouterr().err
+
+
+def test_settings_are_checked_like_the_local_path_before_ray_starts(clips_dir, tmp_path):
+    bad = [dict(fpc=0), dict(fps=-1.0), dict(fpc=8, min_clip_frames=9), dict(batch_size=0), dict(precision="float8")]
+    for kw in bad:
+        with pytest.raises(DivitaError) as local:
+            extract([clips_dir], [BACKBONE], tmp_path / "local", progress=False, **kw)
+        with pytest.raises(DivitaError) as on_ray:
+            extract_ray([clips_dir], [BACKBONE], tmp_path / "ray", progress=False, **kw)
+        assert on_ray.value.problem == local.value.problem, kw
+    with pytest.raises(DivitaError, match="backbone listed twice: shufflenet, shufflenet"):
+        extract_ray([clips_dir], [BACKBONE, BACKBONE], tmp_path / "ray")
+    for kw, message in ((dict(encoder_cpus=-1), "encoder CPUs must not be negative, got -1"),
+                        (dict(in_flight=0), "videos in flight must be at least 1, got 0"),
+                        (dict(chunk_window=0), "unanswered batches per video must be at least 1, got 0")):
+        with pytest.raises(DivitaError, match=message):
+            extract_ray([clips_dir], [BACKBONE], tmp_path / "ray", **kw)
+    from divita.backbones import load_encoder
+
+    with pytest.raises(DivitaError, match="on Ray, backbones are given by name"):
+        extract_ray([clips_dir], [load_encoder(BACKBONE, weights="random")], tmp_path / "ray")
+    assert not (tmp_path / "local").exists() and not (tmp_path / "ray").exists()
+
+
+def test_old_module_paths_name_the_same_objects():
+    import importlib
+
+    import divita.distributed
+    from divita.distributed import cluster, grid
+    from divita.distributed import extract as ray_extract
+    from divita.features import outputs
+
+    homes = {
+        cluster: ["INSTALL_HINT", "require_ray", "connect", "disconnect", "check_reachable"],
+        ray_extract: ["extract_ray", "RayExtractStats", "EncoderWorker", "frame_plan", "prepare_video"],
+        grid: ["train_grid", "train_run", "write_run_files"],
+        outputs: ["LocalOutput", "FsspecOutput", "open_output", "is_url"],
+    }
+    for old in ("divita.distributed.ray_backend", "divita.ray_backend"):
+        sys.modules.pop(old, None)
+        with pytest.warns(DeprecationWarning, match=f"{old} is now divita.distributed.cluster and"):
+            module = importlib.import_module(old)
+        for home, names in homes.items():
+            for name in names:
+                assert getattr(module, name) is getattr(home, name), (old, name)
+    for home in (cluster, ray_extract, grid):  # the package's lazy names
+        for name in homes[home]:
+            assert getattr(divita.distributed, name) is getattr(home, name), name
+
+
+def test_importing_the_distributed_modules_leaves_ray_unimported():
+    import subprocess
+
+    code = ("import sys, divita.distributed as d, divita.distributed.cluster, divita.distributed.extract, "
+            "divita.distributed.grid, divita.features.outputs; d.extract_ray, d.train_grid, d.require_ray; "
+            "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))")
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", (r.stdout, r.stderr[-2000:])

@@ -14,6 +14,10 @@ import sys
 import types
 import warnings
 
+# the one Ray module, split into connection, extraction, grid and the output classes it held
+_RAY_BACKEND = ("divita.distributed.cluster", "divita.distributed.extract", "divita.distributed.grid",
+                "divita.features.outputs")
+
 # old module -> the modules whose public names it now stands for (first one wins on a clash)
 ALIASES: dict[str, tuple[str, ...]] = {
     "divita.store": ("divita.features.store",),
@@ -28,7 +32,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "divita.report": ("divita.reporting.report",),
     "divita.compute": ("divita.training.compute",),
     "divita.shufflenet3d": ("divita.backbones.shufflenet3d",),
-    "divita.ray_backend": ("divita.distributed.ray_backend",),
+    "divita.ray_backend": _RAY_BACKEND,
+    "divita.distributed.ray_backend": _RAY_BACKEND,
     "divita.commands": ("divita.cli",),
 }
 

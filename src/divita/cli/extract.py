@@ -63,49 +63,58 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
+def settings_from(args: argparse.Namespace, names: list[str]):
+    """The run's :class:`~divita.features.plan.ExtractionSettings` from the flags (checked before anything loads)."""
+    from divita.features.plan import ExtractionSettings
+
+    return ExtractionSettings(
+        names, weights=args.weights, fps=args.fps, fpc=args.fpc, min_clip_frames=args.min_clip_frames,
+        detector=args.detector, threshold=args.threshold, content_threshold=args.content_threshold,
+        precision=args.precision, frames_per_clip_2d=args.frames_per_clip_2d, batch_size=args.batch_size,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     import os
+    from dataclasses import replace
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: no spinning threads next to the decoder
     from divita.errors import DivitaError
-    from divita.features.extract import extract, format_summary
+    from divita.features.extract import format_summary, run_extraction
+    from divita.features.outputs import is_url
     from divita.shots import Detector
 
     names = [b.strip() for b in args.backbone.split(",") if b.strip()]
     if not names:
         raise DivitaError(None, "--backbone names no backbone")
-    if args.batch_size < 1:
-        raise DivitaError(None, f"--batch-size must be at least 1, got {args.batch_size}")
-    from divita.backbones import get_spec
-
-    for n in names:
-        get_spec(n)  # unknown names: a usage error before anything is loaded
+    settings = settings_from(args, names)
     if args.ray is not None:
-        return run_ray(args, names)
-    if "://" in str(args.out) and not str(args.out).startswith("file://"):
+        return run_ray(args, settings)
+    if is_url(args.out):
         raise DivitaError(args.out, "an output URL needs --ray (the local path writes to a directory)")
     if args.storage_options:
         raise DivitaError(None, "--storage-options applies to a URL --out, which needs --ray")
     detector = Detector(args.detector, threshold=args.threshold, content_threshold=args.content_threshold,
                         segment_frames=args.fpc, device=args.device, precision=args.precision, fps=args.fps)
-    summary = extract(
-        args.videos, names, args.out, weights=args.weights, fps=args.fps, fpc=args.fpc,
-        min_clip_frames=args.min_clip_frames, detector=detector, device=args.device, precision=args.precision,
-        frames_per_clip_2d=args.frames_per_clip_2d, batch_size=args.batch_size, threads=args.threads,
-        decode_threads=args.decode_threads, labels=args.labels, split_seed=args.split_seed, progress=not args.no_progress,
+    summary = run_extraction(
+        args.videos, replace(settings, detector=detector), args.out, device=args.device, threads=args.threads,
+        decode_threads=args.decode_threads, labels=args.labels, split_seed=args.split_seed,
+        progress=not args.no_progress,
     )
     print(format_summary(summary), file=sys.stderr)
     return 0 if summary.ok else 1
 
 
-def run_ray(args: argparse.Namespace, names: list[str]) -> int:
+def run_ray(args: argparse.Namespace, settings) -> int:
     import json
 
+    from divita.distributed.cluster import require_ray
     from divita.errors import DivitaError
     from divita.features.extract import format_summary
-    from divita.distributed.ray_backend import extract_ray, require_ray
 
     require_ray()
+    from divita.distributed.extract import RayOptions, run_ray_extraction
+
     options = None
     if args.storage_options:
         try:
@@ -117,14 +126,15 @@ def run_ray(args: argparse.Namespace, names: list[str]) -> int:
     encoder_gpus = args.ray_encoder_gpus
     if encoder_gpus is None and str(args.device) == "cpu":
         encoder_gpus = 0.0  # --device cpu: no GPU share even on a GPU cluster
-    summary = extract_ray(
-        args.videos, names, args.out, address=args.ray, encoders=args.ray_encoders, encoder_gpus=encoder_gpus,
-        encoder_cpus=args.ray_encoder_cpus, prepare_cpus=args.ray_prepare_cpus, prepare_gpus=args.ray_prepare_gpus,
-        in_flight=args.ray_in_flight, retries=args.ray_retries, storage_options=options, weights=args.weights,
-        fps=args.fps, fpc=args.fpc, min_clip_frames=args.min_clip_frames, detector=args.detector, threshold=args.threshold,
-        content_threshold=args.content_threshold, precision=args.precision, frames_per_clip_2d=args.frames_per_clip_2d,
-        batch_size=args.batch_size, threads=args.threads, decode_threads=args.decode_threads, labels=args.labels,
-        split_seed=args.split_seed, progress=not args.no_progress,
+    ray_options = RayOptions(
+        address=args.ray, encoders=args.ray_encoders, encoder_gpus=encoder_gpus, encoder_cpus=args.ray_encoder_cpus,
+        prepare_cpus=args.ray_prepare_cpus, prepare_gpus=args.ray_prepare_gpus, in_flight=args.ray_in_flight,
+        retries=args.ray_retries,
+    )
+    summary = run_ray_extraction(
+        args.videos, settings, args.out, ray_options, storage_options=options, threads=args.threads,
+        decode_threads=args.decode_threads, labels=args.labels, split_seed=args.split_seed,
+        progress=not args.no_progress,
     )
     print(format_summary(summary), file=sys.stderr)
     return 0 if summary.ok else 1

@@ -43,7 +43,7 @@ def run(args) -> int:
     from divita.evaluation.reproduce import reproduce
 
     if args.ray is not None:
-        from divita.distributed.ray_backend import require_ray
+        from divita.distributed.cluster import require_ray
 
         require_ray()  # before any download or training: a missing extra is a usage error
     quiet_lightning()

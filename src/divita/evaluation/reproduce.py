@@ -131,7 +131,7 @@ def reproduce(
     ``ray_address`` (None: train here, one run after the other): train the runs as Ray tasks in parallel
     ("local": a new local Ray instance, "auto": the running cluster, or an address), each with
     ``ray_gpus_per_run`` GPUs (default 1 when the cluster has GPUs) and ``ray_cpus_per_run`` CPUs; same run
-    directories, same resume check, same tables (see :func:`divita.distributed.ray_backend.train_grid`).
+    directories, same resume check, same tables (see :func:`divita.distributed.grid.train_grid`).
     """
     chosen = select_rows(rows)
     base = base or TrainConfig(data_dir=str(data_dir), ix="-", vx=None)
@@ -151,7 +151,7 @@ def reproduce(
             todo.append((row, split))
     log(f"Table 6 grid: {len(grid)} runs, {len(grid) - len(todo)} already finished, {len(todo)} to train")
     if ray_address is not None:
-        from divita.distributed.ray_backend import train_grid
+        from divita.distributed.grid import train_grid
 
         def report(label: str, res: dict) -> None:
             log(run_line(label, res["metrics"], res["best_epoch"], res["epochs"], res["seconds"], base.select_by))

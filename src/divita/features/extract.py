@@ -13,14 +13,13 @@ array per video id = file stem, group attributes ``num_features`` and ``extracti
 ``OUT/failures.csv`` (video, reason) for the videos that could not be used. A video's arrays are committed
 atomically; a rerun skips videos present in every requested store, recomputes the missing ones and cleans up
 what a killed run left behind. With ``labels`` it also writes ``OUT/mtgc.csv`` so ``divita train --data-dir
-OUT`` can train on the result.
+OUT`` can train on the result. Its keywords make one :class:`~divita.features.plan.ExtractionSettings` (checked
+once, recorded in every store); every file goes through a :class:`~divita.features.outputs.FeatureOutput`, and
+:class:`ExtractionRun` keeps the books (stores, failures, commits) that the Ray driver shares.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 import queue
 import sys
@@ -33,18 +32,27 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from divita.clips import ClipStream, clip_frame_indices, default_min_frames
+from divita.clips import ClipStream, clip_frame_indices
 from divita.errors import DivitaError
-from divita.fileio import atomic_write_text
+from divita.features.outputs import (  # noqa: F401 - FailureLog ... write_labels: their home before features.outputs
+    FAILURES_FILE,
+    SHOTS_DIR,
+    VIDEOS_FILE,
+    FailureLog,
+    FeatureOutput,
+    is_url,
+    make_splits,
+    open_output,
+    write_labels,
+    write_videos_csv,
+)
+from divita.features.plan import ExtractionSettings
 from divita.shots import TRANSNET_SIZE, Detector, Span, shots_from_gaps
 from divita.video import OutputSize, VideoDecoder, VideoError, find_videos
 
 MAX_ASPECT = 8.0  # wider (or taller) than this: no sensible centre crop, recorded as a failure
 CHUNK_FRAMES = 24  # frames per decode-queue item
 QUEUE_CHUNKS = 12  # bounded decode queue (12 x 24 frames, ~125 MB at 455x256 + 228x128)
-FAILURES_FILE = "failures.csv"
-VIDEOS_FILE = "videos.csv"
-SHOTS_DIR = "shots"
 
 
 # ------------------------------------------------------------------------------------------ frame buffer
@@ -298,38 +306,6 @@ class ExtractSummary:
         return not self.failed
 
 
-class FailureLog:
-    """OUT/failures.csv (video, reason), rewritten atomically on every change."""
-
-    def __init__(self, out_dir: Path):
-        self.path = out_dir / FAILURES_FILE
-        self.rows: dict[str, str] = {}
-        if self.path.is_file():
-            with open(self.path, newline="") as f:
-                for row in csv.DictReader(f):
-                    if row.get("video"):
-                        self.rows[row["video"]] = row.get("reason", "")
-
-    def _save(self) -> None:
-        if not self.rows:
-            self.path.unlink(missing_ok=True)
-            return
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(["video", "reason"])
-        for k, v in self.rows.items():
-            w.writerow([k, v])
-        atomic_write_text(self.path, buf.getvalue())
-
-    def fail(self, video: str, reason: str) -> None:
-        self.rows[video] = reason
-        self._save()
-
-    def clear(self, video: str) -> None:
-        if self.rows.pop(video, None) is not None:
-            self._save()
-
-
 def load_encoders(backbones: Sequence[Any], weights: str = "default", device: str = "cpu", precision: str = "auto",
                   frames_per_clip_2d: int = 3) -> list:
     """Backbone names (or ready encoder objects, passed through) -> ClipEncoders."""
@@ -347,6 +323,17 @@ def load_encoders(backbones: Sequence[Any], weights: str = "default", device: st
     return out
 
 
+def describe_encoder(encoder: Any) -> dict:
+    """What a driver needs to know of a loaded encoder: its store (prefix, width, ``settings()``) and the frames it
+    reads (kind, decode side, frames per clip)."""
+    spec = encoder.spec
+    return {
+        "kind": getattr(spec, "kind", None), "num_features": int(spec.num_features), "store_prefix": spec.store_prefix,
+        "min_side": int(getattr(encoder, "min_side", 0) or 0), "clip_frames": getattr(encoder, "clip_frames", None),
+        "frames_per_clip_2d": getattr(encoder, "frames_per_clip_2d", None), "settings": encoder.settings(),
+    }
+
+
 def video_ids(videos: Sequence[Path]) -> tuple[list[tuple[str, Path]], dict[str, str]]:
     """(id, path) per video (id = file stem), and failures for ids already taken by an earlier input."""
     seen: dict[str, Path] = {}
@@ -361,6 +348,71 @@ def video_ids(videos: Sequence[Path]) -> tuple[list[tuple[str, Path]], dict[str,
     return ok, dup
 
 
+class ExtractionRun:
+    """What the local and the Ray drivers share: the run's stores, ``failures.csv``, each finished video's commit,
+    and ``videos.csv`` / ``mtgc.csv`` at the end, all written through one :class:`FeatureOutput`. A driver calls
+    :meth:`create_stores`, then :meth:`pending`, then :meth:`commit` or :meth:`fail` per video, then :meth:`finish`."""
+
+    def __init__(self, settings: ExtractionSettings, output: FeatureOutput, log: Callable[[str], None]):
+        self.settings, self.output, self.log = settings, output, log
+        self.store_names: dict[str, str] = {}  # backbone -> store name inside the output
+        self.summary = ExtractSummary(str(output), {})
+        self.failures: FailureLog | None = None
+        self.total = 0  # videos with a usable id
+
+    def create_stores(self, encoders: dict[str, dict], detector_params: dict) -> None:
+        """Create (or check) one store per backbone; ``encoders``: backbone -> :func:`describe_encoder`."""
+        for name in self.settings.names:
+            d = encoders[name]
+            store = self.settings.store_name(d["store_prefix"], name)
+            self.output.create_store(store, d["num_features"], self.settings.extraction(d["settings"], detector_params))
+            self.store_names[name] = store
+        self.summary.stores = {n: self.output.store(s) for n, s in self.store_names.items()}
+
+    def pending(self, videos: Sequence[Path]) -> list[tuple[str, Path, list[str]]]:
+        """(id, path, backbones whose store lacks it) per video left to extract, in input order. Records duplicate
+        ids as failures, and videos already in every store as skipped (clearing their old failure)."""
+        ids, dups = video_ids(videos)
+        self.total = len(ids)
+        self.failures = self.output.failure_log()
+        for v, reason in dups.items():
+            self.failures.fail(v, reason)
+            self.summary.failed[v] = reason
+        have = {n: self.output.committed(s) for n, s in self.store_names.items()}
+        jobs = []
+        for mid, path in ids:
+            todo = [n for n in self.settings.names if mid not in have[n]]
+            if todo:
+                jobs.append((mid, path, todo))
+            else:
+                self.summary.skipped.append(mid)
+                self.failures.clear(str(path))
+        return jobs
+
+    def fail(self, path: str | os.PathLike, reason: str) -> None:
+        """Record that the video at ``path`` could not be used."""
+        self.failures.fail(str(path), reason)
+        self.summary.failed[str(path)] = reason
+        self.log(f"divita extract: {path}: {reason}")
+
+    def commit(self, mid: str, result: VideoResult, names: Sequence[str]) -> None:
+        """Write ``shots/<id>.json``, then the arrays of backbones ``names`` (each atomically)."""
+        record = result.record()
+        self.output.write_shots(mid, record)
+        attrs = self.settings.array_attrs(record, result.path)
+        self.output.commit(mid, {self.store_names[n]: (result.features[n], attrs) for n in names})
+        self.failures.clear(result.path)
+        self.summary.done.append(mid)
+        self.summary.frames += result.num_frames
+
+    def finish(self) -> None:
+        """``videos.csv`` for the videos now complete in every store (also after an interrupted run)."""
+        self.output.write_videos_csv(list(self.store_names.values()))
+
+    def write_labels(self, labels: str | os.PathLike, seed: int) -> None:
+        self.summary.labels = self.output.write_labels(labels, list(self.store_names.values()), seed, self.log)
+
+
 def extract(
     inputs: Sequence[str | os.PathLike],
     backbones: Sequence[Any],
@@ -372,6 +424,7 @@ def extract(
     min_clip_frames: int | None = None,
     detector: Detector | str = "transnetv2",
     threshold: float = 0.5,
+    content_threshold: float = 27.0,
     device: str = "auto",
     precision: str = "auto",
     frames_per_clip_2d: int = 3,
@@ -383,108 +436,96 @@ def extract(
     progress: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> ExtractSummary:
-    """Extract clip features of every video in ``inputs`` (files or directories) with every backbone."""
+    """Extract clip features of every video in ``inputs`` (files or directories) with every backbone.
+
+    The extraction keywords make an :class:`ExtractionSettings` (checked before anything is loaded); see
+    :func:`run_extraction` for the rest.
+    """
+    settings = ExtractionSettings(
+        backbones, weights=weights, fps=fps, fpc=fpc, min_clip_frames=min_clip_frames, detector=detector,
+        threshold=threshold, content_threshold=content_threshold, precision=precision,
+        frames_per_clip_2d=frames_per_clip_2d, batch_size=batch_size,
+    )
+    return run_extraction(inputs, settings, out_dir, device=device, threads=threads, decode_threads=decode_threads,
+                          labels=labels, split_seed=split_seed, progress=progress, log=log)
+
+
+def run_extraction(
+    inputs: Sequence[str | os.PathLike],
+    settings: ExtractionSettings,
+    out_dir: str | os.PathLike | FeatureOutput,
+    *,
+    device: str = "auto",
+    threads: int | None = None,
+    decode_threads: int = 0,
+    labels: str | os.PathLike | None = None,
+    split_seed: int = 0,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> ExtractSummary:
+    """:func:`extract` in this process, with the extraction given as ``settings``.
+
+    ``out_dir``: a directory, or a ready :class:`FeatureOutput` (an output URL is written by
+    :func:`divita.distributed.extract.extract_ray`). ``device``: where the backbones and TransNetV2 run ("auto":
+    CUDA when there is one). ``threads``: torch threads; ``decode_threads``: FFmpeg's. ``labels``: a labels CSV
+    to write ``mtgc.csv`` from (splits seeded by ``split_seed`` when it has none).
+    """
     import torch
 
-    from divita import __version__
-
     log = log or (lambda s: print(s, file=sys.stderr))
-    if fpc < 1:
-        raise DivitaError(None, f"frames per clip must be at least 1, got {fpc}")
-    if not fps or fps <= 0:
-        raise DivitaError(None, f"fps must be positive, got {fps}")
-    if min_clip_frames is not None and not 1 <= min_clip_frames <= fpc:
-        raise DivitaError(None, f"--min-clip-frames must be between 1 and fpc={fpc}, got {min_clip_frames}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if not isinstance(out_dir, FeatureOutput) and is_url(out_dir):
+        raise DivitaError(str(out_dir), "an output URL needs --ray (the local path writes to a directory)")
+    output = open_output(out_dir)
+    videos = find_videos(inputs)
+    if not videos:
+        raise DivitaError(None, "no video files found in the inputs")
+    output.prepare()
     if str(device) == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if threads:
         torch.set_num_threads(int(threads))
+    detector = settings.detector
     if isinstance(detector, str):
-        detector = Detector(detector, threshold=threshold, device=device, precision=precision, fps=fps, segment_frames=fpc)
+        detector = Detector(detector, threshold=settings.threshold, content_threshold=settings.content_threshold,
+                            device=device, precision=settings.precision, fps=settings.fps, segment_frames=settings.fpc)
     detector.load()
-    encoders = load_encoders(backbones, weights, device, precision, frames_per_clip_2d)
-    if not encoders:
-        raise DivitaError(None, "no backbone given")
+    encoders = load_encoders(settings.backbones, settings.weights, device, settings.precision,
+                             settings.frames_per_clip_2d)
+    by_name = {e.spec.name: e for e in encoders}
 
-    from divita.features.store import clean_partial, commit_video_arrays, committed_ids, create_store, store_dir_name
+    from divita.features.store import check_array_id
 
-    clean_partial(out)
-    det_params = detector.params()
-    m_frames = default_min_frames(fpc) if min_clip_frames is None else int(min_clip_frames)
-    stores: dict[str, str] = {}
-    for e in encoders:
-        spec = e.spec
-        path = out / store_dir_name(spec.store_prefix, spec.name, fps, fpc)
-        extraction = {
-            "backbone": e.settings(), "fps": float(fps), "fpc": int(fpc), "min_clip_frames": m_frames,
-            "detector": det_params, "divita": __version__,
-            "clips": "shots cut into fpc-frame clips that never cross a cut (see divita.clips)",
-        }
-        create_store(path, spec.num_features, extraction)
-        stores[spec.name] = str(path)
-
-    videos = find_videos(inputs)
-    if not videos:
-        raise DivitaError(None, "no video files found in the inputs")
-    ids, dups = video_ids(videos)
-    failures = FailureLog(out)
-    summary = ExtractSummary(str(out), stores)
-    for v, reason in dups.items():
-        failures.fail(v, reason)
-        summary.failed[v] = reason
-    have = {name: committed_ids(p) for name, p in stores.items()}
-    (out / SHOTS_DIR).mkdir(exist_ok=True)
+    run = ExtractionRun(settings, output, log)
+    run.create_stores({n: describe_encoder(e) for n, e in by_name.items()}, detector.params())
+    jobs = run.pending(videos)
+    summary = run.summary
 
     bar_videos = bar_frames = None
     if progress:
         from tqdm import tqdm
 
-        bar_videos = tqdm(total=len(ids), desc="videos", unit="video", position=0, dynamic_ncols=True)
+        bar_videos = tqdm(total=run.total, initial=len(summary.skipped), desc="videos", unit="video", position=0,
+                          dynamic_ncols=True)
         bar_frames = tqdm(desc="frames", unit="frame", position=1, dynamic_ncols=True, smoothing=0.1)
     t0 = time.perf_counter()
     try:
-        for mid, path in ids:
-            todo = [e for e in encoders if mid not in have[e.spec.name]]
-            if not todo:
-                summary.skipped.append(mid)
-                failures.clear(str(path))
-                if bar_videos is not None:
-                    bar_videos.update(1)
-                continue
+        for mid, path, names in jobs:
             try:
-                from divita.features.store import check_array_id
-
                 check_array_id(mid)
                 result = process_video(
-                    path, todo, detector, fps=fps, fpc=fpc, min_clip_frames=min_clip_frames, batch_size=batch_size,
+                    path, [by_name[n] for n in names], detector, fps=settings.fps, fpc=settings.fpc,
+                    min_clip_frames=settings.min_clip_frames, batch_size=settings.batch_size,
                     decode_threads=decode_threads, on_frames=(bar_frames.update if bar_frames is not None else None),
                 )
             except (VideoError, DivitaError) as err:
-                reason = err.problem
-                failures.fail(str(path), reason)
-                summary.failed[str(path)] = reason
-                log(f"divita extract: {path}: {reason}")
+                run.fail(path, err.problem)
             except Exception as err:  # a bug or an odd file we did not foresee: record it and go on
                 if os.environ.get("DIVITA_DEBUG"):
                     raise
-                reason = f"{type(err).__name__}: {err}".splitlines()[0][:300]
-                failures.fail(str(path), reason)
-                summary.failed[str(path)] = reason
-                log(f"divita extract: {path}: {reason}")
+                run.fail(path, f"{type(err).__name__}: {err}".splitlines()[0][:300])
                 log(traceback.format_exc(limit=3))
             else:
-                record = result.record()
-                atomic_write_text(out / SHOTS_DIR / f"{mid}.json", json.dumps({"id": mid, **record}))
-                attrs = {
-                    "shots": record["shots"], "clips": record["clips"], "clip_seconds": record["clip_seconds"],
-                    "fps": float(fps), "source": str(path), "num_frames": result.num_frames,
-                }
-                commit_video_arrays(out, mid, {stores[e.spec.name]: (result.features[e.spec.name], attrs) for e in todo})
-                failures.clear(str(path))
-                summary.done.append(mid)
-                summary.frames += result.num_frames
+                run.commit(mid, result, names)
             if bar_videos is not None:
                 bar_videos.update(1)
     finally:
@@ -493,104 +534,10 @@ def extract(
         if bar_videos is not None:
             bar_videos.close()
         summary.seconds = time.perf_counter() - t0
-        write_videos_csv(out, stores)
+        run.finish()
     if labels is not None:
-        summary.labels = str(write_labels(labels, out, stores, seed=split_seed, log=log))
+        run.write_labels(labels, split_seed)
     return summary
-
-
-def write_videos_csv(out: Path, stores: dict[str, str]) -> None:
-    """OUT/videos.csv: one row per video complete in every store of this run (from shots/<id>.json)."""
-    from divita.features.store import committed_ids
-
-    complete = set.intersection(*(committed_ids(p) for p in stores.values())) if stores else set()
-    rows = []
-    for mid in sorted(complete):
-        f = out / SHOTS_DIR / f"{mid}.json"
-        try:
-            r = json.loads(f.read_text())
-        except (OSError, ValueError):
-            continue
-        rows.append([mid, r.get("video", ""), r.get("fps"), r.get("num_frames"), len(r.get("shots", [])),
-                     len(r.get("clips", [])), r.get("duration", "")])
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["id", "video", "fps", "num_frames", "shots", "clips", "duration_s"])
-    w.writerows(rows)
-    atomic_write_text(out / VIDEOS_FILE, buf.getvalue())
-
-
-# ------------------------------------------------------------------------------------------ labels
-
-
-def make_splits(labels: np.ndarray, seed: int = 0, fractions=(0.7, 0.15, 0.15), num_splits: int = 3) -> np.ndarray:
-    """(N, num_splits) subset codes (0 train, 1 validation, 2 test): random, stratified on each trailer's
-    rarest genre (trailers sorted by it, then dealt in blocks of 20 as 14/3/3)."""
-    rng = np.random.default_rng(seed)
-    n = len(labels)
-    prevalence = labels.sum(0) + 1e-9
-    rarest = np.where(labels.any(1), np.argmin(np.where(labels > 0, prevalence[None, :], np.inf), axis=1), -1)
-    block = np.array([0] * round(20 * fractions[0]) + [1] * round(20 * fractions[1]) + [2] * round(20 * fractions[2]))
-    out = np.zeros((n, num_splits), np.int64)
-    for s in range(num_splits):
-        order = rng.permutation(n)
-        order = order[np.argsort(rarest[order], kind="stable")]
-        codes = np.concatenate([rng.permutation(block) for _ in range(-(-n // len(block)))])[:n]
-        out[order, s] = codes
-        # tiny sets: make sure every subset is non-empty when possible
-        for code in (1, 2, 0):
-            if n >= 3 and not (out[:, s] == code).any():
-                counts = np.bincount(out[:, s], minlength=3)
-                donor = int(np.argmax(counts))
-                i = rng.choice(np.flatnonzero(out[:, s] == donor))
-                out[i, s] = code
-    return out
-
-
-def write_labels(labels_csv: str | os.PathLike, out: Path, stores: dict[str, str], seed: int = 0,
-                 log: Callable[[str], None] | None = None) -> Path:
-    """OUT/mtgc.csv in the release layout from a labels CSV (mid + the 10 genre columns, split0..2 optional),
-    keeping the trailers present in every store; splits are generated when the CSV has none."""
-    import pandas as pd
-
-    from divita.datasets.labels import LABEL_COLUMNS, SPLIT_COLUMNS, read_labels_csv
-    from divita.genres import GENRES
-    from divita.features.store import committed_ids
-
-    log = log or (lambda s: print(s, file=sys.stderr))
-    src = Path(labels_csv)
-    df = read_labels_csv(src, "labels file not found")
-    missing = [c for c in ("mid", *GENRES) if c not in df.columns]
-    if missing:
-        raise DivitaError(src, f"missing column(s) {', '.join(missing)} (needs mid and the 10 genre columns: {', '.join(GENRES)})")
-    has_splits = [c in df.columns for c in SPLIT_COLUMNS]
-    if any(has_splits) and not all(has_splits):
-        raise DivitaError(src, "has some but not all of split0, split1, split2")
-    df["mid"] = df["mid"].astype(str).str.strip()
-    if df["mid"].duplicated().any():
-        raise DivitaError(src, f"duplicate mid {df['mid'][df['mid'].duplicated()].iloc[0]!r}")
-    for g in GENRES:
-        vals = pd.to_numeric(df[g], errors="coerce")
-        if vals.isna().any() or not vals.isin([0, 1]).all():
-            raise DivitaError(src, f"genre column {g!r} must hold 0/1")
-        df[g] = vals.astype(np.int64)
-    complete = set.intersection(*(committed_ids(p) for p in stores.values()))
-    keep = df["mid"].isin(complete)
-    dropped = df.loc[~keep, "mid"].tolist()
-    if dropped:
-        log(f"divita extract: {len(dropped)} labelled trailer(s) have no features (failed or not given) and are left out of mtgc.csv: "
-            + ", ".join(dropped[:10]) + (" ..." if len(dropped) > 10 else ""))
-    df = df.loc[keep].reset_index(drop=True)
-    if len(df) == 0:
-        raise DivitaError(src, "no labelled trailer has features in the output; mtgc.csv not written")
-    if not all(has_splits):
-        splits = make_splits(df[list(GENRES)].to_numpy(), seed=seed)
-        for i, c in enumerate(SPLIT_COLUMNS):
-            df[c] = splits[:, i]
-    df = df[list(LABEL_COLUMNS)]
-    path = out / "mtgc.csv"
-    atomic_write_text(path, df.to_csv(index=False))
-    return path
 
 
 def format_summary(s: ExtractSummary) -> str:
@@ -613,12 +560,16 @@ def format_summary(s: ExtractSummary) -> str:
 
 __all__ = [
     "ExtractSummary",
+    "ExtractionRun",
+    "ExtractionSettings",
     "FrameBuffer",
     "VideoResult",
+    "describe_encoder",
     "extract",
     "format_summary",
     "load_encoders",
     "make_splits",
     "process_video",
+    "run_extraction",
     "write_labels",
 ]
