@@ -17,14 +17,13 @@ what runs is arranged for CPU speed, with tests that it equals the modules' own 
 BatchNorm is folded into the projection (one matmul forward, one backward, no normalised copy of the
 inputs), and in training the encoder layer's steps run from its submodules so that dropout is a bitwise
 AND with masks from per-module generators, the feed-forward's relu and dropout are one pass, and
-attention (the MultiheadAttention's parameters through torch's scaled-dot-product attention kernel)
-drops its weights with a mask from its own generator too.
+attention (the MultiheadAttention's parameters through public matmul and softmax ops) drops its
+weights with a mask from its own generator too.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -32,11 +31,6 @@ import torch
 from torch import nn
 
 from divita.genres import NUM_GENRES
-
-# torch's SDPA math kernel, which takes the dropout mask to apply (F.scaled_dot_product_attention draws
-# it from torch's global generator); it warns that a given mask is meant for tests
-_sdpa_math = torch.ops.aten._scaled_dot_product_attention_math
-warnings.filterwarnings("ignore", message="Dropout mask should only be used for testing purposes")
 
 AGGREGATORS = ("tsfm", "mean", "gru", "conv")
 FUSIONS = ("late", "early")
@@ -190,6 +184,13 @@ class FastDropout(nn.Module):
         """(shape) integer mask, -1 (all bits set) = kept, 0 = dropped, of the given element size."""
         return _bits_from_bool(self.keep_mask(shape), itemsize)
 
+    def drop_unscaled(self, x: torch.Tensor) -> torch.Tensor:
+        """x with this module's next mask applied but not rescaled (the caller folds ``scale`` into the
+        next linear map); x itself when dropout is off. CPU only; differentiable."""
+        if not self.training or self.threshold == 0:
+            return x
+        return _MaskScale.apply(x, self.keep_bits(x.shape, x.element_size()), 1.0)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.threshold == 0:
             return x
@@ -226,8 +227,7 @@ class TransformerAggregator(nn.Module):
     """One post-norm transformer encoder block over clips (torch's TransformerEncoderLayer), padding masked.
 
     Evaluation runs the layer's own forward. Training on CPU runs the same computation step by step from
-    the layer's submodules (its MultiheadAttention's parameters with torch's attention kernel, its norms
-    and linears), so that the feed-forward's relu and dropout are one pass and every dropout mask,
+    the layer's submodules (its MultiheadAttention's parameters, its norms and linears), so that the feed-forward's relu and dropout are one pass and every dropout mask,
     attention's included, comes from a :class:`FastDropout`'s own generator.
     """
 
@@ -263,23 +263,29 @@ class TransformerAggregator(nn.Module):
         return h
 
     def _self_attention(self, h: torch.Tensor, padding: torch.Tensor | None) -> torch.Tensor:
-        """The block's MultiheadAttention over h (B, S, E) -> (B, S, E): its parameters, torch's
-        scaled-dot-product attention (the math kernel MultiheadAttention itself runs on CPU with dropout),
-        the attention weights' dropout mask drawn by ``attention_dropout``. Queries, keys and values are
-        cut from one (B, S, 3E) projection into contiguous (B, heads, S, E/heads) tensors: the module's
-        own sequence-first split costs three zero-filled (3, S, B, E) gradients in backward."""
+        """The block's MultiheadAttention over h (B, S, E), padded keys (B, S) bool or None -> (B, S, E), in
+        training, from public ops: scores = q kᵀ / sqrt(E/heads) (padded keys -inf), softmax, the attention
+        weights' dropout mask drawn by ``attention_dropout`` (a bitwise AND; its 1/(1-p) folded into the
+        output projection's weight), @ v, output projection.
+
+        The softmax accumulates and returns float32 (``dtype=``) and its weights go back to the compute dtype:
+        on CPU a bfloat16 softmax is ~6x slower, and float32 weights would make both products float32.
+        Queries, keys and values are cut from one (B, S, 3E) projection into contiguous (B, heads, S, E/heads)
+        tensors: the module's own sequence-first split costs three zero-filled (3, S, B, E) gradients in backward.
+        """
         mha = self.block.self_attn
         b, s, e = h.shape
         nh = mha.num_heads
         qkv = nn.functional.linear(h, mha.in_proj_weight, mha.in_proj_bias)
         q, k, v = qkv.view(b, s, 3, nh, e // nh).permute(2, 0, 3, 1, 4).contiguous().unbind(0)
-        mask = None
-        if padding is not None:  # padded keys get -inf, as MultiheadAttention's key_padding_mask
-            mask = torch.zeros(b, 1, 1, s, dtype=h.dtype).masked_fill_(padding.view(b, 1, 1, s), float("-inf"))
+        scores = (q * (1.0 / math.sqrt(e // nh))) @ k.transpose(-2, -1)  # (B, heads, S, S)
+        if padding is not None:  # padded keys get no attention, as with MultiheadAttention's key_padding_mask
+            scores = scores.masked_fill(padding.view(b, 1, 1, s), float("-inf"))
+        weights = torch.softmax(scores, -1, dtype=torch.float32).to(h.dtype)
         drop = self.attention_dropout
-        keep = torch.from_numpy(drop.keep_mask((b, nh, s, s))) if drop.threshold else None
-        o = _sdpa_math(q, k, v, mask, drop.p if keep is not None else 0.0, False, keep)[0]  # (B, heads, S, E/heads)
-        return mha.out_proj(o.transpose(1, 2).reshape(b, s, e))
+        o = drop.drop_unscaled(weights) @ v  # (B, heads, S, E/heads)
+        w_out = mha.out_proj.weight * drop.scale if drop.threshold else mha.out_proj.weight
+        return nn.functional.linear(o.transpose(1, 2).reshape(b, s, e), w_out, mha.out_proj.bias)
 
 
 class MeanAggregator(nn.Module):
