@@ -181,6 +181,29 @@ def test_relu_dropout_is_relu_then_dropout_with_the_scale_folded_into_the_next_l
         assert torch.equal(z.grad, ((z.detach() > 0) & torch.from_numpy(keep)).to(dtype))
 
 
+def test_every_registered_aggregator_builds_its_class_and_unknown_names_are_refused():
+    from divita.model import AGGREGATOR_CLASSES, Aggregator
+    from divita.model.aggregators import build_aggregator
+
+    assert AGGREGATORS == tuple(AGGREGATOR_CLASSES) == ("tsfm", "mean", "gru", "conv")
+    for name, cls in AGGREGATOR_CLASSES.items():
+        agg = build_aggregator(name, hidden=16, heads=4, ff_mult=2, dropout=0.25)
+        assert type(agg).__name__ == cls and isinstance(agg, Aggregator)
+        h, mask = torch.randn(2, 5, 16), torch.ones(2, 5, dtype=torch.bool)
+        assert agg(h, mask).shape == (2, 5, 16)
+    with pytest.raises(ValueError, match="unknown clip aggregation 'lstm'; choose from tsfm, mean, gru, conv"):
+        build_aggregator("lstm", 16, 4, 2, 0.25)
+
+
+def test_model_names_need_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys\nfrom divita.model.names import AGGREGATORS\nprint('torch' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_a_training_step_with_dropout_equals_the_same_step_from_torchs_modules_given_the_same_masks(dtype):
     """The whole block in training (attention, its dropout, the feed-forward's relu+dropout, the norms) against
