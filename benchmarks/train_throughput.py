@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # inherited by the per-configuration child processes
-TARGET_EPOCH_S = 0.6  # the target, seconds per epoch (train + validation)
-STORES = dict(ix="trailers_i_shufflenet_fpc24.zarr", vx="trailers_k_shufflenet_fps24_fpc24.zarr")  # late fusion
+TARGET_EPOCH_S = 0.6  # the project's target, seconds per epoch (train + validation)
+STORES = dict(image_store="trailers_i_shufflenet_fpc24.zarr", video_store="trailers_k_shufflenet_fps24_fpc24.zarr")  # late fusion
 
 
 def one_run(data_dir: str, threads: int, precision: str, epochs: int) -> dict:

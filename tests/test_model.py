@@ -179,3 +179,73 @@ def test_relu_dropout_is_relu_then_dropout_with_the_scale_folded_into_the_next_l
         assert torch.equal(y.detach(), expected)
         y.sum().backward()
         assert torch.equal(z.grad, ((z.detach() > 0) & torch.from_numpy(keep)).to(dtype))
+
+
+def test_every_registered_aggregator_builds_its_class_and_unknown_names_are_refused():
+    from divita.model import AGGREGATOR_CLASSES, Aggregator
+    from divita.model.aggregators import build_aggregator
+
+    assert AGGREGATORS == tuple(AGGREGATOR_CLASSES) == ("tsfm", "mean", "gru", "conv")
+    for name, cls in AGGREGATOR_CLASSES.items():
+        agg = build_aggregator(name, hidden=16, heads=4, ff_mult=2, dropout=0.25)
+        assert type(agg).__name__ == cls and isinstance(agg, Aggregator)
+        h, mask = torch.randn(2, 5, 16), torch.ones(2, 5, dtype=torch.bool)
+        assert agg(h, mask).shape == (2, 5, 16)
+    with pytest.raises(ValueError, match="unknown clip aggregation 'lstm'; choose from tsfm, mean, gru, conv"):
+        build_aggregator("lstm", 16, 4, 2, 0.25)
+
+
+def test_model_names_need_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys\nfrom divita.model.names import AGGREGATORS\nprint('torch' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_a_training_step_with_dropout_equals_the_same_step_from_torchs_modules_given_the_same_masks(dtype):
+    """The whole block in training (attention, its dropout, the feed-forward's relu+dropout, the norms) against
+    the encoder layer's submodules (attention written out: softmax(q kᵀ / sqrt(d)) @ v) with the masks the
+    aggregator draws, dropout applied the textbook way (mask / (1 - p)): forward and gradients."""
+    import copy
+
+    from divita.model import TransformerAggregator
+
+    torch.manual_seed(0)
+    agg = TransformerAggregator(hidden=16, heads=4, ff_mult=2, dropout=0.25).to(dtype).train()
+    h = torch.randn(3, 7, 16).to(dtype).requires_grad_()
+    mask = torch.ones(3, 7, dtype=torch.bool)
+    mask[1, 4:] = False
+    rngs = [copy.deepcopy(d.rng) for d in (agg.attention_dropout, agg.block.dropout1, agg.block.dropout, agg.block.dropout2)]
+    ours = agg(h, mask)
+    w = torch.randn(3, 7, 16)  # a loss whose gradient does not vanish through the last LayerNorm
+    g_ours = torch.autograd.grad((ours.float() * w).sum(), [h, *agg.parameters()])
+    # the same draws, in the order the training path makes them
+    attn_keep, keep1, keep_ff, keep2 = (_draw(r, s) for r, s in zip(rngs, [(3, 4, 7, 7), (3, 7, 16), (3, 7, 32), (3, 7, 16)]))
+    b = agg.block
+    mha = b.self_attn
+    q, k, v = nn.functional.linear(h, mha.in_proj_weight, mha.in_proj_bias).view(3, 7, 3, 4, 4).permute(2, 0, 3, 1, 4)
+    scores = (q / 2.0) @ k.transpose(-2, -1)
+    weights = torch.softmax(scores.float().masked_fill(~mask.view(3, 1, 1, 7), float("-inf")), -1).to(dtype)
+    a = mha.out_proj(((weights * attn_keep.to(dtype) / 0.75) @ v).transpose(1, 2).reshape(3, 7, 16))
+    x = b.norm1(h + a * keep1.to(dtype) / 0.75)
+    f = torch.relu(b.linear1(x)) * keep_ff.to(dtype) / 0.75
+    theirs = b.norm2(x + b.linear2(f) * keep2.to(dtype) / 0.75)
+    g_theirs = torch.autograd.grad((theirs.float() * w).sum(), [h, *agg.parameters()])
+    names = ["h", *(n for n, _ in agg.named_parameters())]
+    if dtype == torch.float32:
+        torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+        for name, g, r in zip(names, g_ours, g_theirs):
+            torch.testing.assert_close(g, r, atol=1e-5, rtol=1e-5, msg=lambda m, name=name: f"{name}: {m}")
+        return
+    for name, g, r in [("output", ours, theirs), *zip(names, g_ours, g_theirs)]:  # bfloat16: rounding apart
+        assert ((g.float() - r.float()).norm() / r.float().norm()).item() < 0.02, name
+
+
+def _draw(rng, shape):
+    """The keep mask a FastDropout with generator ``rng`` draws next for ``shape``."""
+    d = FastDropout(0.25)
+    d.rng = rng
+    return torch.from_numpy(d.keep_mask(shape))

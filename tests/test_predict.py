@@ -104,7 +104,7 @@ def test_a_checkpoint_trained_on_release_features_is_refused(tiny_release, tmp_p
     from divita.inference.predict import GenreClassifier
     from divita.training import TrainConfig, train_model
 
-    train_model(TrainConfig(data_dir=str(tiny_release), ix="trailers_i_shufflenet_fpc24.zarr", vx=None, max_epochs=1, threads=1), tmp_path, progress=False)
+    train_model(TrainConfig(data_dir=str(tiny_release), image_store="trailers_i_shufflenet_fpc24.zarr", video_store=None, max_epochs=1, threads=1), tmp_path, progress=False)
     with pytest.raises(DivitaError, match="no matching extractor is known"):
         GenreClassifier.from_checkpoint(tmp_path / "best.ckpt")
     r = subprocess.run([sys.executable, "-m", "divita", "predict", "x.mp4", "--checkpoint", str(tmp_path / "best.ckpt")],

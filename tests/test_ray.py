@@ -251,7 +251,7 @@ def test_reproduce_grid_on_ray_matches_the_local_grid_and_resumes(ray_session, t
     from divita.training import TrainConfig
 
     rows = ["ShuffleNet-2D", "ShuffleNet-Fusion"]
-    base = TrainConfig(data_dir=str(tiny_release), ix="-", vx=None, max_epochs=2, batch_size=16, threads=1)
+    base = TrainConfig(data_dir=str(tiny_release), image_store="-", video_store=None, max_epochs=2, batch_size=16, threads=1)
     quiet = dict(rows=rows, splits=(0, 1), base=base, progress=False)
     reproduce(tiny_release, tmp_path / "local", log=lambda s: None, **quiet)
     logs: list[str] = []

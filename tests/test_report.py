@@ -22,7 +22,7 @@ RUN_PNGS = ("ap_per_genre.png", "pr_curves.png", "cooccurrence.png", "errors.png
 
 @pytest.fixture(scope="module")
 def run_dir(tiny_release, tmp_path_factory):
-    cfg = TrainConfig(data_dir=str(tiny_release), ix=IMAGE_STORE, vx=VIDEO_STORE, split=0, max_epochs=2, batch_size=8, threads=1)
+    cfg = TrainConfig(data_dir=str(tiny_release), image_store=IMAGE_STORE, video_store=VIDEO_STORE, split=0, max_epochs=2, batch_size=8, threads=1)
     d = tmp_path_factory.mktemp("run")
     train_model(cfg, d, progress=False)
     return d

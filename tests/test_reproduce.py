@@ -16,7 +16,7 @@ ROWS = ["ShuffleNet-2D", "ShuffleNet-Fusion"]
 
 
 def base(release):
-    return TrainConfig(data_dir=str(release), ix="-", vx=None, max_epochs=2, batch_size=16, threads=1)
+    return TrainConfig(data_dir=str(release), image_store="-", video_store=None, max_epochs=2, batch_size=16, threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_rerun_keeps_finished_runs(tiny_release, grid):
 def test_a_finished_run_with_another_configuration_is_not_silently_mixed_in(tiny_release, grid):
     out, _ = grid
     with pytest.raises(DivitaError, match="another configuration: max_epochs=2 \\(asked 3\\)"):
-        reproduce(tiny_release, out, rows=ROWS[:1], splits=(0,), base=TrainConfig(data_dir=str(tiny_release), ix="-", vx=None, max_epochs=3, batch_size=16, threads=1), progress=False, log=lambda s: None)
+        reproduce(tiny_release, out, rows=ROWS[:1], splits=(0,), base=TrainConfig(data_dir=str(tiny_release), image_store="-", video_store=None, max_epochs=3, batch_size=16, threads=1), progress=False, log=lambda s: None)
 
 
 def test_reproduce_downloads_from_a_mirror_then_trains_and_writes_the_tables(tiny_release, tmp_path):
@@ -92,7 +92,7 @@ def test_cli_bad_inputs_are_one_line_errors_without_traceback(tiny_release, tmp_
 
 def test_train_cli_prints_no_lightning_banners(tiny_release, tmp_path):
     # importing lightning sets its loggers to INFO: "GPU available", "TPU available", tips, "`Trainer.fit` stopped"
-    r = run_cli("train", "--data-dir", str(tiny_release), "--ix", IMAGE_STORE, "--vx", "none", "--split", "0",
+    r = run_cli("train", "--data-dir", str(tiny_release), "--image-store", IMAGE_STORE, "--video-store", "none", "--split", "0",
                 "--out", str(tmp_path / "run"), "--max-epochs", "2", "--threads", "1", "--no-progress")
     assert r.returncode == 0, r.stderr
     assert r.stderr.strip() == "", r.stderr
@@ -154,3 +154,48 @@ def test_evaluate_refuses_a_checkpoint_from_another_configuration(tiny_release, 
     code = main(["evaluate", "--checkpoint", str(ckpt), "--data-dir", str(other), "--ix", "wide.zarr"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "checkpoint from another configuration" in err[0] and str(ckpt) in err[0]
+
+
+def old_style(d: dict) -> dict:
+    """``d`` as divita wrote it before image_store/video_store were named so: ix/vx keys only."""
+    d = dict(d)
+    d["ix"], d["vx"] = d.pop("image_store"), d.pop("video_store")
+    return d
+
+
+def test_a_finished_run_written_before_the_store_rename_is_still_recognised(tiny_release, grid, tmp_path):
+    import json
+    import shutil
+
+    from divita.evaluation.reproduce import check_resumable, run_config
+    from divita.datasets.release import TABLE6_BY_NAME
+
+    out, _ = grid
+    run = tmp_path / "split0"
+    shutil.copytree(out / "transfer" / "runs" / "shufflenet-fusion" / "split0", run)
+    hp = json.loads((run / "hparams.json").read_text())
+    assert hp["ix"] == hp["image_store"] and hp["vx"] == hp["video_store"]  # both spellings written
+    hp = {k: v for k, v in hp.items() if k not in ("image_store", "video_store")}
+    (run / "hparams.json").write_text(json.dumps(hp))
+    cfg = run_config(base(tiny_release), TABLE6_BY_NAME["ShuffleNet-Fusion"], 0)
+    assert check_resumable(run, cfg)
+    with pytest.raises(DivitaError, match="another configuration: video_store=.* \\(asked None\\)"):
+        check_resumable(run, run_config(base(tiny_release), TABLE6_BY_NAME["ShuffleNet-2D"], 0))
+
+
+def test_evaluate_reads_a_checkpoint_written_before_the_store_rename(tiny_release, grid, tmp_path, capsys):
+    import json
+
+    import torch
+
+    out, _ = grid
+    ckpt = out / "transfer" / "runs" / "shufflenet-2d" / "split0" / "best.ckpt"
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--data-dir", str(tiny_release), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    payload = torch.load(ckpt, weights_only=False)
+    payload["train_config"] = old_style({k: v for k, v in payload["train_config"].items() if k not in ("ix", "vx")})
+    torch.save(payload, tmp_path / "old.ckpt")
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "old.ckpt"), "--data-dir", str(tiny_release), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == rows
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--data-dir", str(tiny_release), "--json", "--image-store", IMAGE_STORE]) == 0
+    assert json.loads(capsys.readouterr().out) == rows

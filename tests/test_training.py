@@ -11,7 +11,7 @@ from divita.training import TrainConfig, load_checkpoint, train_model
 
 
 def config(release, **kw):
-    base = dict(data_dir=str(release), ix=IMAGE_STORE, vx=VIDEO_STORE, split=0, max_epochs=3, batch_size=8, threads=1)
+    base = dict(data_dir=str(release), image_store=IMAGE_STORE, video_store=VIDEO_STORE, split=0, max_epochs=3, batch_size=8, threads=1)
     return TrainConfig(**{**base, **kw})
 
 
@@ -59,7 +59,7 @@ def test_garbage_checkpoint_is_a_one_line_error(tmp_path):
 
 
 def test_the_model_learns_the_planted_signal(tiny_release, tmp_path):
-    res = train_model(config(tiny_release, ix=IMAGE_STORE, vx=None, max_epochs=25, lr=3e-3), tmp_path, progress=False)
+    res = train_model(config(tiny_release, image_store=IMAGE_STORE, video_store=None, max_epochs=25, lr=3e-3), tmp_path, progress=False)
     m = res.metrics
     tst = m[(m.subset == "tst") & (m.convention == "sklearn") & (m.selection == "loss")].iloc[0]
     labels = pd.read_csv(tiny_release / "mtgc.csv")
@@ -71,7 +71,7 @@ def test_missing_inputs_name_the_file_and_the_fix(tiny_release, tmp_path):
     with pytest.raises(DivitaError, match="data directory not found"):
         train_model(config(tmp_path / "nowhere"), tmp_path / "r", progress=False)
     with pytest.raises(DivitaError, match="feature store missing .*divita download"):
-        train_model(config(tiny_release, ix="trailers_i_swin_fpc24.zarr"), tmp_path / "r", progress=False)
+        train_model(config(tiny_release, image_store="trailers_i_swin_fpc24.zarr"), tmp_path / "r", progress=False)
 
 
 def test_thresholds_maximise_f1_and_sit_between_scores():
@@ -100,7 +100,7 @@ def test_training_reads_a_store_given_as_a_url(tiny_release, tmp_path):
     dst.attrs["num_features"] = src.attrs["num_features"]
     for mid in src.array_keys():
         dst.create_array(mid, shape=src[mid].shape, dtype="float32")[...] = src[mid][...]
-    res = train_model(config(tiny_release, ix=None, vx=url, max_epochs=1), tmp_path, progress=False)
+    res = train_model(config(tiny_release, image_store=None, video_store=url, max_epochs=1), tmp_path, progress=False)
     assert json.loads((tmp_path / "hparams.json").read_text())["features"]["video"]["store"] == url
     assert len(res.metrics) == 8
 
@@ -139,3 +139,76 @@ def test_prefetched_training_batches_are_the_batches_gathered_in_line(tiny_relea
     import threading
 
     assert not any(t.name.startswith("divita-gather") and t.is_alive() for t in threading.enumerate())
+
+
+def test_the_earlier_store_names_ix_and_vx_still_work_as_keywords_properties_and_keys(tiny_release):
+    from dataclasses import asdict, replace
+
+    new = config(tiny_release)
+    old = TrainConfig(data_dir=str(tiny_release), ix=IMAGE_STORE, vx=VIDEO_STORE, split=0, max_epochs=3, batch_size=8, threads=1)
+    assert old == new and (old.image_store, old.video_store) == (IMAGE_STORE, VIDEO_STORE)
+    assert (new.ix, new.vx) == (IMAGE_STORE, VIDEO_STORE)
+    assert replace(new, vx=None).video_store is None and replace(new, video_store=None).vx is None
+    assert replace(new, ix="other.zarr").stores == {"image": "other.zarr", "video": VIDEO_STORE}
+    # a checkpoint's train_config or an hparams.json written before the rename: ix/vx keys only
+    before = {k: v for k, v in asdict(new).items() if k not in ("image_store", "video_store")} | {"ix": IMAGE_STORE, "vx": None}
+    restored = TrainConfig.from_dict(before)
+    assert restored.image_store == IMAGE_STORE and restored.video_store is None and restored.max_epochs == 3
+    with pytest.raises(DivitaError, match="at least one of --image-store"):
+        TrainConfig(data_dir=".", ix=None, vx=None)
+
+
+def test_hparams_and_checkpoint_hold_the_new_store_keys_and_the_earlier_ones(finished_run):
+    hp = json.loads((finished_run.run_dir / "hparams.json").read_text())
+    assert hp["image_store"] == hp["ix"] == IMAGE_STORE and hp["video_store"] == hp["vx"] == VIDEO_STORE
+    _, ckpt = load_checkpoint(finished_run.run_dir / "best.ckpt")
+    tc = ckpt["train_config"]
+    assert tc["image_store"] == tc["ix"] == IMAGE_STORE and tc["video_store"] == tc["vx"] == VIDEO_STORE
+    assert TrainConfig.from_dict(tc) == TrainConfig.from_dict(hp | {"data_dir": tc["data_dir"], "threads": 1})
+
+
+def parse(*argv):
+    from divita.cli import build_parser
+
+    return build_parser().parse_args(list(argv))
+
+
+def test_cli_options_and_defaults_come_from_train_config():
+    from dataclasses import fields
+
+    from divita.cli._train_options import train_config
+
+    train = ["train", "--data-dir", "d", "--split", "1", "--out", "o"]
+    a = parse(*train, "--image-store", "i.zarr", "--video-store", "v.zarr")
+    b = parse(*train, "--ix", "i.zarr", "--vx", "v.zarr")  # the earlier spellings, same destination
+    assert (a.image_store, a.video_store) == (b.image_store, b.video_store) == ("i.zarr", "v.zarr")
+    cfg = train_config(a, data_dir="d", image_store=a.image_store, video_store=a.video_store, split=a.split)
+    assert cfg == TrainConfig(data_dir="d", image_store="i.zarr", video_store="v.zarr", split=1)  # every other field: its default
+    assert cfg.labels == "mtgc.csv" and cfg.max_epochs == 100 and cfg.lr == 1e-4 and cfg.threads is None
+    given = parse(*train, "--ix", "i.zarr", "--vx", "none", "--max-epochs", "7", "--threads", "3", "--precision", "32",
+                  "--aggregator", "gru", "--dropout", "0.5", "--labels", "other.csv")
+    cfg = train_config(given, data_dir="d", image_store="i.zarr", video_store=None, split=1)
+    assert (cfg.max_epochs, cfg.threads, cfg.precision, cfg.aggregator, cfg.dropout, cfg.labels) == (7, 3, "32", "gru", 0.5, "other.csv")
+    with pytest.raises(SystemExit):
+        parse(*train, "--ix", "i.zarr", "--vx", "none", "--aggregator", "lstm")  # choices from the model's registry
+    # `divita demo` changes four defaults; every other one is TrainConfig's
+    demo = train_config(parse("demo"), data_dir="d", image_store="i", video_store=None, split=0)
+    expected = {"max_epochs": 20, "lr": 1e-3, "scheduler_patience": 5, "stop_patience": 8}
+    for f in fields(TrainConfig):
+        if f.name not in ("data_dir", "image_store", "video_store", "split"):
+            assert getattr(demo, f.name) == expected.get(f.name, f.default), f.name
+    reproduce = parse("reproduce", "--data-dir", "d")
+    assert reproduce.max_epochs == 100 and reproduce.lr == 1e-4 and not hasattr(reproduce, "labels")
+
+
+def test_help_loads_neither_torch_nor_lightning():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom divita.cli import main\n"
+            "for argv in (['--help'], ['train', '--help'], ['demo', '--help']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+            "print([m for m in ('torch', 'lightning') if m in sys.modules], file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stderr.strip() == "[]", r.stderr
+    assert "--image-store STORE, --ix STORE" in r.stdout and "--max-epochs" in r.stdout

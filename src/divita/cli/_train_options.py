@@ -1,67 +1,66 @@
-"""Training options shared by `divita train`, `divita reproduce` and `divita demo`."""
+"""Training options shared by `divita train`, `divita reproduce` and `divita demo`, generated from
+:class:`divita.training.config.TrainConfig`'s fields (their defaults, help and choices): the defaults are
+written there only. Cheap to import: neither torch nor lightning loads while the parser is built."""
 
 from __future__ import annotations
 
 import argparse
+import functools
+import typing
+from dataclasses import MISSING, fields
 
 
-def add_train_options(p: argparse.ArgumentParser, max_epochs: int = 100) -> None:
-    from divita.model import AGGREGATORS, FUSIONS
+@functools.lru_cache(maxsize=1)
+def _config_fields() -> dict:
+    """TrainConfig's fields by name, each with the argparse ``type`` its annotation gives (``int | None`` -> int;
+    None for str, argparse's own)."""
+    from divita.training.config import TrainConfig
 
+    hints = typing.get_type_hints(TrainConfig)
+    out = {}
+    for f in fields(TrainConfig):
+        types = [a for a in typing.get_args(hints[f.name]) if a is not type(None)] or [hints[f.name]]
+        out[f.name] = (f, None if types[0] is str else types[0])
+    return out
+
+
+def add_config_option(p, name: str, default=MISSING) -> None:
+    """``--name-with-dashes`` for the TrainConfig field ``name``: its type, its default (or ``default``),
+    its help and choices."""
+    f, type_ = _config_fields()[name]
+    p.add_argument("--" + name.replace("_", "-"), dest=name, type=type_, default=f.default if default is MISSING else default,
+                   choices=f.metadata.get("choices"), help=f.metadata.get("help"))
+
+
+def add_train_options(p: argparse.ArgumentParser, **defaults) -> None:
+    """The model and training options (every TrainConfig field marked ``common``) and ``--no-progress``.
+
+    ``defaults``: a command's own defaults for some of them (``divita demo``: fewer epochs, a larger lr)."""
+    common = [name for name, (f, _) in _config_fields().items() if f.metadata.get("common")]
+    unknown = set(defaults) - set(common)
+    if unknown:
+        raise TypeError(f"not a training option: {', '.join(sorted(unknown))}")
     g = p.add_argument_group("model and training (the paper's defaults)")
-    g.add_argument("--num-clips", type=int, default=30, help="clips per snippet (default 30)")
-    g.add_argument("--batch-size", type=int, default=32)
-    g.add_argument("--eval-batch-size", type=int, default=256, help="snippets per evaluation batch")
-    g.add_argument("--max-epochs", type=int, default=max_epochs)
-    g.add_argument("--lr", type=float, default=1e-4, help="AdamW (amsgrad) learning rate")
-    g.add_argument("--weight-decay", type=float, default=0.01)
-    g.add_argument("--scheduler-patience", type=int, default=10, help="ReduceLROnPlateau patience (val loss)")
-    g.add_argument("--stop-patience", type=int, default=20, help="early stopping patience (val loss)")
-    g.add_argument("--select-by", choices=("loss", "uap"), default="loss", help="best epoch by val loss (paper) or val μAP")
-    g.add_argument("--fusion", choices=FUSIONS, default="late")
-    g.add_argument("--aggregator", choices=AGGREGATORS, default="tsfm", help="clip aggregation (tsfm = the paper's)")
-    g.add_argument("--hidden", type=int, default=128)
-    g.add_argument("--heads", type=int, default=4)
-    g.add_argument("--ff-mult", type=int, default=6)
-    g.add_argument("--dropout", type=float, default=0.25)
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--threads", type=int, default=None,
-                   help="CPU threads (default: the cores available); late fusion runs one head per thread")
-    g.add_argument("--accelerator", default="auto", help="auto, cpu or gpu")
-    g.add_argument("--precision", default="auto", choices=["auto", "32", "bf16"],
-                   help="auto: bfloat16 compute with float32 master weights where the CPU has native bf16 "
-                        "(AMX/AVX512-BF16), bf16 autocast on CUDA, else float32")
+    for name in common:
+        add_config_option(g, name, defaults.get(name, MISSING))
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def train_config(args: argparse.Namespace, data_dir: str, ix: str | None, vx: str | None, split: int):
-    from divita.training import TrainConfig
+def add_store_options(p, required: bool, help: str) -> None:
+    """``--image-store`` and ``--video-store`` (``help`` formatted with "image"/"video"), with their earlier
+    names ``--ix`` and ``--vx`` kept as aliases (same destination)."""
+    for modality, old in (("image", "--ix"), ("video", "--vx")):
+        p.add_argument(f"--{modality}-store", old, dest=f"{modality}_store", metavar="STORE", required=required,
+                       help=help.format(modality) + f"; {old} is its earlier name")
 
-    return TrainConfig(
-        data_dir=data_dir,
-        ix=ix,
-        vx=vx,
-        split=split,
-        num_clips=args.num_clips,
-        batch_size=args.batch_size,
-        eval_batch_size=args.eval_batch_size,
-        max_epochs=args.max_epochs,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        scheduler_patience=args.scheduler_patience,
-        stop_patience=args.stop_patience,
-        select_by=args.select_by,
-        seed=args.seed,
-        fusion=args.fusion,
-        aggregator=args.aggregator,
-        hidden=args.hidden,
-        heads=args.heads,
-        ff_mult=args.ff_mult,
-        dropout=args.dropout,
-        threads=args.threads,
-        accelerator=args.accelerator,
-        precision=args.precision,
-    )
+
+def train_config(args: argparse.Namespace, **given):
+    """The TrainConfig of parsed ``args``: every field the parser holds (the generated options, and any
+    other field a command parses under the field's name), then ``given`` (data_dir, stores, split, ...)."""
+    from divita.training.config import TrainConfig
+
+    parsed = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.init and hasattr(args, f.name)}
+    return TrainConfig(**{**parsed, **given})
 
 
 def quiet_lightning() -> None:

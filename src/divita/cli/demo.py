@@ -17,9 +17,9 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--out", default="results/demo", help="output directory (default results/demo)")
     p.add_argument("--trailers", type=int, default=300, help="trailers in the generated dataset")
-    add_train_options(p, max_epochs=20)
-    # a small dataset needs larger steps than the paper's 1e-4 to learn within a couple of minutes
-    p.set_defaults(lr=1e-3, scheduler_patience=5, stop_patience=8, func=run)
+    # a small dataset needs fewer epochs, and larger steps than the paper's 1e-4 to learn within a couple of minutes
+    add_train_options(p, max_epochs=20, lr=1e-3, scheduler_patience=5, stop_patience=8)
+    p.set_defaults(func=run)
 
 
 def run(args) -> int:
@@ -34,7 +34,7 @@ def run(args) -> int:
     out = Path(args.out)
     data_dir = make_release(out / "data", SyntheticSpec(num_trailers=args.trailers, seed=args.seed), progress=not args.no_progress)
     print(f"generated a miniature Trailers12k-format dataset: {data_dir} ({args.trailers} trailers)")
-    base = train_config(args, str(data_dir), "(per row)", None, 0)
+    base = train_config(args, data_dir=str(data_dir), image_store="(per row)", video_store=None, split=0)
     result = reproduce(data_dir, out, rows=list(DEMO_ROWS), splits=(0, 1, 2), base=base, progress=not args.no_progress)
     print()
     print("Synthetic data: the paper's columns are shown for the table's shape only.")

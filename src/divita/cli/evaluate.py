@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from divita.cli._train_options import add_store_options
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -13,8 +15,7 @@ def add_parser(sub) -> None:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data-dir", required=True)
     p.add_argument("--split", type=int, choices=(0, 1, 2), default=None, help="default: the checkpoint's split")
-    p.add_argument("--ix", help="image store (default: the checkpoint's)")
-    p.add_argument("--vx", help="video store (default: the checkpoint's)")
+    add_store_options(p, required=False, help="{} store (default: the checkpoint's)")
     p.add_argument("--json", action="store_true", help="print metrics as JSON")
     p.set_defaults(func=run)
 
@@ -31,7 +32,7 @@ def run(args) -> int:
     model, meta = load_checkpoint(args.checkpoint)
     cfg = TrainConfig.from_dict(meta["train_config"])
     cfg = replace(cfg, data_dir=args.data_dir, split=cfg.split if args.split is None else args.split,
-                  ix=args.ix or cfg.ix, vx=args.vx or cfg.vx)
+                  image_store=args.image_store or cfg.image_store, video_store=args.video_store or cfg.video_store)
     expect = {m: store_num_features(resolve(args.data_dir, s)) for m, s in cfg.stores.items()}
     check_features(args.checkpoint, model.cfg, expect)
     sets, _ = load_split(cfg)

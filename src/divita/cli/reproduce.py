@@ -47,7 +47,7 @@ def run(args) -> int:
 
         require_ray()  # before any download or training: a missing extra is a usage error
     quiet_lightning()
-    base = train_config(args, args.data_dir, "(per row)", None, 0)
+    base = train_config(args, data_dir=args.data_dir, image_store="(per row)", video_store=None, split=0)
 
     def ensure(stores: list[str]) -> None:
         if args.download:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from divita.cli._train_options import add_train_options, quiet_lightning, train_config
+from divita.cli._train_options import add_config_option, add_store_options, add_train_options, quiet_lightning, train_config
+from divita.training.config import SPLITS
 
 
 def add_parser(sub) -> None:
@@ -12,25 +13,23 @@ def add_parser(sub) -> None:
         description="Train DIViTA heads on feature stores; writes best.ckpt, hparams.json, history.csv and metrics.csv (val and test) to --out.",
     )
     p.add_argument("--data-dir", required=True, help="dataset directory (mtgc.csv and the stores)")
-    p.add_argument("--ix", required=True, help="image store (name in --data-dir, or a path), or 'none'")
-    p.add_argument("--vx", required=True, help="video store (name in --data-dir, or a path), or 'none'")
-    p.add_argument("--split", type=int, choices=(0, 1, 2), required=True)
+    add_store_options(p, required=True, help="{} store (name in --data-dir, or a path), or 'none'")
+    p.add_argument("--split", type=int, choices=SPLITS, required=True)
     p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--labels", default="mtgc.csv", help="labels CSV in --data-dir (default mtgc.csv)")
+    add_config_option(p, "labels")
     add_train_options(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from dataclasses import replace
-
     from divita.evaluation.metrics import METRIC_NAMES
     from divita.datasets.release import SUMMARY_LABELS
     from divita.training import train_model
 
     quiet_lightning()
     none = lambda s: None if s is None or s.lower() == "none" else s  # noqa: E731
-    cfg = replace(train_config(args, args.data_dir, none(args.ix), none(args.vx), args.split), labels=args.labels)
+    cfg = train_config(args, data_dir=args.data_dir, image_store=none(args.image_store), video_store=none(args.video_store),
+                       split=args.split)
     res = train_model(cfg, args.out, progress=not args.no_progress)
     m = res.metrics
     m = m[(m.convention == "paper") & (m.selection == cfg.select_by)]

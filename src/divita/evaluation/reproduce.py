@@ -23,7 +23,7 @@ from divita.errors import DivitaError
 from divita.genres import GENRES
 from divita.evaluation.metrics import METRIC_NAMES
 from divita.datasets.release import SUMMARY_LABELS, TABLE6, TABLE6_BY_NAME, Table6Row
-from divita.training import FeatureCache, TrainConfig, read_finished_run, train_model
+from divita.training import FeatureCache, TrainConfig, read_finished_run, train_model, with_old_names
 
 
 def slug(name: str) -> str:
@@ -44,7 +44,7 @@ def select_rows(names: Sequence[str] | None) -> list[Table6Row]:
 
 
 def run_config(base: TrainConfig, row: Table6Row, split: int) -> TrainConfig:
-    return replace(base, ix=row.ix, vx=row.vx, split=split)
+    return replace(base, image_store=row.ix, video_store=row.vx, split=split)
 
 
 def check_resumable(run_dir: Path, cfg: TrainConfig) -> bool:
@@ -134,7 +134,7 @@ def reproduce(
     directories, same resume check, same tables (see :func:`divita.distributed.grid.train_grid`).
     """
     chosen = select_rows(rows)
-    base = base or TrainConfig(data_dir=str(data_dir), ix="-", vx=None)
+    base = base or TrainConfig(data_dir=str(data_dir), image_store="-", video_store=None)
     base = replace(base, data_dir=str(data_dir))
     stores = sorted({s for r in chosen for s in r.stores})
     if ensure_data is not None:
@@ -198,5 +198,5 @@ def write_tables(out_dir: Path, runs: dict[tuple[str, int], Path], chosen: list[
     atomic_write_text(out_dir / "selection.csv", selection_df.to_csv(index=False, float_format="%.2f"))
     table = markdown_table(frames["tst"], chosen)
     atomic_write_text(out_dir / "table6.md", table)
-    atomic_write_text(out_dir / "grid.json", json.dumps({"rows": [r.name for r in chosen], "splits": list(splits), "config": base.identity()}, indent=2, default=str))
+    atomic_write_text(out_dir / "grid.json", json.dumps({"rows": [r.name for r in chosen], "splits": list(splits), "config": with_old_names(base.identity())}, indent=2, default=str))
     return {"dir": out_dir, "table": table, "frames": frames, "selection": selection_df, "runs": runs}

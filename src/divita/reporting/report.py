@@ -588,7 +588,7 @@ def _labels_of_run(run: RunData) -> tuple[np.ndarray, str]:
 
 def _run_summary(run: RunData) -> list[str]:
     hp = run.hparams
-    stores = ", ".join(f"{k}: `{v}`" for k, v in (("image", hp.get("ix")), ("video", hp.get("vx"))) if v)
+    stores = ", ".join(f"{k}: `{v}`" for k, v in (("image", hp.get("image_store", hp.get("ix"))), ("video", hp.get("video_store", hp.get("vx")))) if v)
     lines = []
     if hp:
         lines.append(f"Split {hp.get('split', '?')}; stores {stores or '?'}; fusion {hp.get('fusion', '?')}, aggregator {hp.get('aggregator', '?')}, "
@@ -697,7 +697,7 @@ def _non_paper_settings(grid: dict) -> str:
     from divita.training import TrainConfig
 
     cfg = grid.get("config") or {}
-    ref = TrainConfig(data_dir=".", ix="x", vx=None).identity()
+    ref = TrainConfig(data_dir=".", image_store="x", video_store=None).identity()
     diff = [f"{k}={cfg[k]}" for k in ("num_clips", "batch_size", "max_epochs", "lr", "weight_decay", "scheduler_patience",
                                       "stop_patience", "select_by", "fusion", "aggregator", "hidden", "heads", "ff_mult", "dropout")
             if k in cfg and cfg[k] != ref[k]]

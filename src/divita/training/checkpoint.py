@@ -1,0 +1,75 @@
+"""A run's files: the checkpoint (save, load, check it fits the data) and a finished run's hparams.json."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from divita.errors import DivitaError
+from divita.fileio import atomic_write_bytes
+from divita.genres import GENRES
+from divita.model import DIViTA, ModelConfig
+from divita.training.config import TrainConfig, with_new_names, with_old_names
+
+CHECKPOINT_FORMAT = "divita-checkpoint/1"
+
+
+def save_checkpoint(path: Path, model: DIViTA, cfg: TrainConfig, features: dict, **extra) -> None:
+    """The model's weights and configuration, the run's TrainConfig (with the earlier keys ``ix``/``vx`` too),
+    the stores' feature info, and ``extra`` entries (epoch, thresholds, ...), written atomically."""
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "genres": list(GENRES),
+        "model_config": model.cfg.to_dict(),
+        "train_config": with_old_names(asdict(cfg)),
+        "features": features,
+        "state_dict": model.state_dict(),
+        **extra,
+    }
+    atomic_write_bytes(Path(path), lambda f: torch.save(payload, f))
+
+
+def check_features(path: str | Path, cfg: ModelConfig, expect_features: dict[str, int]) -> None:
+    """Refuse a checkpoint (at ``path``) whose streams' feature sizes differ from the data's (modality -> size)."""
+    have = dict(zip(cfg.modalities, cfg.num_features))
+    if have != expect_features:
+        raise DivitaError(path, f"checkpoint from another configuration: it expects features {have}, the data has {expect_features}")
+
+
+def load_checkpoint(path: str | Path, expect_features: dict[str, int] | None = None) -> tuple[DIViTA, dict]:
+    """Load a run's checkpoint -> (model in eval mode, checkpoint dict).
+
+    ``expect_features`` (modality -> num_features) checks the checkpoint fits the data it will see.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DivitaError(path, "checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise DivitaError(path, f"not a readable checkpoint ({type(e).__name__})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise DivitaError(path, f"not a divita checkpoint (expected format {CHECKPOINT_FORMAT})")
+    if list(ckpt.get("genres", [])) != list(GENRES):
+        raise DivitaError(path, f"checkpoint predicts genres {ckpt.get('genres')}, expected {list(GENRES)}")
+    mcfg = ModelConfig(**ckpt["model_config"])
+    if expect_features is not None:
+        check_features(path, mcfg, expect_features)
+    model = DIViTA(mcfg)
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        first = str(e).splitlines()[0]
+        raise DivitaError(path, f"checkpoint weights do not fit its configuration ({first})") from None
+    return model.eval(), ckpt
+
+
+def read_finished_run(run_dir: Path) -> dict | None:
+    """hparams of a finished run (metrics.csv present), else None; ``image_store``/``video_store`` filled in
+    from ``ix``/``vx`` for runs written before the rename."""
+    if (run_dir / "metrics.csv").is_file() and (run_dir / "hparams.json").is_file():
+        return with_new_names(json.loads((run_dir / "hparams.json").read_text()))
+    return None
