@@ -10,7 +10,7 @@ LOCK := requirements/lock.txt
 # Extra pip-compile options for `make lock`, e.g. LOCK_ARGS=--upgrade or LOCK_ARGS='--upgrade-package ruff'
 LOCK_ARGS ?=
 
-.PHONY: demo test check-lock lock install bench clean
+.PHONY: demo test lint check-lock lock install bench clean
 
 # The lock pins pip itself (a release pip-tools supports), setuptools and wheel: the editable install builds
 # with those (--no-build-isolation) instead of fetching the newest setuptools.
@@ -28,6 +28,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 # Fails when requirements/lock.txt is not the lock of pyproject.toml and requirements/dev.in.
 check-lock: $(STAMP)
