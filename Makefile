@@ -10,7 +10,7 @@ LOCK := requirements/lock.txt
 # Extra pip-compile options for `make lock`, e.g. LOCK_ARGS=--upgrade or LOCK_ARGS='--upgrade-package ruff'
 LOCK_ARGS ?=
 
-.PHONY: demo test lint check-lock lock install bench clean
+.PHONY: demo test lint check-lock check-cli-docs cli-docs lock install bench clean
 
 # The lock pins pip itself (a release pip-tools supports), setuptools and wheel: the editable install builds
 # with those (--no-build-isolation) instead of fetching the newest setuptools.
@@ -35,6 +35,13 @@ lint: $(STAMP)
 # Fails when requirements/lock.txt is not the lock of pyproject.toml and requirements/dev.in.
 check-lock: $(STAMP)
 	$(BIN)/python scripts/check_lock.py
+
+# Fails when docs/cli.md is not what `make cli-docs` would write.
+check-cli-docs: $(STAMP)
+	$(BIN)/python scripts/cli_reference.py --check
+
+cli-docs: $(STAMP)
+	$(BIN)/python scripts/cli_reference.py
 
 # Recompiles the lock from pyproject.toml (dependencies and every extra) and requirements/dev.in. Pins that
 # still satisfy the requirements are kept unless LOCK_ARGS asks for upgrades.
