@@ -1,15 +1,24 @@
 # Two commands set everything up on a fresh clone: `make demo` (the main job, offline) and `make test`.
+# Both create .venv/ and install exactly the versions pinned in requirements/lock.txt (every file's hash
+# checked, no dependency resolution), then divita itself as an editable package. docs/development.md explains
+# the lock, `make lock` and the checks CI runs.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements/lock.txt
+# Extra pip-compile options for `make lock`, e.g. LOCK_ARGS=--upgrade or LOCK_ARGS='--upgrade-package ruff'
+LOCK_ARGS ?=
 
-.PHONY: demo test install bench clean
+.PHONY: demo test lint check-lock check-cli-docs cli-docs lock install bench clean
 
-$(STAMP): pyproject.toml
+# The lock pins pip itself (a release pip-tools supports), setuptools and wheel: the editable install builds
+# with those (--no-build-isolation) instead of fetching the newest setuptools.
+$(STAMP): $(LOCK) pyproject.toml
+	@echo "Installing $(LOCK) into $(VENV)/ (the first time takes a few minutes)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,ray]'
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -19,6 +28,27 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+# Fails when requirements/lock.txt is not the lock of pyproject.toml and requirements/dev.in.
+check-lock: $(STAMP)
+	$(BIN)/python scripts/check_lock.py
+
+# Fails when docs/cli.md is not what `make cli-docs` would write.
+check-cli-docs: $(STAMP)
+	$(BIN)/python scripts/cli_reference.py --check
+
+cli-docs: $(STAMP)
+	$(BIN)/python scripts/cli_reference.py
+
+# Recompiles the lock from pyproject.toml (dependencies and every extra) and requirements/dev.in. Pins that
+# still satisfy the requirements are kept unless LOCK_ARGS asks for upgrades.
+lock: $(STAMP)
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe \
+		--strip-extras --all-extras --no-emit-index-url --no-emit-find-links $(LOCK_ARGS) \
+		--output-file $(LOCK) pyproject.toml requirements/dev.in
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py
