@@ -147,3 +147,131 @@ def test_cli_json_csv_and_table(tmp_path, cut_video, capsys):
     assert lines[0] == "start_frame,end_frame,start_s,end_s" and lines[1] == "0,23,0.000,1.000"
     assert main(["shots", str(cut_video.path), "--detector", "content"]) == 0
     assert "shots)" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------- the registry
+
+
+@pytest.fixture(scope="module")
+def transition_frames(tmp_path_factory):
+    """48x27 frames of four shots joined by a hard cut, a dip to white and a fade to black."""
+    tr = videos.shots_video(tmp_path_factory.mktemp("registry") / "t.mp4", [40, 40, 40, 40], ["cut", "white", "black"], seed=5)
+    return read_frames(tr.path, 24, size=S.TRANSNET_SIZE)
+
+
+@pytest.mark.parametrize("name", S.list_detectors())
+def test_streaming_in_small_chunks_gives_the_shots_of_one_push(name, transition_frames):
+    frames = transition_frames
+    det = S.Detector(name)
+    whole = det.stream()
+    whole.push(frames)
+    whole.finish()
+    assert len(whole.shots()) > 1, name  # every detector splits this video somewhere
+    chunked, finals = det.stream(), []
+    for i in range(0, len(frames), 7):
+        chunked.push(frames[i : i + 7])
+        finals.append(chunked.final)
+        assert chunked.final <= min(len(frames), i + 7)
+        decided = [g for g in chunked.gaps if g[1] < chunked.final]
+        assert set(decided) <= set(whole.gaps), (name, i, decided, whole.gaps)
+    chunked.finish()
+    assert finals == sorted(finals)
+    assert chunked.shots() == whole.shots()
+
+
+def _changed(det: S.Detector, spec: S.DetectorSpec, param: S.Param) -> S.Detector:
+    """``det`` with one registered parameter set to another valid value."""
+    from dataclasses import replace
+
+    v = det.value(spec, param)
+    new = (not v) if isinstance(v, bool) else (v + 1 if isinstance(v, int) else v * 0.5)
+    if param.field is not None:
+        return replace(det, **{param.field: new})
+    return replace(det, options={spec.name: {param.key: new}})
+
+
+@pytest.mark.parametrize("name", S.list_detectors())
+def test_params_are_json_replay_and_each_one_enters_the_store_fingerprint(name):
+    from dataclasses import replace
+
+    from divita.features.store import _settings_fingerprint
+
+    det = S.Detector(name)
+    recorded = json.loads(json.dumps(det.params()))
+    assert recorded == det.params() and recorded["name"] == name
+    assert S.Detector.from_params(recorded).params() == recorded  # a checkpoint's detector is rebuilt as it was
+    fingerprint = _settings_fingerprint({"detector": recorded})
+    if det.needs_transnet:  # how the network ran is recorded but does not decide the shots
+        other = replace(det, precision="float32").params()
+        assert other != recorded and _settings_fingerprint({"detector": other}) == fingerprint
+    changes = [_changed(det, spec, p) for spec in det.specs for p in spec.params]
+    if len(det.specs) > 1:
+        changes.append(replace(det, tolerance=det.tolerance + 1))
+    assert changes
+    for changed in changes:
+        assert changed.stream() is not None
+        assert _settings_fingerprint({"detector": json.loads(json.dumps(changed.params()))}) != fingerprint, changed
+
+
+def test_registry_defaults_are_the_detector_defaults():
+    det = S.Detector()
+    for spec in S.registry.REGISTRY.values():
+        for p in spec.params:
+            assert det.value(spec, p) == p.default, (spec.name, p.key)
+
+
+@pytest.mark.parametrize("name", S.list_detectors())
+def test_cli_accepts_every_registered_detector(name):
+    from divita.cli import build_parser
+
+    parser = build_parser()
+    shots = parser.parse_args(["shots", "v.mp4", "--detector", name, "--device", "cpu", "--segment-frames", "12"])
+    assert S.Detector.from_args(shots) == S.Detector(name, segment_frames=12)
+    extract = parser.parse_args(["extract", "v.mp4", "--backbone", "b", "--out", "o", "--detector", name, "--device", "cpu",
+                                 "--fpc", "16", "--threshold", "0.3", "--precision", "float32"])
+    assert S.Detector.from_args(extract, segment_frames=extract.fpc) == S.Detector(
+        name, segment_frames=16, threshold=0.3, precision="float32")
+
+
+def test_cli_help_lists_every_detector_and_refuses_others(capsys):
+    from divita.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["shots", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(name in text for name in S.list_detectors())
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args(["shots", "v.mp4", "--detector", "nope"])
+    assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_a_new_registry_entry_is_a_detector_everywhere(monkeypatch, transition_frames):
+    """One entry makes the detector and its combinations exist for the API, the CLI and the fingerprint."""
+    from divita.cli import build_parser
+    from divita.shots.registry import REGISTRY, DetectorSpec, Param
+
+    spec = DetectorSpec("flashes", "divita.shots.dips:DipStream", "white flashes only", secondary=True,
+                        params=(Param("black", -1.0), Param("white", 200.0), Param("max_std", 60.0)))
+    monkeypatch.setitem(REGISTRY, spec.name, spec)
+    assert "flashes" in S.list_detectors() and "transnetv2+flashes" in S.list_detectors()
+    assert "fixed+flashes" not in S.list_detectors() and "flashes+dips" not in S.list_detectors()
+    args = build_parser().parse_args(["shots", "v.mp4", "--detector", "transnetv2+flashes", "--device", "cpu"])
+    det = S.Detector.from_args(args)
+    assert det.params()["flashes"] == {"black": -1.0, "white": 200.0, "max_std": 60.0}
+    assert S.detect(transition_frames, "flashes") != S.detect(transition_frames, "dips")  # its own settings reach the stream
+
+
+def test_detector_options_are_checked_and_reach_the_stream():
+    from divita.errors import DivitaError
+
+    det = S.Detector("transnetv2+dips", options={"dips": {"black": 16}})
+    assert det.options == {"dips": {"black": 16.0}} and det.stream().secondary.black == 16.0
+    assert det.params()["dips"]["black"] == 16.0
+    with pytest.raises(DivitaError, match="no option 'blak'"):
+        S.Detector("dips", options={"dips": {"blak": 1.0}})
+    with pytest.raises(DivitaError, match="must be a float"):
+        S.Detector("dips", options={"dips": {"black": [1]}})
+    with pytest.raises(DivitaError, match="unknown shot detector 'nope'"):
+        S.Detector("dips", options={"nope": {}})
+    with pytest.raises(DivitaError, match="segment_frames must be at least 1"):
+        S.Detector("fixed", segment_frames=0)

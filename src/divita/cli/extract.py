@@ -94,8 +94,7 @@ def run(args: argparse.Namespace) -> int:
         raise DivitaError(args.out, "an output URL needs --ray (the local path writes to a directory)")
     if args.storage_options:
         raise DivitaError(None, "--storage-options applies to a URL --out, which needs --ray")
-    detector = Detector(args.detector, threshold=args.threshold, content_threshold=args.content_threshold,
-                        segment_frames=args.fpc, device=args.device, precision=args.precision, fps=args.fps)
+    detector = Detector.from_args(args, segment_frames=args.fpc)
     summary = run_extraction(
         args.videos, replace(settings, detector=detector), args.out, device=args.device, threads=args.threads,
         decode_threads=args.decode_threads, labels=args.labels, split_seed=args.split_seed,
@@ -107,10 +106,12 @@ def run(args: argparse.Namespace) -> int:
 
 def run_ray(args: argparse.Namespace, settings) -> int:
     import json
+    from dataclasses import replace
 
     from divita.distributed.cluster import require_ray
     from divita.errors import DivitaError
     from divita.features.extract import format_summary
+    from divita.shots import Detector
 
     require_ray()
     from divita.distributed.extract import RayOptions, run_ray_extraction
@@ -123,6 +124,8 @@ def run_ray(args: argparse.Namespace, settings) -> int:
             raise DivitaError(None, f"--storage-options is not JSON ({e})") from None
         if not isinstance(options, dict):
             raise DivitaError(None, "--storage-options must be a JSON object")
+    # the prepare tasks run it on CUDA exactly when they get a GPU share (the Ray driver sets its device)
+    settings = replace(settings, detector=Detector.from_args(args, segment_frames=args.fpc, device="cpu"))
     encoder_gpus = args.ray_encoder_gpus
     if encoder_gpus is None and str(args.device) == "cpu":
         encoder_gpus = 0.0  # --device cpu: no GPU share even on a GPU cluster

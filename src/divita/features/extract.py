@@ -183,7 +183,7 @@ def process_video(
     t_start = time.perf_counter()
     sides = sorted({int(getattr(e, "min_side", 0) or 0) for e in encoders})
     outputs: dict[str, OutputSize] = {_side_key(s): OutputSize(min_side=s or None) for s in sides}
-    needs_small = detector.name != "fixed"
+    needs_small = detector.looks_at_frames
     if needs_small:
         outputs["small"] = OutputSize(exact=TRANSNET_SIZE)
     if not outputs:

@@ -146,9 +146,9 @@ def _settings_fingerprint(extraction: dict) -> dict:
         fp["backbone"] = {k: backbone.get(k) for k in ("name", "weights", "weights_sha256", "frames_per_clip_2d", "clip_frames", "input_size", "resize_side")}
     det = extraction.get("detector") or {}
     if isinstance(det, dict):
-        tn = det.get("transnetv2") or {}
-        fp["detector"] = {"name": det.get("name"), "threshold": tn.get("threshold"), "content": det.get("content"),
-                          "segment_frames": det.get("segment_frames"), "tolerance": det.get("tolerance")}
+        from divita.shots.registry import detector_fingerprint
+
+        fp["detector"] = detector_fingerprint(det)
     return fp
 
 

@@ -82,17 +82,10 @@ def _weights_argument(settings: dict, overrides: dict[str, str]) -> str:
 
 
 def _detector_from(params: dict, fpc: int, fps: float, device: str):
+    """The checkpoint's recorded detector, rebuilt through the shot-detector registry."""
     from divita.shots import Detector
 
-    kw: dict[str, Any] = {"name": params.get("name", "transnetv2"), "device": device, "fps": fps, "segment_frames": fpc}
-    if "transnetv2" in params:
-        kw["threshold"] = float(params["transnetv2"].get("threshold", 0.5))
-    if "content" in params:
-        kw["content_threshold"] = float(params["content"].get("threshold", 27.0))
-        kw["min_scene_len"] = int(params["content"].get("min_scene_len", 15))
-    if "tolerance" in params:
-        kw["tolerance"] = int(params["tolerance"])
-    return Detector(**kw)
+    return Detector.from_params(params, device=device, fps=fps, segment_frames=fpc)
 
 
 def snippet_spans(num_clips_total: int, num_clips: int) -> list[tuple[int, int]]:

@@ -1,0 +1,117 @@
+"""What every shot detector shares: spans, gaps -> shots, and the :class:`ShotStream` base class.
+
+A shot is a 0-based inclusive frame span ``(start, end)`` at the run's (resampled) frame rate. A transition
+is a *gap* ``(a, b)``: ``a`` is the last frame of the shot before it (-1 if none) and ``b`` the first frame
+of the next shot (``num_frames`` if none); frames strictly between are in no shot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+Span = tuple[int, int]
+TRANSNET_SIZE = (48, 27)  # (width, height) of the frames every detector is pushed (TransNetV2's input size)
+
+
+def shots_from_gaps(gaps: Sequence[Span], num_frames: int, whole_if_none: bool = True) -> list[Span]:
+    """The shots between sorted gaps over ``num_frames`` frames (see the module docstring). When no frame is
+    in a shot (every frame a transition) the whole video is one shot, as in TransNetV2's
+    ``predictions_to_scenes``, unless ``whole_if_none`` is False."""
+    shots: list[Span] = []
+    start = 0
+    for a, b in gaps:
+        if a >= start:
+            shots.append((start, min(a, num_frames - 1)))
+        start = max(start, b)
+    if start <= num_frames - 1:
+        shots.append((start, num_frames - 1))
+    if not shots and num_frames > 0 and whole_if_none:  # e.g. every frame a transition: one shot, as the package does
+        shots = [(0, num_frames - 1)]
+    return shots
+
+
+def predictions_to_shots(predictions: np.ndarray, threshold: float = 0.5) -> list[Span]:
+    """TransNetV2's ``predictions_to_scenes`` (same output), as (start, end) tuples."""
+    s = _TransitionRuns(threshold)
+    s.feed(np.asarray(predictions, dtype=np.float32))
+    s.close(len(predictions))
+    return shots_from_gaps(s.gaps, len(predictions))
+
+
+class _TransitionRuns:
+    """Turns per-frame transition probabilities into gaps, incrementally (predictions_to_scenes' rules)."""
+
+    def __init__(self, threshold: float):
+        self.threshold = float(threshold)
+        self.n = 0
+        self.prev = 0
+        self.open_gap: int | None = None
+        self.gaps: list[Span] = []
+
+    def feed(self, p: np.ndarray) -> None:
+        for v in (np.asarray(p) > self.threshold).astype(np.uint8).tolist():
+            i = self.n
+            if self.prev == 1 and v == 0:
+                self.gaps.append((self.open_gap if self.open_gap is not None else -1, i))
+                self.open_gap = None
+            if self.prev == 0 and v == 1:
+                self.open_gap = i if i != 0 else -1
+            self.prev = v
+            self.n += 1
+
+    def close(self, num_frames: int) -> None:
+        if self.open_gap is not None:
+            self.gaps.append((self.open_gap, num_frames))
+            self.open_gap = None
+
+
+@dataclass
+class ShotStream:
+    """Incremental detection over one video. Push uint8 frames (N, 27, 48, 3) (``push``), then
+    ``finish(num_frames)``.
+
+    ``final``: frames ``[0, final)`` are decided; ``gaps``: decided gaps, sorted; ``pending``: the ``a``
+    of a transition that has started but not ended (frames after it are not in a shot yet), or None.
+
+    A detector is a subclass plus one entry in :mod:`divita.shots.registry`; the registry builds it with
+    :meth:`from_detector` and records :meth:`implementation` next to its parameters.
+    """
+
+    final: int = 0
+    gaps: list[Span] = field(default_factory=list)
+    pending: int | None = None
+    n: int = 0  # frames pushed
+    finished: bool = False
+
+    @classmethod
+    def from_detector(cls, detector, **params) -> "ShotStream":
+        """The stream for one video of a :class:`~divita.shots.Detector` configuration; ``params``: the values
+        of the parameters its registry entry declares (keyword arguments of the constructor by default)."""
+        return cls(**params)
+
+    @classmethod
+    def implementation(cls, detector) -> dict:
+        """What else ``Detector.params()`` records about how this stream computes (JSON; not part of the
+        store fingerprint: e.g. the device a network ran on)."""
+        return {}
+
+    def push(self, frames: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def finish(self, num_frames: int | None = None) -> None:
+        raise NotImplementedError
+
+    # -- shots ----------------------------------------------------------------------------------------
+    def shots(self) -> list[Span]:
+        """All shots (call after :meth:`finish`)."""
+        return shots_from_gaps(self.gaps, self.n)
+
+    def open_shot_start(self) -> int | None:
+        """First frame of the shot that contains frame ``final - 1`` and has not ended yet, if any."""
+        if self.pending is not None or self.final == 0:
+            return None
+        start = self.gaps[-1][1] if self.gaps else 0
+        return start if start < self.final else None
