@@ -73,6 +73,14 @@ def test_cli_predicts_held_out_videos(trained, capsys, tmp_path):
         assert set(r["genres"]) == set(GENRES)
         s = r["snippets"][0]
         assert s["start_s"] == 0.0 and s["end_s"] == pytest.approx(3.0, abs=0.05) and set(s["genres"]) == set(GENRES)
+        # one vocabulary: shots and snippet spans in frames, their times in seconds = frames / fps
+        assert r["fps"] == 24 and r["num_frames"] == 72
+        assert r["shots"] == [[0, 23], [24, 47], [48, 71]]  # --detector fixed, fpc 24
+        assert r["shot_seconds"] == [[0.0, 1.0], [1.0, 2.0], [2.0, 3.0]]
+        for snippet in r["snippets"]:
+            assert snippet["start_s"] == pytest.approx(snippet["start_frame"] / r["fps"], abs=1e-4)
+            assert snippet["end_s"] == pytest.approx((snippet["end_frame"] + 1) / r["fps"], abs=1e-4)
+        assert (s["start_frame"], s["end_frame"]) == (0, 71)
         png = tmp_path / f"t_{truth and 'new_' + truth}.png"
         assert png.is_file() and png.stat().st_size > 10_000
 

@@ -142,11 +142,34 @@ def test_cli_json_csv_and_table(tmp_path, cut_video, capsys):
     rows = [json.loads(line) for line in out.out.strip().splitlines()]
     assert len(rows) == 1 and rows[0]["num_frames"] == cut_video.num_frames and rows[0]["fps"] == 24
     assert [s for s, _ in rows[0]["shots"][1:]] == pytest.approx(cut_video.cuts, abs=2)
+    assert len(rows[0]["shot_seconds"]) == len(rows[0]["shots"])
+    for (s, e), (start_s, end_s) in zip(rows[0]["shots"], rows[0]["shot_seconds"]):  # frames / fps = seconds
+        assert start_s == pytest.approx(s / 24, abs=1e-4) and end_s == pytest.approx((e + 1) / 24, abs=1e-4)
     assert main(["shots", str(cut_video.path), "--csv", str(tmp_path / "csv"), "--detector", "fixed"]) == 0
     lines = (tmp_path / "csv" / "cuts.csv").read_text().splitlines()
     assert lines[0] == "start_frame,end_frame,start_s,end_s" and lines[1] == "0,23,0.000,1.000"
     assert main(["shots", str(cut_video.path), "--detector", "content"]) == 0
     assert "shots)" in capsys.readouterr().out
+
+
+def test_shots_and_clips_are_frames_and_their_seconds_are_frames_over_fps(cut_video, capsys):
+    """One vocabulary: ``shots``/``clips`` inclusive frame spans, ``*_seconds`` [start_s, end_s) at the run's fps."""
+    from divita.cli import main
+    from divita.features.extract import process_video
+
+    fps = 10.0  # not 24: frames and seconds cannot be mistaken for each other
+    args = ["--json", "--detector", "fixed", "--segment-frames", "10", "--fps", "10"]
+    assert main(["shots", str(cut_video.path), *args]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["shots"][:2] == [[0, 9], [10, 19]] and row["shot_seconds"][:2] == [[0.0, 1.0], [1.0, 2.0]]
+    record = process_video(cut_video.path, [], S.Detector("fixed", segment_frames=10), fps=fps, fpc=4).record()
+    assert record["shots"] == row["shots"] and record["shot_seconds"] == row["shot_seconds"]
+    assert record["shots"][-1][1] == record["num_frames"] - 1 and record["clips"][:2] == [[0, 3], [4, 7]]
+    for frames, seconds in ((record["shots"], record["shot_seconds"]), (record["clips"], record["clip_seconds"])):
+        assert len(frames) == len(seconds) > 2
+        for (s, e), (start_s, end_s) in zip(frames, seconds):
+            assert start_s == pytest.approx(s / fps, abs=1e-4) and end_s == pytest.approx((e + 1) / fps, abs=1e-4)
+    assert json.loads(json.dumps(record)) == record
 
 
 # ---------------------------------------------------------------------------------------- the registry
@@ -155,7 +178,8 @@ def test_cli_json_csv_and_table(tmp_path, cut_video, capsys):
 @pytest.fixture(scope="module")
 def transition_frames(tmp_path_factory):
     """48x27 frames of four shots joined by a hard cut, a dip to white and a fade to black."""
-    tr = videos.shots_video(tmp_path_factory.mktemp("registry") / "t.mp4", [40, 40, 40, 40], ["cut", "white", "black"], seed=5)
+    path = tmp_path_factory.mktemp("registry") / "t.mp4"
+    tr = videos.shots_video(path, [40, 40, 40, 40], ["cut", "white", "black"], seed=5)
     return read_frames(tr.path, 24, size=S.TRANSNET_SIZE)
 
 
@@ -227,8 +251,8 @@ def test_cli_accepts_every_registered_detector(name):
     parser = build_parser()
     shots = parser.parse_args(["shots", "v.mp4", "--detector", name, "--device", "cpu", "--segment-frames", "12"])
     assert S.Detector.from_args(shots) == S.Detector(name, segment_frames=12)
-    extract = parser.parse_args(["extract", "v.mp4", "--backbone", "b", "--out", "o", "--detector", name, "--device", "cpu",
-                                 "--fpc", "16", "--threshold", "0.3", "--precision", "float32"])
+    extract = parser.parse_args(["extract", "v.mp4", "--backbone", "b", "--out", "o", "--detector", name,
+                                 "--device", "cpu", "--fpc", "16", "--threshold", "0.3", "--precision", "float32"])
     assert S.Detector.from_args(extract, segment_frames=extract.fpc) == S.Detector(
         name, segment_frames=16, threshold=0.3, precision="float32")
 
@@ -258,7 +282,8 @@ def test_a_new_registry_entry_is_a_detector_everywhere(monkeypatch, transition_f
     args = build_parser().parse_args(["shots", "v.mp4", "--detector", "transnetv2+flashes", "--device", "cpu"])
     det = S.Detector.from_args(args)
     assert det.params()["flashes"] == {"black": -1.0, "white": 200.0, "max_std": 60.0}
-    assert S.detect(transition_frames, "flashes") != S.detect(transition_frames, "dips")  # its own settings reach the stream
+    # its own settings reach the stream: white dips only
+    assert S.detect(transition_frames, "flashes") != S.detect(transition_frames, "dips")
 
 
 def test_detector_options_are_checked_and_reach_the_stream():

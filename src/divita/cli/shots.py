@@ -1,4 +1,5 @@
-"""``divita shots``: shot boundaries of videos, as 0-based inclusive frame spans at the resampled rate."""
+"""``divita shots``: shot boundaries of videos, as 0-based inclusive frame spans at the resampled rate (and
+their times in seconds, end exclusive: see docs/outputs.md)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,9 @@ def add_parser(sub) -> None:
     add_detector_args(p)
     p.add_argument("--segment-frames", type=int, default=24, metavar="N", help="segment length for --detector fixed (default: 24)")
     out = p.add_mutually_exclusive_group()
-    out.add_argument("--json", action="store_true", help='one JSON line per video: {"video", "fps", "num_frames", "shots"}')
+    out.add_argument("--json", action="store_true",
+                     help='one JSON line per video: {"video", "fps", "num_frames", "shots" (inclusive frame spans), '
+                          '"shot_seconds" ([start_s, end_s) in seconds)}')
     out.add_argument("--csv", metavar="DIR", help="write DIR/<stem>.csv per video (start_frame,end_frame,start_s,end_s)")
     p.set_defaults(func=run)
 
@@ -66,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
             continue
         shots = [list(s) for s in r.shots]
         if args.json:
-            print(json.dumps({"video": str(path), "fps": args.fps, "num_frames": r.num_frames, "shots": shots}), flush=True)
+            print(json.dumps({"video": str(path), "fps": args.fps, "num_frames": r.num_frames, "shots": shots,
+                              "shot_seconds": r.shot_seconds()}), flush=True)
         elif args.csv:
             lines = ["start_frame,end_frame,start_s,end_s"]
             lines += [f"{s},{e},{s / args.fps:.3f},{(e + 1) / args.fps:.3f}" for s, e in shots]

@@ -47,7 +47,7 @@ from divita.features.outputs import (  # noqa: F401 - FailureLog ... write_label
     write_videos_csv,
 )
 from divita.features.plan import ExtractionSettings
-from divita.shots import TRANSNET_SIZE, Detector, Span, shots_from_gaps
+from divita.shots import TRANSNET_SIZE, Detector, Span, shots_from_gaps, spans_to_seconds
 from divita.video import OutputSize, VideoDecoder, VideoError, find_videos
 
 MAX_ASPECT = 8.0  # wider (or taller) than this: no sensible centre crop, recorded as a failure
@@ -109,14 +109,19 @@ class VideoResult:
     timings: dict = field(default_factory=dict)
 
     def clip_seconds(self) -> list[list[float]]:
-        return [[round(s / self.fps, 4), round((e + 1) / self.fps, 4)] for s, e in self.clips]
+        """``[start_s, end_s]`` of each clip, end exclusive (``clips`` are inclusive frame spans)."""
+        return spans_to_seconds(self.clips, self.fps)
+
+    def shot_seconds(self) -> list[list[float]]:
+        """``[start_s, end_s]`` of each shot, end exclusive (``shots`` are inclusive frame spans)."""
+        return spans_to_seconds(self.shots, self.fps)
 
     def record(self) -> dict:
-        """JSON-able summary (shots/<id>.json)."""
+        """JSON-able summary (shots/<id>.json; units in docs/outputs.md)."""
         return {
             "video": self.path, "fps": self.fps, "num_frames": self.num_frames,
-            "shots": [list(s) for s in self.shots], "clips": [list(c) for c in self.clips],
-            "clip_seconds": self.clip_seconds(), **self.info,
+            "shots": [list(s) for s in self.shots], "shot_seconds": self.shot_seconds(),
+            "clips": [list(c) for c in self.clips], "clip_seconds": self.clip_seconds(), **self.info,
         }
 
 

@@ -164,7 +164,11 @@ class GenreClassifier:
         return per_snippet.mean(0), per_snippet
 
     def predict(self, video: str | os.PathLike) -> dict:
-        """The genres of one trailer file: probabilities, the predicted set, and per-snippet evidence."""
+        """The genres of one trailer file: probabilities, the predicted set, and per-snippet evidence.
+
+        ``shots``: inclusive frame spans ``[start, end]`` at ``fps``; ``shot_seconds``: the same shots as
+        ``[start_s, end_s]`` in seconds, end exclusive (``shots`` held seconds before; see docs/outputs.md).
+        Each snippet carries both ``start_frame``/``end_frame`` (inclusive) and ``start_s``/``end_s``."""
         t0 = time.perf_counter()
         result = self.extract(video)
         t_extract = time.perf_counter() - t0
@@ -176,6 +180,7 @@ class GenreClassifier:
         t_head = time.perf_counter() - t1
         seconds = result.clip_seconds()
         spans = snippet_spans(len(seconds), self.num_clips)
+        clips = result.clips
         order = np.argsort(-probs)
         return {
             "video": str(video),
@@ -183,10 +188,12 @@ class GenreClassifier:
             "predicted": [GENRES[i] for i in order if probs[i] >= self.thresholds[i]],
             "thresholds": {g: round(float(t), 4) for g, t in zip(GENRES, self.thresholds)},
             "snippets": [
-                {"start_s": seconds[a][0], "end_s": seconds[b][1], "genres": {g: round(float(p), 4) for g, p in zip(GENRES, row)}}
+                {"start_s": seconds[a][0], "end_s": seconds[b][1], "start_frame": clips[a][0], "end_frame": clips[b][1],
+                 "genres": {g: round(float(p), 4) for g, p in zip(GENRES, row)}}
                 for (a, b), row in zip(spans, per_snippet)
             ],
-            "shots": [[round(s / result.fps, 3), round((e + 1) / result.fps, 3)] for s, e in result.shots],
+            "shots": [list(s) for s in result.shots],  # frame spans; earlier releases gave seconds here, now in shot_seconds
+            "shot_seconds": result.shot_seconds(),
             "fps": result.fps,
             "num_frames": result.num_frames,
             "timings": {"extract_s": round(t_extract, 3), "head_s": round(t_head, 4), **{k: round(v, 3) for k, v in result.timings.items()}},
@@ -286,7 +293,7 @@ def plot_timeline(result: dict, out_png: str | os.PathLike, thumbs: int = 10) ->
     ax_heat.set_yticks(np.arange(len(GENRES)) + 0.5, GENRES)
     ax_heat.invert_yaxis()
     ax_heat.set_xlabel("time (s)")
-    for start, _ in result["shots"][1:]:
+    for start, _ in result["shot_seconds"][1:]:
         for ax in (ax_strip, ax_heat):
             ax.axvline(start, color="cyan", lw=0.6, alpha=0.7)
     fig.colorbar(mesh, ax=ax_heat, location="left", fraction=0.03, pad=0.08, label="snippet probability")

@@ -24,7 +24,7 @@ A :class:`Detector` is one configuration (name and settings): ``Detector("transn
 from __future__ import annotations
 
 from divita.shots.base import (TRANSNET_SIZE, ShotStream, Span, _TransitionRuns, predictions_to_shots,
-                               shots_from_gaps)
+                               shots_from_gaps, spans_to_seconds)
 from divita.shots.combined import CombinedStream
 from divita.shots.content import ContentStream
 from divita.shots.detector import Detector, detect
@@ -61,5 +61,6 @@ __all__ = [
     "predictions_to_shots",
     "register",
     "shots_from_gaps",
+    "spans_to_seconds",
     "transnetv2_weights_file",
 ]

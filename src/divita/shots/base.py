@@ -33,6 +33,12 @@ def shots_from_gaps(gaps: Sequence[Span], num_frames: int, whole_if_none: bool =
     return shots
 
 
+def spans_to_seconds(spans: Sequence[Sequence[int]], fps: float, digits: int = 4) -> list[list[float]]:
+    """Inclusive frame spans ``[start, end]`` -> ``[start_s, end_s]`` in seconds, end exclusive:
+    ``[start / fps, (end + 1) / fps]``, rounded to ``digits`` decimals (the ``*_seconds`` keys of every output)."""
+    return [[round(s / fps, digits), round((e + 1) / fps, digits)] for s, e in spans]
+
+
 def predictions_to_shots(predictions: np.ndarray, threshold: float = 0.5) -> list[Span]:
     """TransNetV2's ``predictions_to_scenes`` (same output), as (start, end) tuples."""
     s = _TransitionRuns(threshold)
