@@ -135,3 +135,8 @@ register(DetectorSpec(
     "fixed", "divita.shots.fixed:FixedStream", looks_at_frames=False, nested=False,
     params=(Param("segment_frames", 24, field="segment_frames", minimum=1),),
     help="constant-length segments, no detection (the paper's non-shot baseline)"))
+register(DetectorSpec(
+    "adaptive", "divita.shots.adaptive:AdaptiveStream", secondary=True,
+    params=(Param("adaptive_threshold", 3.0), Param("min_scene_len", 15), Param("window_width", 2, minimum=1),
+            Param("min_content_val", 15.0)),
+    help="PySceneDetect's AdaptiveDetector (content scores against their rolling average)"))
