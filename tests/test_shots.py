@@ -125,6 +125,11 @@ def test_dips_and_content_catch_fades_that_combinations_add(tmp_path):
     assert any(abs(s - tr.cuts[0]) <= 2 for s, _ in shots)
 
 
+def test_adaptive_finds_the_hard_cuts(cut_video, small_frames):
+    starts = [s for s, _ in S.detect(small_frames, "adaptive")[1:]]
+    assert all(any(abs(s - c) <= 2 for s in starts) for c in cut_video.cuts), (starts, cut_video.cuts)
+
+
 def test_unknown_detector_is_a_usage_error():
     from divita.errors import DivitaError
 

@@ -10,9 +10,11 @@ One module per detector, each a :class:`ShotStream` subclass, behind one registr
   flashes) are transitions.
 - ``fixed`` (:mod:`~divita.shots.fixed`): no detection, constant-length segments of ``segment_frames`` frames
   (the paper's non-shot baseline).
+- ``adaptive`` (:mod:`~divita.shots.adaptive`): PySceneDetect's ``AdaptiveDetector`` (content scores against
+  their rolling average).
 - combinations ``A+B`` for every primary A and secondary B of the registry (``transnetv2+content``,
-  ``transnetv2+dips``, ...; :mod:`~divita.shots.combined`): A's transitions plus those of B that lie more
-  than ``tolerance`` frames from any of A's.
+  ``transnetv2+dips``, ``transnetv2+adaptive``; :mod:`~divita.shots.combined`): A's transitions plus those of
+  B that lie more than ``tolerance`` frames from any of A's.
 
 Every detector runs as a *stream*: frames are pushed in chunks and the detector reports transitions as soon
 as they are final, so :mod:`divita.features.extract` can encode the clips of finished shots while the video is
