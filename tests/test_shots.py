@@ -148,7 +148,7 @@ def test_cli_json_csv_and_table(tmp_path, cut_video, capsys):
     assert len(rows) == 1 and rows[0]["num_frames"] == cut_video.num_frames and rows[0]["fps"] == 24
     assert [s for s, _ in rows[0]["shots"][1:]] == pytest.approx(cut_video.cuts, abs=2)
     assert len(rows[0]["shot_seconds"]) == len(rows[0]["shots"])
-    for (s, e), (start_s, end_s) in zip(rows[0]["shots"], rows[0]["shot_seconds"]):  # frames / fps = seconds
+    for (s, e), (start_s, end_s) in zip(rows[0]["shots"], rows[0]["shot_seconds"], strict=True):  # frames / fps = s
         assert start_s == pytest.approx(s / 24, abs=1e-4) and end_s == pytest.approx((e + 1) / 24, abs=1e-4)
     assert main(["shots", str(cut_video.path), "--csv", str(tmp_path / "csv"), "--detector", "fixed"]) == 0
     lines = (tmp_path / "csv" / "cuts.csv").read_text().splitlines()
@@ -172,7 +172,7 @@ def test_shots_and_clips_are_frames_and_their_seconds_are_frames_over_fps(cut_vi
     assert record["shots"][-1][1] == record["num_frames"] - 1 and record["clips"][:2] == [[0, 3], [4, 7]]
     for frames, seconds in ((record["shots"], record["shot_seconds"]), (record["clips"], record["clip_seconds"])):
         assert len(frames) == len(seconds) > 2
-        for (s, e), (start_s, end_s) in zip(frames, seconds):
+        for (s, e), (start_s, end_s) in zip(frames, seconds, strict=True):
             assert start_s == pytest.approx(s / fps, abs=1e-4) and end_s == pytest.approx((e + 1) / fps, abs=1e-4)
     assert json.loads(json.dumps(record)) == record
 

@@ -25,21 +25,37 @@ A :class:`Detector` is one configuration (name and settings): ``Detector("transn
 
 from __future__ import annotations
 
-from divita.shots.base import (TRANSNET_SIZE, ShotStream, Span, _TransitionRuns, predictions_to_shots,
-                               shots_from_gaps, spans_to_seconds)
+from divita.shots.base import TRANSNET_SIZE, ShotStream, Span, predictions_to_shots, shots_from_gaps, spans_to_seconds
+from divita.shots.base import _TransitionRuns as _TransitionRuns  # for the clip stream's tests
 from divita.shots.combined import CombinedStream
 from divita.shots.content import ContentStream
 from divita.shots.detector import Detector, detect
 from divita.shots.dips import DipStream
 from divita.shots.fixed import FixedStream
-from divita.shots.registry import (DetectorSpec, Param, combinations, detector_fingerprint, list_detectors, members,
-                                   register)
-from divita.shots.transnetv2 import (CONTEXT, STEP, WINDOW, FastTransNetV2, TransNetV2Stream,
-                                     build_transnetv2_package_model, get_transnetv2, transnetv2_weights_file)
+from divita.shots.registry import (
+    DetectorSpec,
+    Param,
+    combinations,
+    detector_fingerprint,
+    list_detectors,
+    members,
+    register,
+)
+from divita.shots.transnetv2 import (
+    CONTEXT,
+    STEP,
+    WINDOW,
+    FastTransNetV2,
+    TransNetV2Stream,
+    build_transnetv2_package_model,
+    get_transnetv2,
+    transnetv2_weights_file,
+)
 
 DETECTORS = tuple(list_detectors())  # the names at import; list_detectors() also sees detectors registered later
 
 __all__ = [
+    "CONTEXT",
     "CombinedStream",
     "ContentStream",
     "DETECTORS",
@@ -50,9 +66,11 @@ __all__ = [
     "FixedStream",
     "Param",
     "ShotStream",
+    "STEP",
     "Span",
     "TRANSNET_SIZE",
     "TransNetV2Stream",
+    "WINDOW",
     "build_transnetv2_package_model",
     "combinations",
     "detect",

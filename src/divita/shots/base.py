@@ -7,8 +7,8 @@ of the next shot (``num_frames`` if none); frames strictly between are in no sho
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -93,7 +93,7 @@ class ShotStream:
     finished: bool = False
 
     @classmethod
-    def from_detector(cls, detector, **params) -> "ShotStream":
+    def from_detector(cls, detector, **params) -> ShotStream:
         """The stream for one video of a :class:`~divita.shots.Detector` configuration; ``params``: the values
         of the parameters its registry entry declares (keyword arguments of the constructor by default)."""
         return cls(**params)

@@ -26,7 +26,7 @@ class ContentStream(ShotStream):
         self.detector = ContentDetector(threshold=threshold, min_scene_len=min_scene_len)
 
     @classmethod
-    def from_detector(cls, detector, **params) -> "ContentStream":
+    def from_detector(cls, detector, **params) -> ContentStream:
         return cls(detector.fps, **params)
 
     @classmethod

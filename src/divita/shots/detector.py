@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -94,7 +95,7 @@ class Detector:
         return {p.key: self.value(spec, p) for p in spec.params}
 
     # -- running --------------------------------------------------------------------------------------
-    def load(self) -> "Detector":
+    def load(self) -> Detector:
         """Load the network now (once per run), so the first video does not pay for it."""
         if self.needs_transnet:
             from divita.shots.transnetv2 import get_transnetv2
@@ -122,7 +123,7 @@ class Detector:
 
     # -- building one ---------------------------------------------------------------------------------
     @classmethod
-    def from_args(cls, args: argparse.Namespace, **overrides) -> "Detector":
+    def from_args(cls, args: argparse.Namespace, **overrides) -> Detector:
         """The detector that parsed command-line arguments ask for (``--detector`` and every flag named like
         a field: ``--threshold``, ``--content-threshold``, ``--device``, ``--fps``, ...); ``overrides`` win
         (``divita extract`` passes ``segment_frames=args.fpc``)."""
@@ -131,7 +132,7 @@ class Detector:
         return cls(name=args.detector, **{**kw, **overrides})
 
     @classmethod
-    def from_params(cls, recorded: dict, **settings) -> "Detector":
+    def from_params(cls, recorded: dict, **settings) -> Detector:
         """The detector whose ``params()`` were ``recorded`` (e.g. in a checkpoint's stores), to detect shots
         again the same way. ``settings``: fields the record does not hold (``fps``, ``device``, ...) and
         fallbacks for those it lacks; recorded parameters win."""

@@ -254,7 +254,7 @@ class TransNetV2Stream(ShotStream):
         self.min_batch = int(min_batch or model.batch_windows)
 
     @classmethod
-    def from_detector(cls, detector, threshold: float = 0.5) -> "TransNetV2Stream":
+    def from_detector(cls, detector, threshold: float = 0.5) -> TransNetV2Stream:
         return cls(get_transnetv2(detector.device, detector.precision), threshold)
 
     @classmethod
