@@ -721,7 +721,7 @@ def report_results(transfer: Path, out: Path, log=None) -> Path:
     if diff:
         md.append(f"Trained with settings other than the paper's: {diff}.")
     md.append("The paper's numbers are Table 6 of Montalvo-Lezama et al. (2023) on the real Trailers12k; on other data (such as the "
-              "`divita demo` synthetic set) they show the target's scale only, not a like-for-like comparison.")
+              "`divita demo` synthetic set) they show the paper's scale only, not a like-for-like comparison.")
     md.append("")
 
     md += ["## Table 6: ours vs the paper", ""]

@@ -1,9 +1,9 @@
 """Decoding videos into frames at a fixed rate (PyAV, threaded), resized on decode.
 
-Frames are resampled to the target rate by *timestamps*, not by counting: output frame ``k`` is the source
+Frames are resampled to the output rate by *timestamps*, not by counting: output frame ``k`` is the source
 frame nearest in time to ``k / fps`` (measured from the first frame; ties go to the later frame), so
 variable-frame-rate files and 23.976/25/30/60 fps sources all give frames that are 1/fps apart in real
-time. A source faster than the target drops frames, a slower one repeats them. The number of output frames
+time. A source faster than the output rate drops frames, a slower one repeats them. The number of output frames
 is ``round(duration * fps)`` (at least 1), duration = last timestamp + last frame's duration.
 
 Each decoded frame that is used is converted to RGB once, by libswscale, at the largest size any consumer
@@ -88,7 +88,7 @@ class DecodeStats:
     """What decoding found: filled in while the iterator runs, final once it is exhausted."""
 
     source_frames: int = 0  # frames the decoder produced
-    output_frames: int = 0  # frames yielded at the target rate
+    output_frames: int = 0  # frames yielded at the output rate
     duration: float = 0.0  # seconds covered by the decoded frames
     first_time: float = 0.0  # timestamp of the first frame (seconds)
 
