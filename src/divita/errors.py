@@ -17,3 +17,13 @@ class DivitaError(Exception):
         self.where = str(where) if where is not None else None
         self.problem = problem
         super().__init__(f"{self.where}: {problem}" if self.where else problem)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A job stopped by a signal (SIGINT = Ctrl-C, SIGTERM): the CLI prints ``"<command>: interrupted"`` and
+    ``detail`` (what was kept) on one line and exits 128 + ``signum`` (130, 143)."""
+
+    def __init__(self, signum: int = 2, detail: str = ""):
+        super().__init__(detail)
+        self.signum = int(signum)
+        self.detail = detail

@@ -2,8 +2,10 @@
 
 Each subcommand lives in ``divita.cli.<name>`` with an ``add_parser(subparsers)`` function that
 registers its arguments and sets ``func(args) -> int``; modules there stay cheap to import (torch and
-friends are imported inside the command's function), so that ``divita --help`` is instant. Errors the user can fix (:class:`DivitaError`)
-print one line naming the file and the problem and exit nonzero, without a traceback.
+friends are imported inside the command's function), so that ``divita --help`` is instant. Faults the user can act on
+(:class:`DivitaError`, a full disk, an unwritable output, a damaged store, Ctrl-C or SIGTERM) print one line naming
+the file and the problem and exit nonzero, without a traceback (``DIVITA_DEBUG=1`` shows it): see
+:mod:`divita.cli._errors`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import os
 import pkgutil
 import sys
 
-from divita.errors import DivitaError
+from divita.errors import DivitaError  # noqa: F401  (importable from here, as before)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,19 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     # Before torch loads: idle OpenMP threads sleep instead of spinning, so a busy neighbour (another job,
     # a decode thread) does not make every parallel region wait for a descheduled spinning thread.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
-    except DivitaError as e:
-        print(f"divita {args.command}: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print(f"divita {args.command}: interrupted", file=sys.stderr)
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:  # Ctrl-C while the commands' modules load
+        print("divita: interrupted", file=sys.stderr)
         return 130
-    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as e:
-        if os.environ.get("DIVITA_DEBUG"):
-            raise
-        where = getattr(e, "filename", None)
-        print(f"divita {args.command}: error: {where}: {e.strerror or e}", file=sys.stderr)
-        return 2
+    from divita.cli._errors import run_command
+
+    return run_command(args.command, lambda: args.func(args))

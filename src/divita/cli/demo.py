@@ -26,6 +26,7 @@ def run(args) -> int:
     import time
     from pathlib import Path
 
+    from divita.cli._errors import stop_on_signals
     from divita.evaluation.reproduce import reproduce
     from divita.datasets.synthetic import SyntheticSpec, make_release
 
@@ -35,7 +36,9 @@ def run(args) -> int:
     data_dir = make_release(out / "data", SyntheticSpec(num_trailers=args.trailers, seed=args.seed), progress=not args.no_progress)
     print(f"generated a miniature Trailers12k-format dataset: {data_dir} ({args.trailers} trailers)")
     base = train_config(args, data_dir=str(data_dir), image_store="(per row)", video_store=None, split=0)
-    result = reproduce(data_dir, out, rows=list(DEMO_ROWS), splits=(0, 1, 2), base=base, progress=not args.no_progress)
+    with stop_on_signals() as stop:  # Ctrl-C: the current run stops after its step, finished runs are kept
+        result = reproduce(data_dir, out, rows=list(DEMO_ROWS), splits=(0, 1, 2), base=base,
+                           progress=not args.no_progress, stop=stop)
     print()
     print("Synthetic data: the paper's columns are shown for the table's shape only.")
     print(result["table"])

@@ -26,6 +26,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     import csv
+    import io
     import json
     import sys
     from pathlib import Path
@@ -33,6 +34,7 @@ def run(args) -> int:
     import torch
 
     from divita.errors import DivitaError
+    from divita.fileio import atomic_write_text
     from divita.inference.predict import GenreClassifier, plot_timeline, predict_many
     from divita.video import find_videos
 
@@ -78,10 +80,11 @@ def run(args) -> int:
 
     ok, _ = predict_many(clf, videos, show, fail, progress=not args.no_progress)
     if args.failures:
-        with open(args.failures, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["video", "reason"])
-            w.writerows(failures)
+        buf = io.StringIO(newline="")
+        w = csv.writer(buf)
+        w.writerow(["video", "reason"])
+        w.writerows(failures)
+        atomic_write_text(args.failures, buf.getvalue())
     if failures:
         print(f"divita predict: {ok} predicted, {len(failures)} failed", file=sys.stderr)
         return 1

@@ -39,6 +39,9 @@ def add_ray_options(p) -> None:
 
 
 def run(args) -> int:
+    import contextlib
+
+    from divita.cli._errors import stop_on_signals
     from divita.datasets.download import download_release, read_checksums, require_data
     from divita.evaluation.reproduce import reproduce
 
@@ -55,8 +58,11 @@ def run(args) -> int:
             download_release(args.data_dir, only=["mtgc.csv", *stores], base_url=args.base_url, checksums=checksums, progress=not args.no_progress)
         require_data(args.data_dir, stores)
 
-    result = reproduce(args.data_dir, args.out, rows=args.rows, splits=args.splits, base=base, progress=not args.no_progress, ensure_data=ensure,
-                       ray_address=args.ray, ray_cpus_per_run=args.ray_cpus_per_run, ray_gpus_per_run=args.ray_gpus_per_run)
+    # Ctrl-C / SIGTERM: the current run stops after its step and is kept as it stands, finished runs are kept
+    with stop_on_signals() if args.ray is None else contextlib.nullcontext() as stop:
+        result = reproduce(args.data_dir, args.out, rows=args.rows, splits=args.splits, base=base,
+                           progress=not args.no_progress, ensure_data=ensure, ray_address=args.ray,
+                           ray_cpus_per_run=args.ray_cpus_per_run, ray_gpus_per_run=args.ray_gpus_per_run, stop=stop)
     print()
     print(result["table"])
     print(f"tables: {result['dir']}/tst.csv, {result['dir']}/val.csv, {result['dir']}/table6.md")

@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: no spinning threads next to the decoder
 
     from divita.errors import DivitaError
+    from divita.fileio import atomic_write_text
     from divita.features.extract import process_video
     from divita.shots import Detector
     from divita.video import VideoError, find_videos
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         elif args.csv:
             lines = ["start_frame,end_frame,start_s,end_s"]
             lines += [f"{s},{e},{s / args.fps:.3f},{(e + 1) / args.fps:.3f}" for s, e in shots]
-            (Path(args.csv) / f"{path.stem}.csv").write_text("\n".join(lines) + "\n")
+            atomic_write_text(Path(args.csv) / f"{path.stem}.csv", "\n".join(lines) + "\n")
             print(f"{path}: {len(shots)} shots -> {Path(args.csv) / (path.stem + '.csv')}")
         else:
             print(f"{path}  ({r.num_frames} frames at {args.fps:g} fps, {len(shots)} shots)")

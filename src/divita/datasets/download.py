@@ -41,7 +41,7 @@ from typing import Callable, Iterable, Mapping
 
 from divita import __version__
 from divita.errors import DivitaError
-from divita.fileio import atomic_write_text, file_hexdigest
+from divita.fileio import atomic_write_text, check_free_space, file_hexdigest, human_bytes
 from divita.datasets.release import LABELS_FILE, RELEASE_FILES, ZENODO_BASE_URL, ReleaseFile
 
 MARKER_NAME = ".divita-verified.json"
@@ -293,9 +293,7 @@ def _transfer_once(url: str, part: Path, name: str, progress: bool, timeout: flo
             raise _Transient(f"unexpected HTTP status {status}", False)
 
         if total is not None:
-            free = shutil.disk_usage(part.parent).free
-            if total - offset > free:
-                raise DivitaError(part.parent, f"not enough disk space for {name}: needs {_human(total - offset)}, {_human(free)} free")
+            check_free_space(part.parent, total - offset, name)
 
         written = offset
         try:
@@ -600,9 +598,4 @@ def download_release(
     return [r.path for r in results]
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
+_human = human_bytes  # its earlier home

@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from divita.errors import DivitaError
+from divita.errors import DivitaError, Interrupted
 from divita.genres import GENRES
 from divita.evaluation.metrics import METRIC_NAMES
 from divita.datasets.release import SUMMARY_LABELS, TABLE6, TABLE6_BY_NAME, Table6Row
@@ -48,7 +48,8 @@ def run_config(base: TrainConfig, row: Table6Row, split: int) -> TrainConfig:
 
 
 def check_resumable(run_dir: Path, cfg: TrainConfig) -> bool:
-    """True when ``run_dir`` holds a finished run of exactly ``cfg``; raises when it holds another one."""
+    """True when ``run_dir`` holds a finished run of exactly ``cfg``; raises when it holds another one. A run
+    written as it stood when it was interrupted (``"interrupted": true``) is not finished: it is trained again."""
     done = read_finished_run(run_dir)
     if done is None:
         return False
@@ -125,8 +126,13 @@ def reproduce(
     ray_address: str | None = None,
     ray_cpus_per_run: float | None = None,
     ray_gpus_per_run: float | None = None,
+    stop=None,
 ) -> dict:
     """Train every (row, split) not finished yet, then write the tables. Returns paths and frames.
+
+    ``stop`` (an object with ``is_set()``, see :func:`~divita.training.train_model`): once set, the current run
+    ends after its step and is written as it stands, marked interrupted (a later call trains it again); the
+    finished runs are kept, no table is written, and :class:`divita.errors.Interrupted` is raised.
 
     ``ray_address`` (None: train here, one run after the other): train the runs as Ray tasks in parallel
     ("local": a new local Ray instance, "auto": the running cluster, or an address), each with
@@ -165,14 +171,27 @@ def reproduce(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(todo), desc="reproduce", unit="run")
-    for row, split in todo:
-        cfg = run_config(base, row, split)
-        res = train_model(cfg, runs[(row.name, split)], cache=cache, progress=progress, desc=f"{row.name} split{split}")
-        log(run_line(f"{row.name} split{split}", res.metrics, res.best_epoch, res.epochs, res.seconds, base.select_by))
+    finished = len(grid) - len(todo)
+    try:
+        for row, split in todo:
+            cfg = run_config(base, row, split)
+            label = f"{row.name} split{split}"
+            try:
+                res = train_model(cfg, runs[(row.name, split)], cache=cache, progress=progress, desc=label, stop=stop)
+            except Interrupted as e:
+                kept = f"{finished} of {len(grid)} runs finished and kept"
+                raise Interrupted(e.signum, f"{label} {e.detail}; {kept}") from None
+            if res.interrupted:
+                raise Interrupted(getattr(stop, "signum", None) or 2,
+                                  f"{label} stopped after {res.epochs} epoch(s) and written as it stands (not counted "
+                                  f"as finished); {finished} of {len(grid)} runs finished and kept")
+            finished += 1
+            log(run_line(label, res.metrics, res.best_epoch, res.epochs, res.seconds, base.select_by))
+            if bar is not None:
+                bar.update(1)
+    finally:
         if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+            bar.close()
     return write_tables(out_dir, runs, chosen, splits, base)
 
 

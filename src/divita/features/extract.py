@@ -364,6 +364,7 @@ class ExtractionRun:
         self.summary = ExtractSummary(str(output), {})
         self.failures: FailureLog | None = None
         self.total = 0  # videos with a usable id
+        self.stopped_by: OSError | None = None  # the fault of the output that ended the batch
 
     def create_stores(self, encoders: dict[str, dict], detector_params: dict) -> None:
         """Create (or check) one store per backbone; ``encoders``: backbone -> :func:`describe_encoder`."""
@@ -396,23 +397,48 @@ class ExtractionRun:
 
     def fail(self, path: str | os.PathLike, reason: str) -> None:
         """Record that the video at ``path`` could not be used."""
-        self.failures.fail(str(path), reason)
         self.summary.failed[str(path)] = reason
         self.log(f"divita extract: {path}: {reason}")
+        try:
+            self.failures.fail(str(path), reason)
+        except OSError as e:
+            raise self.stopped(e) from e
 
     def commit(self, mid: str, result: VideoResult, names: Sequence[str]) -> None:
-        """Write ``shots/<id>.json``, then the arrays of backbones ``names`` (each atomically)."""
+        """Write ``shots/<id>.json``, then the arrays of backbones ``names`` (each atomically). A full disk or
+        an unwritable output ends the batch: DivitaError saying how many videos were committed."""
         record = result.record()
-        self.output.write_shots(mid, record)
-        attrs = self.settings.array_attrs(record, result.path)
-        self.output.commit(mid, {self.store_names[n]: (result.features[n], attrs) for n in names})
-        self.failures.clear(result.path)
-        self.summary.done.append(mid)
-        self.summary.frames += result.num_frames
+        try:
+            self.output.write_shots(mid, record)
+            attrs = self.settings.array_attrs(record, result.path)
+            self.output.commit(mid, {self.store_names[n]: (result.features[n], attrs) for n in names})
+            self.summary.done.append(mid)
+            self.summary.frames += result.num_frames
+            self.failures.clear(result.path)
+        except OSError as e:
+            raise self.stopped(e) from e
+
+    def stopped(self, e: OSError) -> Exception:
+        """The error that ends the batch when ``e`` is a fault of the output (a full disk, a read-only or
+        unwritable directory: every later video would fail the same way), else ``e`` itself."""
+        from divita.fileio import is_output_fault, os_error_reason
+
+        if not is_output_fault(e):
+            return e
+        self.stopped_by = e
+        done, complete = len(self.summary.done), len(self.summary.done) + len(self.summary.skipped)
+        return DivitaError(e.filename or str(self.output),
+                           f"{os_error_reason(e)}; extraction stopped with {done} video(s) committed in this run, "
+                           f"{complete} of {self.total} complete (a rerun with room finishes the job)")
 
     def finish(self) -> None:
-        """``videos.csv`` for the videos now complete in every store (also after an interrupted run)."""
-        self.output.write_videos_csv(list(self.store_names.values()))
+        """``videos.csv`` for the videos now complete in every store (also after an interrupted run; after a
+        full disk stopped the batch, a failure to write it is left to the rerun)."""
+        try:
+            self.output.write_videos_csv(list(self.store_names.values()))
+        except OSError:
+            if self.stopped_by is None:
+                raise
 
     def write_labels(self, labels: str | os.PathLike, seed: int) -> None:
         self.summary.labels = self.output.write_labels(labels, list(self.store_names.values()), seed, self.log)

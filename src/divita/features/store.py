@@ -72,6 +72,98 @@ def store_num_features(path: str | os.PathLike) -> int:
     return int(open_store(path).attrs["num_features"])
 
 
+def read_trailer(store_path: str | os.PathLike, trailer_id: str, group=None) -> np.ndarray:
+    """The (clips, features) float32 array of ``trailer_id`` in the store at ``store_path``: every read of a
+    trailer's features goes through here. ``group``: the store already opened with :func:`open_store`.
+
+    Raises ``DivitaError("<store>", "trailer <id>: <problem>")`` when the id is missing, its metadata
+    (``.zarray``/``zarr.json``) is unreadable, a chunk is truncated or fails to decompress, the array is not
+    (clips, num_features) with at least one clip, or it holds NaN/inf.
+    """
+    spath = str(store_path)
+    group = open_store(spath) if group is None else group
+    num_features = int(group.attrs["num_features"])
+
+    def damaged(problem: str) -> DivitaError:
+        return DivitaError(spath, f"trailer {trailer_id!r}: {problem}")
+
+    try:
+        arr = group[trailer_id]
+    except KeyError:
+        raise DivitaError(spath, f"trailer {trailer_id!r} listed in the labels is missing from the store") from None
+    except Exception as e:  # zarr raises JSON, value and its own errors for a damaged .zarray / zarr.json
+        meta = ".zarray" if getattr(getattr(group, "metadata", None), "zarr_format", 3) == 2 else "zarr.json"
+        why = _os_problem(e) if isinstance(e, OSError) else _first_line(e)
+        raise damaged(f"array metadata ({meta}) unreadable ({why})") from None
+    if not hasattr(arr, "shape") or len(arr.shape) != 2:
+        raise damaged(f"expected a 2-D array (clips, features), got {getattr(arr, 'shape', arr)!r}")
+    if arr.shape[1] != num_features:
+        raise damaged(f"array has {arr.shape[1]} features but the store says num_features={num_features}")
+    if arr.shape[0] == 0:
+        raise damaged("array has no clips")
+    if "://" not in spath:
+        problem = _truncated_blosc_chunk(Path(spath) / trailer_id, arr)
+        if problem:
+            raise damaged(problem)
+    try:
+        x = np.asarray(arr[...], dtype=np.float32)
+    except MemoryError:
+        raise
+    except OSError as e:
+        raise damaged(f"chunk unreadable ({_os_problem(e)})") from None
+    except Exception as e:  # numcodecs: RuntimeError "error during blosc decompression", zstd; zarr: a short chunk
+        raise damaged(f"damaged chunk ({_first_line(e)})") from None
+    if x.shape != tuple(arr.shape):
+        raise damaged(f"read {x.shape} values for an array of shape {tuple(arr.shape)}")
+    if not np.isfinite(x).all():
+        raise damaged("features contain NaN or inf")
+    return x
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0][:200]}" if text else type(e).__name__
+
+
+def _os_problem(e: OSError) -> str:
+    from divita.fileio import os_error_reason
+
+    return os_error_reason(e)
+
+
+BLOSC_HEADER_BYTES = 16  # version, versionlz, flags, typesize, nbytes, blocksize, cbytes (uint32 little-endian)
+METADATA_FILES = {"zarr.json"}
+
+
+def _truncated_blosc_chunk(array_dir: Path, arr) -> str | None:
+    """What is wrong with a blosc chunk file of the array at ``array_dir`` whose size differs from the
+    compressed size in its header, or None. (Blosc trusts that header: a truncated chunk decompresses into
+    garbage or fails with an opaque "error during blosc decompression".) Arrays of other codecs: None."""
+    compressors = getattr(arr, "compressors", ()) or ()
+    if len(compressors) != 1 or type(compressors[0]).__name__ not in ("Blosc", "BloscCodec"):
+        return None
+    if getattr(arr, "shards", None):
+        return None
+    if not array_dir.is_dir():
+        return None
+    for f in sorted(array_dir.rglob("*")):
+        if f.name in METADATA_FILES or f.name.startswith(".") or not f.is_file():
+            continue  # chunk keys never start with a dot
+        try:
+            with open(f, "rb") as fh:
+                head = fh.read(BLOSC_HEADER_BYTES)
+                size = os.fstat(fh.fileno()).st_size
+        except OSError as e:
+            return f"chunk {f.relative_to(array_dir)} unreadable ({_os_problem(e)})"
+        if len(head) < BLOSC_HEADER_BYTES:
+            return f"chunk {f.relative_to(array_dir)} is truncated ({size} bytes, shorter than its header)"
+        cbytes = int.from_bytes(head[12:16], "little")
+        if cbytes != size:
+            return f"chunk {f.relative_to(array_dir)} is truncated ({size} of {cbytes} bytes)" if size < cbytes else \
+                f"chunk {f.relative_to(array_dir)} has {size - cbytes} bytes after its compressed data"
+    return None
+
+
 def load_features(path: str | os.PathLike, mids: Sequence[str], threads: int = 8, progress: bool = False) -> FeatureTable:
     """Read the arrays of ``mids`` from the store at ``path`` into one in-memory :class:`FeatureTable`.
 
@@ -84,20 +176,7 @@ def load_features(path: str | os.PathLike, mids: Sequence[str], threads: int = 8
     mids = list(mids)
 
     def read(mid: str) -> np.ndarray:
-        try:
-            arr = group[mid]
-        except KeyError:
-            raise DivitaError(spath, f"trailer {mid!r} listed in the labels is missing from the store") from None
-        if not hasattr(arr, "shape") or len(arr.shape) != 2:
-            raise DivitaError(spath, f"trailer {mid!r}: expected a 2-D array (clips, features), got {getattr(arr, 'shape', arr)!r}")
-        if arr.shape[1] != num_features:
-            raise DivitaError(spath, f"trailer {mid!r}: array has {arr.shape[1]} features but the store says num_features={num_features}")
-        if arr.shape[0] == 0:
-            raise DivitaError(spath, f"trailer {mid!r}: array has no clips")
-        x = np.asarray(arr[...], dtype=np.float32)
-        if not np.isfinite(x).all():
-            raise DivitaError(spath, f"trailer {mid!r}: features contain NaN or inf")
-        return x
+        return read_trailer(spath, mid, group)
 
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         arrays = pool.map(read, mids)
@@ -219,19 +298,22 @@ def commit_video_arrays(out_dir: str | os.PathLike, mid: str, arrays: dict[str, 
     ``(features, attrs)``. Each array is written in full under ``out_dir/.partial`` and then renamed into its
     store; stores are committed one after the other, so after a crash a trailer is complete in some stores
     and absent from the others, never half-written. (One place to change for object stores and workers.)
+    A failed write (a full disk, ...) leaves nothing staged behind and raises OSError naming ``<store>/<mid>``.
     """
     import shutil
 
     check_array_id(mid)
     out = Path(out_dir)
     root = _partial_root(out)
+    final = out
     try:
         staged = []
         for store, (features, attrs) in arrays.items():
+            final = Path(store) / mid
             tmp = root / Path(store).name / mid
             tmp.parent.mkdir(parents=True, exist_ok=True)
             write_array(tmp, features, attrs)
-            staged.append((tmp, Path(store) / mid))
+            staged.append((tmp, final))
         for tmp, final in staged:
             if final.exists():
                 trash = out / TRASH_DIR / f"{root.name}-{final.parent.name}-{mid}"
@@ -241,6 +323,10 @@ def commit_video_arrays(out_dir: str | os.PathLike, mid: str, arrays: dict[str, 
                 shutil.rmtree(trash, ignore_errors=True)
             else:
                 os.replace(tmp, final)
+    except OSError as e:  # a full disk, a read-only output...: named by the array it was writing, not a staged file
+        if e.errno is None:
+            raise
+        raise OSError(e.errno, e.strerror, str(final)) from e
     finally:
         shutil.rmtree(root, ignore_errors=True)
         for d in (out / PARTIAL_DIR, out / TRASH_DIR):

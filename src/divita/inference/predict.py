@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from divita.errors import DivitaError
+from divita.fileio import atomic_write_bytes, is_output_fault
 from divita.genres import GENRES
 
 _SAME_ACROSS_STREAMS = ("fps", "fpc", "min_clip_frames", "detector")
@@ -202,7 +203,8 @@ class GenreClassifier:
 
 def predict_many(classifier: GenreClassifier, videos: Sequence[str | os.PathLike], on_result: Callable[[dict], None],
                  on_failure: Callable[[str, str], None], progress: bool = True) -> tuple[int, int]:
-    """Predict every video; a failing one is reported to ``on_failure(video, reason)`` and the rest go on.
+    """Predict every video; a failing one is reported to ``on_failure(video, reason)`` and the rest go on
+    (a full disk or an unwritable output raises: every later video would fail the same way).
 
     Returns (succeeded, failed).
     """
@@ -220,8 +222,8 @@ def predict_many(classifier: GenreClassifier, videos: Sequence[str | os.PathLike
             on_failure(str(v), e.problem)
             failed += 1
         except Exception as e:  # an odd file nobody foresaw: record it, go on
-            if os.environ.get("DIVITA_DEBUG"):
-                raise
+            if os.environ.get("DIVITA_DEBUG") or is_output_fault(e):
+                raise  # a full disk or an unwritable --plot would fail every later video the same way
             on_failure(str(v), f"{type(e).__name__}: {e}".splitlines()[0][:300])
             failed += 1
         if bar is not None:
@@ -311,6 +313,9 @@ def plot_timeline(result: dict, out_png: str | os.PathLike, thumbs: int = 10) ->
     ax_bar.legend(loc="lower right", fontsize=8)
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=110)
-    plt.close(fig)
+    try:
+        fmt = out_png.suffix[1:].lower() or "png"
+        atomic_write_bytes(out_png, lambda f: fig.savefig(f, format=fmt, dpi=110))  # whole or absent
+    finally:
+        plt.close(fig)
     return out_png

@@ -1,4 +1,5 @@
-"""A run's files: the checkpoint (save, load, check it fits the data) and a finished run's hparams.json."""
+"""A run's files: the checkpoint (save, load, check it fits the data) and a finished run's hparams.json.
+Every file is written atomically (a full disk leaves the previous file, or none, never half of one)."""
 
 from __future__ import annotations
 
@@ -68,8 +69,16 @@ def load_checkpoint(path: str | Path, expect_features: dict[str, int] | None = N
 
 
 def read_finished_run(run_dir: Path) -> dict | None:
-    """hparams of a finished run (metrics.csv present), else None; ``image_store``/``video_store`` filled in
-    from ``ix``/``vx`` for runs written before the rename."""
-    if (run_dir / "metrics.csv").is_file() and (run_dir / "hparams.json").is_file():
-        return with_new_names(json.loads((run_dir / "hparams.json").read_text()))
-    return None
+    """hparams of a finished run (metrics.csv present, not ``"interrupted"``), else None; ``image_store``/
+    ``video_store`` filled in from ``ix``/``vx`` for runs written before the rename. An unreadable
+    hparams.json counts as not finished (the run is trained again)."""
+    run_dir = Path(run_dir)
+    if not ((run_dir / "metrics.csv").is_file() and (run_dir / "hparams.json").is_file()):
+        return None
+    try:
+        hparams = json.loads((run_dir / "hparams.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(hparams, dict) or hparams.get("interrupted"):
+        return None
+    return with_new_names(hparams)

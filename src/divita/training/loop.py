@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -13,7 +15,8 @@ import numpy as np
 import torch
 
 from divita.features.snippets import SnippetSet, mean_over_snippets
-from divita.fileio import atomic_write_bytes, atomic_write_text
+from divita.errors import Interrupted
+from divita.fileio import atomic_write_bytes, atomic_write_text, check_free_space
 from divita.hardware import default_threads
 from divita.model import DIViTA, ModelConfig
 from divita.training.batches import EpochBatches, EvalBatches, FeatureCache, load_split
@@ -74,22 +77,54 @@ class RunResult:
     epochs: int
     seconds: float
     history: list[dict] = field(default_factory=list)
+    interrupted: bool = False  # stopped on request before training ended by itself: the run as it stood
 
 
-def train_model(cfg: TrainConfig, run_dir: str | Path, cache: FeatureCache | None = None, progress: bool = True, desc: str | None = None) -> RunResult:
-    """Train, select the best epoch, evaluate val and test, and write the run directory."""
+# the run's other files besides the checkpoint (predictions, history, hparams, metrics): a generous bound
+RUN_FILES_BYTES = 4 << 20
+
+
+def train_model(cfg: TrainConfig, run_dir: str | Path, cache: FeatureCache | None = None, progress: bool = True,
+                desc: str | None = None, stop=None) -> RunResult:
+    """Train, select the best epoch, evaluate val and test, and write the run directory.
+
+    ``stop``: an object with ``is_set()`` (a :class:`threading.Event`; the CLI's is set by SIGINT/SIGTERM while
+    the fit runs, in its ``graceful()`` context). Once set, training ends after the current step and the run is
+    written as it stands: the best finished epoch so far, ``"interrupted": true`` in hparams.json,
+    ``RunResult.interrupted``. Set before the first epoch finished: nothing is written and
+    :class:`divita.errors.Interrupted` is raised.
+
+    history.csv is rewritten after every epoch; metrics.csv, written last, marks the run finished (an
+    earlier run's is removed when the first epoch of this one is written). Before training, the file system
+    of ``run_dir`` is checked for room for the run's files (DivitaError when it is too full).
+    """
     import lightning as L
     import pandas as pd
     from lightning.pytorch.callbacks import EarlyStopping
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    from divita.training.module import BestStates, SnippetModule
+    from divita.training.module import BestStates, SnippetModule, StopOnRequest, TrainingInterrupted
 
     run_dir = Path(run_dir)
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     threads = cfg.threads or default_threads()
     t0 = time.perf_counter()
 
+    def signum() -> int:
+        return getattr(stop, "signum", None) or signal.SIGINT
+
+    def interrupted_before_an_epoch() -> Interrupted:
+        if created:
+            try:
+                run_dir.rmdir()  # only when empty
+            except OSError:
+                pass
+        return Interrupted(signum(), f"stopped before the first epoch finished; nothing written to {run_dir}")
+
     sets, features = load_split(cfg, cache or FeatureCache(progress))
+    if stop is not None and stop.is_set():
+        raise interrupted_before_an_epoch()
     L.seed_everything(cfg.seed, workers=False, verbose=False)
     model_cfg = ModelConfig(
         num_features=[features[m]["num_features"] for m in cfg.stores],
@@ -106,7 +141,18 @@ def train_model(cfg: TrainConfig, run_dir: str | Path, cache: FeatureCache | Non
         model_cfg.to_dict(), cfg.lr, cfg.weight_decay, cfg.scheduler_patience, len(sets["val"]), sets["val"].labels,
         compute_dtype=compute_dtype, threads=threads,
     )
-    tracker = BestStates(cfg.max_epochs, progress, desc or f"train {run_dir.name}")
+    state_bytes = sum(t.numel() * t.element_size() for t in module.model.state_dict().values())
+    check_free_space(run_dir, state_bytes + RUN_FILES_BYTES, "the run's checkpoint and files")
+
+    def save_history(history: list[dict]) -> None:
+        if len(history) == 1:  # this run replaces whatever the directory held: no longer a finished run
+            (run_dir / "metrics.csv").unlink(missing_ok=True)
+        atomic_write_text(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
+
+    tracker = BestStates(cfg.max_epochs, progress, desc or f"train {run_dir.name}", on_epoch=save_history)
+    callbacks = [EarlyStopping(monitor="val_loss", mode="min", patience=cfg.stop_patience), tracker]
+    if stop is not None:
+        callbacks.append(StopOnRequest(stop))  # after the tracker: an epoch validated when the stop comes counts
     trainer = L.Trainer(
         max_epochs=cfg.max_epochs,
         accelerator=cfg.accelerator,
@@ -117,7 +163,7 @@ def train_model(cfg: TrainConfig, run_dir: str | Path, cache: FeatureCache | Non
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        callbacks=[EarlyStopping(monitor="val_loss", mode="min", patience=cfg.stop_patience), tracker],
+        callbacks=callbacks,
     )
     # late fusion on CPU runs one head per thread, each op in line: no intra-op threads on top of those
     parallel_heads = module.runner.parallel(len(module.model.heads), torch.device("cuda" if uses_cuda(cfg.accelerator) else "cpu"))
@@ -126,14 +172,30 @@ def train_model(cfg: TrainConfig, run_dir: str | Path, cache: FeatureCache | Non
     switch = sys.getswitchinterval()
     if parallel_heads:  # a head thread back from a torch op gets the GIL sooner (default 5 ms)
         sys.setswitchinterval(0.0005)
+    interrupted = False
+    graceful = getattr(stop, "graceful", None)  # the CLI's request: signals only set it while the fit runs
     try:
-        trainer.fit(
-            module,
-            train_dataloaders=EpochBatches(sets["trn"], cfg.batch_size, cfg.seed, prefetch=threads > 1),
-            val_dataloaders=EvalBatches(sets["val"], cfg.eval_batch_size),
-        )
+        with graceful() if graceful is not None else contextlib.nullcontext():
+            trainer.fit(
+                module,
+                train_dataloaders=EpochBatches(sets["trn"], cfg.batch_size, cfg.seed, prefetch=threads > 1),
+                val_dataloaders=EvalBatches(sets["val"], cfg.eval_batch_size),
+            )
+    except TrainingInterrupted:
+        interrupted = True
+    except SIGTERMException:  # Lightning's own answer to SIGTERM, after a step too
+        if stop is None:
+            raise
+        interrupted = True
+    except SystemExit as e:  # Lightning ends the process (exit 1) on a KeyboardInterrupt: a second Ctrl-C
+        if stop is None or not stop.is_set():
+            raise
+        raise Interrupted(signum(), f"stopped at once; {run_dir} may be incomplete") from e
     finally:
         sys.setswitchinterval(switch)
+        module.runner.close()
+    if interrupted and tracker.epochs_done == 0:
+        raise interrupted_before_an_epoch()
 
     torch.set_num_threads(threads)
     model = module.model.cpu()
@@ -165,8 +227,11 @@ def train_model(cfg: TrainConfig, run_dir: str | Path, cache: FeatureCache | Non
             lambda f, s=s: np.savez(f, mids=np.array(sets[s].mids), y_true=sets[s].labels, y_prob=selected["probs"][s]),
         )
     atomic_write_text(run_dir / "history.csv", pd.DataFrame(tracker.history).to_csv(index=False))
-    # hparams.json: the identity with the earlier keys ix/vx beside image_store/video_store (users' scripts read them)
-    atomic_write_text(run_dir / "hparams.json", json.dumps({**with_old_names(cfg.identity()), "features": features}, indent=2, default=str))
+    # hparams.json: the identity with the earlier keys ix/vx beside image_store/video_store (users' scripts read them);
+    # "interrupted": true for a run stopped on request (not counted as finished by `divita reproduce`)
+    hparams = {**with_old_names(cfg.identity()), "features": features, "interrupted": interrupted}
+    atomic_write_text(run_dir / "hparams.json", json.dumps(hparams, indent=2, default=str))
     metrics = pd.DataFrame(rows)
     atomic_write_text(run_dir / "metrics.csv", metrics.to_csv(index=False, float_format="%.6f"))
-    return RunResult(run_dir, metrics, selected["epoch"], len(tracker.history), time.perf_counter() - t0, tracker.history)
+    seconds = time.perf_counter() - t0
+    return RunResult(run_dir, metrics, selected["epoch"], len(tracker.history), seconds, tracker.history, interrupted)

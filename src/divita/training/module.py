@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import time
+from typing import Callable
 
 import lightning as L
 import numpy as np
@@ -91,11 +92,14 @@ class SnippetModule(L.LightningModule):
 
 class BestStates(L.Callback):
     """Keeps in memory the weights of the best epoch by validation loss and by validation μAP,
-    and a per-epoch history, shown as one progress bar over epochs."""
+    and a per-epoch history, shown as one progress bar over epochs. ``on_epoch(history)`` after each
+    validated epoch (the run directory's history.csv is written there)."""
 
-    def __init__(self, max_epochs: int, progress: bool, desc: str):
+    def __init__(self, max_epochs: int, progress: bool, desc: str,
+                 on_epoch: Callable[[list[dict]], object] | None = None):
         self.best = {"loss": (float("inf"), -1, None), "uap": (-float("inf"), -1, None)}  # (value, epoch, state_dict)
         self.history: list[dict] = []
+        self.on_epoch = on_epoch
         self.t0 = time.perf_counter()
         self.bar = None
         if progress:
@@ -143,7 +147,43 @@ class BestStates(L.Callback):
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix(val_loss=f"{val_loss:.4f}", val_uap=f"{100 * val_uap:.2f}", best=self.best["loss"][1])
+        if self.on_epoch is not None:
+            self.on_epoch(self.history)
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.history)
 
     def on_fit_end(self, trainer, pl_module):
         if self.bar is not None:
             self.bar.close()
+
+    def on_exception(self, trainer, pl_module, exception):
+        self.on_fit_end(trainer, pl_module)
+
+
+class TrainingInterrupted(Exception):
+    """Raised by :class:`StopOnRequest` to end ``trainer.fit`` after a step; the run is written as it stands."""
+
+
+class StopOnRequest(L.Callback):
+    """Ends the fit after the current training step once ``stop.is_set()`` (a :class:`threading.Event`, or the
+    CLI's request set by SIGINT/SIGTERM): raises :class:`TrainingInterrupted` after a training batch, after a
+    finished validation (that epoch counts), and before an epoch starts. Register it after :class:`BestStates`."""
+
+    def __init__(self, stop):
+        self.stop = stop
+
+    def _check(self) -> None:
+        if self.stop.is_set():
+            raise TrainingInterrupted()
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._check()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self._check()
+
+    def on_validation_end(self, trainer, pl_module):
+        if not trainer.sanity_checking:
+            self._check()
