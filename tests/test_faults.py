@@ -213,7 +213,8 @@ def test_timeline_picture_on_a_full_disk_leaves_no_partial_png(tmp_path):
     video = tmp_path / "v.mp4"
     videos.cuts_video(video, shots=(24, 24), size=(64, 36))
     probs = {g: 0.1 * i for i, g in enumerate(GENRES)}
-    result = {"video": str(video), "num_frames": 48, "fps": 24.0, "shots": [[0, 23], [24, 47]], "genres": probs,
+    result = {"video": str(video), "num_frames": 48, "fps": 24.0, "shots": [[0, 23], [24, 47]],
+              "shot_seconds": [[0.0, 1.0], [1.0, 2.0]], "genres": probs,
               "thresholds": {g: 0.5 for g in GENRES}, "predicted": [GENRES[9]],
               "snippets": [{"start_s": 0.0, "end_s": 1.0, "genres": probs},
                            {"start_s": 1.0, "end_s": 2.0, "genres": probs}]}
