@@ -259,9 +259,10 @@ def thumbnails(video: str | os.PathLike, times: Sequence[float], height: int = 7
     return out
 
 
-def plot_timeline(result: dict, out_png: str | os.PathLike, thumbs: int = 10) -> Path:
+def plot_timeline(result: dict, out_png: str | os.PathLike, thumbs: int = 10, video: str | os.PathLike | None = None) -> Path:
     """Timeline picture: thumbnails, shot boundaries, per-snippet genre probabilities (heat map) and the
-    trailer-level probabilities with their decision thresholds."""
+    trailer-level probabilities with their decision thresholds. ``video``: the file to take the thumbnails
+    from when it is not ``result["video"]`` (which titles the picture)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -269,7 +270,7 @@ def plot_timeline(result: dict, out_png: str | os.PathLike, thumbs: int = 10) ->
 
     duration = result["num_frames"] / result["fps"]
     times = [(i + 0.5) * duration / thumbs for i in range(thumbs)]
-    frames = thumbnails(result["video"], times)
+    frames = thumbnails(video if video is not None else result["video"], times)
     snippets = result["snippets"]
     edges = [s["start_s"] for s in snippets] + [snippets[-1]["end_s"]]
     heat = np.array([[s["genres"][g] for s in snippets] for g in GENRES])  # (10, W)

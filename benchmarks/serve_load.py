@@ -1,0 +1,215 @@
+"""Load on `divita serve`: N clients each upload a generated 30-s 1280x720 24-fps trailer at once.
+
+Builds the same checkpoint as predict_latency.py (shufflenet + r2plus1d late fusion, random backbone weights so
+it runs offline, with the compute of the pretrained ones), then:
+
+1. directly: ``GenreClassifier.predict`` on the trailer N times in a row in this process (after one warm-up),
+   the work a 1-worker server has to do for N uploads;
+2. through the service: starts ``divita serve`` on 127.0.0.1 (a free port, a fresh data directory), sends one
+   warm-up job, then N client threads upload the trailer together and poll their job until it is done.
+
+Prints accepted/s (N over the time from the first upload's start to the last 202), p50/p95 time to result
+(upload start -> done seen by the client, polled every 0.2 s), the server's overhead over the direct run
+(the batch's wall time through the service against the N direct predictions; with --workers 1 both run the
+same predictions one after another), and the split of that overhead: the jobs' own run time (prediction +
+timeline picture) against the direct prediction. Loopback only; the number of clients and the run time are
+bounded (--clients at most 64, --max-time), and the server is stopped at the end.
+
+    python benchmarks/serve_load.py [--clients 4] [--seconds 30] [--workers 1] [--no-timeline]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE))
+
+MAX_CLIENTS = 64
+HOST = "127.0.0.1"  # loopback only
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in [0, 100]) of a non-empty list."""
+    s = sorted(values)
+    return s[max(0, min(len(s) - 1, math.ceil(q / 100 * len(s)) - 1))]
+
+
+def trailer(cache: Path, seconds: float) -> Path:
+    import videos
+
+    video = cache / f"trailer_{int(seconds)}s_1280x720_24fps.mp4"
+    if not video.is_file():
+        tmp = video.with_suffix(".tmp.mp4")
+        videos.streamed_shots_video(tmp, seconds=seconds, size=(1280, 720), fps=24, mean_shot=2.5)
+        os.replace(tmp, video)
+    return video
+
+
+def checkpoint(cache: Path) -> Path:
+    from predict_latency import make_checkpoint
+
+    ckpt = cache / "serve_load" / "run" / "best.ckpt"
+    if not ckpt.is_file():
+        shutil.rmtree(cache / "serve_load", ignore_errors=True)
+        (cache / "serve_load").mkdir(parents=True)
+        made = make_checkpoint(cache / "serve_load")
+        assert made == ckpt, made
+    return ckpt
+
+
+def direct(ckpt: Path, video: Path, n: int, deadline: float) -> list[float]:
+    """Seconds of each of ``n`` GenreClassifier.predict calls on the trailer (after one warm-up)."""
+    from divita.inference.predict import GenreClassifier
+
+    clf = GenreClassifier.from_checkpoint(ckpt)
+    clf.predict(video)
+    times = []
+    for _ in range(n):
+        if time.monotonic() > deadline:
+            raise SystemExit("serve_load: --max-time reached during the direct run")
+        t = time.perf_counter()
+        clf.predict(video)
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def start_server(ckpt: Path, data_dir: Path, workers: int, timeline: bool) -> tuple[subprocess.Popen, str]:
+    from divita.serving.client import ServeClient
+
+    cmd = [sys.executable, "-m", "divita", "serve", "--checkpoint", str(ckpt), "--host", HOST, "--port", "0",
+           "--data-dir", str(data_dir), "--workers", str(workers), "--log-level", "warning"]
+    if not timeline:
+        cmd.append("--no-timeline")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    m = re.search(r"on (http://127\.0\.0\.1:\d+) ", proc.stdout.readline())
+    if not m:
+        proc.kill()
+        raise SystemExit(f"serve_load: the server did not start: {proc.stderr.read()[-2000:]}")
+    url = m.group(1)
+    for _ in range(600):
+        try:
+            ServeClient(url, timeout=5).health()
+            return proc, url
+        except Exception:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("serve_load: the server did not answer /healthz within 60 s")
+
+
+def load(url: str, video: Path, clients: int, deadline: float) -> list[dict]:
+    """``clients`` threads upload at once and poll until done; per client: upload start, 202 time, result time."""
+    from divita.serving.client import ServeClient
+
+    barrier = threading.Barrier(clients)
+    out: list[dict] = [{} for _ in range(clients)]
+
+    def client(i: int) -> None:
+        c = ServeClient(url, timeout=120)
+        barrier.wait()
+        t0 = time.perf_counter()
+        job_id = c.submit(video, max_wait_s=max(1.0, deadline - time.monotonic()))
+        t_accepted = time.perf_counter()
+        while True:
+            job = c.get(job_id)
+            if job["status"] in ("done", "failed"):
+                break
+            if time.monotonic() > deadline:
+                out[i] = {"error": "--max-time reached"}
+                return
+            time.sleep(0.2)
+        out[i] = {"start": t0, "accepted": t_accepted, "result": time.perf_counter(), "status": job["status"],
+                  "run_s": _seconds(job["started"], job["finished"])}
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()) + 5)
+    return out
+
+
+def _seconds(a: str, b: str) -> float:
+    from datetime import datetime
+
+    return (datetime.fromisoformat(b.replace("Z", "+00:00")) - datetime.fromisoformat(a.replace("Z", "+00:00"))).total_seconds()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clients", type=int, default=4, help=f"clients uploading at once (1..{MAX_CLIENTS})")
+    ap.add_argument("--seconds", type=float, default=30, help="trailer length")
+    ap.add_argument("--workers", type=int, default=1, help="the server's --workers")
+    ap.add_argument("--no-timeline", action="store_true", help="the server does not draw timeline pictures")
+    ap.add_argument("--max-time", type=float, default=1800, help="stop after this many seconds in all")
+    ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "divita-bench"))
+    args = ap.parse_args()
+    if not 1 <= args.clients <= MAX_CLIENTS:
+        raise SystemExit(f"serve_load: --clients must be in 1..{MAX_CLIENTS}")
+    deadline = time.monotonic() + args.max_time
+
+    import torch
+
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    video = trailer(cache, args.seconds)
+    ckpt = checkpoint(cache)
+    print(f"trailer: {video.name} ({video.stat().st_size / 1e6:.1f} MB); checkpoint: shufflenet + r2plus1d late fusion "
+          f"(random backbone weights); {os.cpu_count()} cores, torch {torch.__version__}; {args.clients} clients, "
+          f"{args.workers} worker(s), timeline {'off' if args.no_timeline else 'on'}")
+
+    alone = direct(ckpt, video, args.clients, deadline)
+    direct_total = sum(alone)
+    print(f"direct: GenreClassifier.predict x{args.clients}: {direct_total:.2f} s "
+          f"(mean {statistics.mean(alone):.2f} s, min {min(alone):.2f} s)")
+
+    with tempfile.TemporaryDirectory(dir=cache) as work:
+        proc, url = start_server(ckpt, Path(work) / "serve", args.workers, not args.no_timeline)
+        try:
+            from divita.serving.client import ServeClient
+
+            warm = ServeClient(url, timeout=120)
+            warm.wait(warm.submit(video), poll_s=0.2, timeout_s=max(1.0, deadline - time.monotonic()))
+            runs = load(url, video, args.clients, deadline)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    bad = [r for r in runs if r.get("status") != "done"]
+    if bad:
+        raise SystemExit(f"serve_load: {len(bad)} of {len(runs)} clients got no result: {bad[:3]}")
+
+    first = min(r["start"] for r in runs)
+    accept_span = max(r["accepted"] for r in runs) - first
+    to_result = [r["result"] - r["start"] for r in runs]
+    batch = max(r["result"] for r in runs) - first
+    run_s = [r["run_s"] for r in runs]
+    expected = direct_total / args.workers
+    print(f"through the server: {args.clients} uploads accepted in {accept_span:.2f} s = "
+          f"{args.clients / accept_span:.1f} accepted/s; 202 after p50 {statistics.median(r['accepted'] - r['start'] for r in runs):.3f} s")
+    print(f"  time to result: p50 {percentile(to_result, 50):.2f} s, p95 {percentile(to_result, 95):.2f} s, "
+          f"last {batch:.2f} s")
+    print(f"  overhead over GenreClassifier directly: batch {batch:.2f} s vs {expected:.2f} s "
+          f"= {100 * (batch / expected - 1):+.1f} %")
+    print(f"  of which in the jobs (prediction + timeline): mean job {statistics.mean(run_s):.2f} s vs direct "
+          f"{statistics.mean(alone):.2f} s = {100 * (statistics.mean(run_s) / statistics.mean(alone) - 1):+.1f} %")
+
+
+if __name__ == "__main__":
+    main()
