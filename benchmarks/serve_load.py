@@ -4,7 +4,8 @@ Builds the same checkpoint as predict_latency.py (shufflenet + r2plus1d late fus
 it runs offline, with the compute of the pretrained ones), then:
 
 1. directly: ``GenreClassifier.predict`` on the trailer N times in a row in this process (after one warm-up),
-   the work a 1-worker server has to do for N uploads;
+   the work a 1-worker server has to do for N uploads; N times again after step 2, so that the baseline is
+   the mean of calls on both sides of the server's batch (the machine's speed drifts when it is shared);
 2. through the service: starts ``divita serve`` on 127.0.0.1 (a free port, a fresh data directory), sends one
    warm-up job, then N client threads upload the trailer together and poll their job until it is done.
 
@@ -72,12 +73,8 @@ def checkpoint(cache: Path) -> Path:
     return ckpt
 
 
-def direct(ckpt: Path, video: Path, n: int, deadline: float) -> list[float]:
-    """Seconds of each of ``n`` GenreClassifier.predict calls on the trailer (after one warm-up)."""
-    from divita.inference.predict import GenreClassifier
-
-    clf = GenreClassifier.from_checkpoint(ckpt)
-    clf.predict(video)
+def direct(clf, video: Path, n: int, deadline: float) -> list[float]:
+    """Seconds of each of ``n`` GenreClassifier.predict calls on the trailer."""
     times = []
     for _ in range(n):
         if time.monotonic() > deadline:
@@ -146,7 +143,8 @@ def load(url: str, video: Path, clients: int, deadline: float) -> list[dict]:
 def _seconds(a: str, b: str) -> float:
     from datetime import datetime
 
-    return (datetime.fromisoformat(b.replace("Z", "+00:00")) - datetime.fromisoformat(a.replace("Z", "+00:00"))).total_seconds()
+    start, end = (datetime.fromisoformat(t.replace("Z", "+00:00")) for t in (a, b))
+    return (end - start).total_seconds()
 
 
 def main() -> None:
@@ -172,10 +170,11 @@ def main() -> None:
           f"(random backbone weights); {os.cpu_count()} cores, torch {torch.__version__}; {args.clients} clients, "
           f"{args.workers} worker(s), timeline {'off' if args.no_timeline else 'on'}")
 
-    alone = direct(ckpt, video, args.clients, deadline)
-    direct_total = sum(alone)
-    print(f"direct: GenreClassifier.predict x{args.clients}: {direct_total:.2f} s "
-          f"(mean {statistics.mean(alone):.2f} s, min {min(alone):.2f} s)")
+    from divita.inference.predict import GenreClassifier
+
+    clf = GenreClassifier.from_checkpoint(ckpt)
+    clf.predict(video)  # warm-up
+    before = direct(clf, video, args.clients, deadline)
 
     with tempfile.TemporaryDirectory(dir=cache) as work:
         proc, url = start_server(ckpt, Path(work) / "serve", args.workers, not args.no_timeline)
@@ -191,6 +190,12 @@ def main() -> None:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+    after = direct(clf, video, args.clients, deadline)  # the baseline spans the batch: a shared machine drifts
+    alone = before + after
+    direct_total = statistics.mean(alone) * args.clients
+    print(f"direct: GenreClassifier.predict x{args.clients} before and after the server's batch: "
+          f"{sum(before):.2f} s and {sum(after):.2f} s (per call mean {statistics.mean(alone):.2f} s, "
+          f"min {min(alone):.2f} s)")
     bad = [r for r in runs if r.get("status") != "done"]
     if bad:
         raise SystemExit(f"serve_load: {len(bad)} of {len(runs)} clients got no result: {bad[:3]}")
@@ -201,14 +206,16 @@ def main() -> None:
     batch = max(r["result"] for r in runs) - first
     run_s = [r["run_s"] for r in runs]
     expected = direct_total / args.workers
+    answer = statistics.median(r["accepted"] - r["start"] for r in runs)
     print(f"through the server: {args.clients} uploads accepted in {accept_span:.2f} s = "
-          f"{args.clients / accept_span:.1f} accepted/s; 202 after p50 {statistics.median(r['accepted'] - r['start'] for r in runs):.3f} s")
+          f"{args.clients / accept_span:.1f} accepted/s; 202 after p50 {answer:.3f} s")
     print(f"  time to result: p50 {percentile(to_result, 50):.2f} s, p95 {percentile(to_result, 95):.2f} s, "
           f"last {batch:.2f} s")
-    print(f"  overhead over GenreClassifier directly: batch {batch:.2f} s vs {expected:.2f} s "
+    print(f"  overhead over GenreClassifier directly: batch {batch:.2f} s vs N x the direct mean {expected:.2f} s "
           f"= {100 * (batch / expected - 1):+.1f} %")
-    print(f"  of which in the jobs (prediction + timeline): mean job {statistics.mean(run_s):.2f} s vs direct "
-          f"{statistics.mean(alone):.2f} s = {100 * (statistics.mean(run_s) / statistics.mean(alone) - 1):+.1f} %")
+    print(f"  in the jobs (prediction + timeline): mean job {statistics.mean(run_s):.2f} s vs direct "
+          f"{statistics.mean(alone):.2f} s = {100 * (statistics.mean(run_s) / statistics.mean(alone) - 1):+.1f} %; "
+          f"fastest job {min(run_s):.2f} s vs fastest direct {min(alone):.2f} s")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ uploads, and `divita predict --server`."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import socket
@@ -62,7 +61,7 @@ def train_tiny_checkpoint(root: Path) -> Path:
         for k, split in enumerate((0, 1, 2)):
             mid = f"{g}{k}"
             genre_video(root / "videos" / f"{mid}.mp4", g, seed=100 * k + len(g))
-            rows.append({"mid": mid, **{c: int(c == g) for c in GENRES}, "split0": split, "split1": split, "split2": split})
+            rows.append({"mid": mid, **{c: int(c == g) for c in GENRES}, **{f"split{s}": split for s in range(3)}})
         genre_video(root / "new" / f"new_{g}.mp4", g, seed=999)
     pd.DataFrame(rows).to_csv(root / "labels.csv", index=False)
     data = root / "data"
@@ -149,7 +148,8 @@ def test_result_equals_divita_predict_json(trained, api, capsys, tmp_path):
     r = upload(api, video)
     assert r.status_code == 202, r.text
     body = r.json()
-    assert body["status"] == "queued" and len(body["id"]) == 32 and r.headers["location"] == f"/v1/predictions/{body['id']}"
+    assert body["status"] == "queued" and len(body["id"]) == 32
+    assert r.headers["location"] == f"/v1/predictions/{body['id']}"
     job = wait_done(api, body["id"])
     assert job["status"] == "done", job
     assert job["error"] is None and job["filename"] == "new_action.mp4" and job["attempts"] == 1
@@ -214,7 +214,8 @@ def test_bad_uploads_fail_and_the_service_goes_on(trained, api, tmp_path):
     assert job["status"] == "failed" and job["result"] is None
     assert job["error"] and "\n" not in job["error"] and str(tmp_path) not in job["error"]
     assert job["filename"] == "evil name.mp4"
-    assert sorted(p.name for p in (tmp_path / "serve" / "uploads").iterdir()) == sorted([".partial", f"{job['id']}.mp4", f"{good}.mp4"])
+    stored = sorted(p.name for p in (tmp_path / "serve" / "uploads").iterdir())
+    assert stored == sorted([".partial", f"{job['id']}.mp4", f"{good}.mp4"])
     assert not Path("/tmp/evil name.mp4").exists()
     assert wait_done(api, good)["status"] == "done"
     assert api.get(f"/v1/predictions/{job['id']}/timeline.png").status_code == 409
@@ -237,7 +238,8 @@ def test_media_refusals_are_422(trained, api, tmp_path):
     assert_refused(upload(api, tmp_path / "notes.mp4"), 422, "notes.mp4", "not a readable media file")
     assert_refused(upload(api, audio), 422, "song.m4a", "no video stream")
     assert_refused(api.post("/v1/predictions", files={"video": ("a.mp4", b"x" * 10)}), 422, "no field `file`")
-    assert_refused(api.post("/v1/predictions", content=b"raw bytes", headers={"content-type": "video/mp4"}), 422, "multipart")
+    raw = api.post("/v1/predictions", content=b"raw bytes", headers={"content-type": "video/mp4"})
+    assert_refused(raw, 422, "multipart")
     assert api.get("/v1/predictions").json()["total"] == 0
     assert list((tmp_path / "serve" / "uploads" / ".partial").iterdir()) == []
     assert [p.name for p in (tmp_path / "serve" / "uploads").iterdir()] == [".partial"]
@@ -355,6 +357,37 @@ def test_page_docs_and_one_data_dir_per_server(trained, classifier, api, tmp_pat
         make_service(trained, classifier, tmp_path / "serve")
 
 
+def test_recovery_requeues_gives_up_after_3_starts_and_deletes_strays(tmp_path):
+    from divita.serving.jobs import MAX_ATTEMPTS, JobStore
+
+    store = JobStore(tmp_path / "d")
+    partial = store.partial_path("a" * 32)
+    partial.write_bytes(b"video bytes")
+    job = store.accept("a" * 32, "x.mp4", partial, ".mp4", 11, max_queue=10)
+    assert job.status == "queued" and (tmp_path / "d" / "uploads" / f"{'a' * 32}.mp4").read_bytes() == b"video bytes"
+    for start in range(1, MAX_ATTEMPTS + 1):
+        assert store.claim().attempts == start  # the server dies while running it ...
+        store.close()
+        (tmp_path / "d" / "uploads" / ".partial" / ("b" * 32)).write_bytes(b"never answered 202")
+        (tmp_path / "d" / "uploads" / ("c" * 32 + ".mp4")).write_bytes(b"no row")
+        store = JobStore(tmp_path / "d")
+        counts = store.recover()  # ... and starts again
+        assert counts["orphans"] == 2
+        assert store.get("a" * 32).status == ("queued" if start < MAX_ATTEMPTS else "failed")
+    job = store.get("a" * 32)
+    assert job.error == f"the server stopped {MAX_ATTEMPTS} times while running this job"
+    assert sorted(p.name for p in (tmp_path / "d" / "uploads").iterdir()) == [".partial", f"{'a' * 32}.mp4"]
+    assert store.claim() is None
+    store.close()
+
+
+def test_the_parser_does_not_import_the_serve_extra():
+    code = ("import sys, divita.cli; divita.cli.build_parser(); "
+            "print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 # -- a real server: kill -9, restart, concurrent uploads, `divita predict --server` -------------------------
 def start_server(ckpt: Path, data_dir: Path, *extra: str) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([sys.executable, "-m", "divita", "serve", "--checkpoint", str(ckpt), "--port", "0",
@@ -370,13 +403,16 @@ def start_server(ckpt: Path, data_dir: Path, *extra: str) -> tuple[subprocess.Po
             ServeClient(url, timeout=5).health()
             return proc, url
         except Exception:
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() is not None else "no health"
+            if proc.poll() is not None:
+                raise AssertionError(f"divita serve exited: {proc.stderr.read()[-2000:]}") from None
+            assert time.monotonic() < deadline, "divita serve does not answer /healthz"
             time.sleep(0.1)
 
 
 def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, as a service manager stops it: a graceful shutdown."""
     if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
@@ -432,7 +468,8 @@ def test_kill_9_then_restart_finishes_queued_and_running_jobs(trained, tmp_path)
         assert [next(iter(j["result"]["genres"])) for j in jobs] == [list(LOOKS)[i % 3] for i in range(8)]
     finally:
         stop(proc)
-    assert proc.returncode == 0, proc.stderr.read()[-2000:]
+    err = proc.stderr.read()
+    assert proc.returncode == 0 and err.rstrip().endswith("divita serve: stopped"), err[-2000:]
 
 
 def test_divita_predict_server_prints_what_the_local_command_prints(trained, classifier, tmp_path, capsys):
@@ -446,8 +483,8 @@ def test_divita_predict_server_prints_what_the_local_command_prints(trained, cla
         for mode, source in (("local", ["--checkpoint", str(ckpt)]), ("server", ["--server", url])):
             out = {}
             for fmt in ("--json", "--top"):
-                args = ["predict", *videos, str(bad), *source, "--no-progress", "--failures", str(tmp_path / f"{mode}.csv"),
-                        "--plot", str(tmp_path / mode / "t.png")]
+                args = ["predict", *videos, str(bad), *source, "--no-progress",
+                        "--failures", str(tmp_path / f"{mode}.csv"), "--plot", str(tmp_path / mode / "t.png")]
                 args += ["--json"] if fmt == "--json" else ["--top", "3"]
                 code = main(args)
                 captured = capsys.readouterr()

@@ -14,9 +14,8 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install 'divita[serve]'")
 
-from test_serve import live_server, make_service, train_tiny_checkpoint  # noqa: E402
-
 from divita.serving.app import create_app  # noqa: E402
+from test_serve import live_server, make_service, train_tiny_checkpoint  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

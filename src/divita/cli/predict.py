@@ -13,8 +13,10 @@ def add_parser(sub) -> None:
         "running `divita serve` instead, and the same lines are printed.",
     )
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files or directories")
-    p.add_argument("--checkpoint", help="best.ckpt of a `divita train` run on `divita extract` stores (required unless --server)")
-    p.add_argument("--server", metavar="URL", help="send the files to a running `divita serve` at URL (e.g. http://127.0.0.1:8000) instead of loading a checkpoint")
+    p.add_argument("--checkpoint",
+                   help="best.ckpt of a `divita train` run on `divita extract` stores (required unless --server)")
+    p.add_argument("--server", metavar="URL", help="send the files to a running `divita serve` at URL "
+                   "(e.g. http://127.0.0.1:8000) instead of loading a checkpoint")
     p.add_argument("--token", default=None, help="with --server: the server's --token (default: $DIVITA_TOKEN)")
     p.add_argument("--json", action="store_true", help="one JSON object per video on stdout")
     p.add_argument("--top", type=int, default=None, metavar="K", help="show only the K most probable genres")
@@ -140,9 +142,11 @@ def run_remote(args) -> int:
     from divita.serving.client import ServeClient, ServerRefused
 
     if args.checkpoint:
-        raise DivitaError(None, "--checkpoint and --server exclude each other: the server predicts with its own checkpoint")
+        raise DivitaError(None, "--checkpoint and --server exclude each other: the server predicts with its own "
+                          "checkpoint")
     if args.threshold is not None or args.weights:
-        raise DivitaError(None, "--threshold and --weights are the server's settings; they cannot be given with --server")
+        raise DivitaError(None, "--threshold and --weights are the server's settings; they cannot be given with "
+                          "--server")
     client = ServeClient(args.server, token=args.token or os.environ.get("DIVITA_TOKEN"))
     health = client.health()  # a wrong URL or token stops here, before any upload
     limit = float(health.get("max_upload_mb", float("inf"))) * 1024 * 1024

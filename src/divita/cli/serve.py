@@ -19,12 +19,16 @@ def add_parser(sub) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     p.add_argument("--data-dir", default="divita-serve", help="job table, uploads and results (default ./divita-serve)")
-    p.add_argument("--workers", type=int, default=1, help="jobs run at a time (default 1: on a CPU one job uses every core)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="jobs run at a time (default 1: on a CPU one job uses every core)")
     p.add_argument("--max-upload-mb", type=float, default=1024, help="largest upload accepted, MiB (default 1024)")
-    p.add_argument("--max-queue", type=int, default=100, help="jobs waiting before uploads are refused with 503 (default 100)")
-    p.add_argument("--token", default=None, help="require `Authorization: Bearer TOKEN` on the API (default: $DIVITA_TOKEN, else none)")
+    p.add_argument("--max-queue", type=int, default=100,
+                   help="jobs waiting before uploads are refused with 503 (default 100)")
+    p.add_argument("--token", default=None,
+                   help="require `Authorization: Bearer TOKEN` on the API (default: $DIVITA_TOKEN, else none)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    p.add_argument("--weights", action="append", default=[], metavar="BACKBONE=PATH", help="weights file for a backbone whose recorded weights cannot be fetched here")
+    p.add_argument("--weights", action="append", default=[], metavar="BACKBONE=PATH",
+                   help="weights file for a backbone whose recorded weights cannot be fetched here")
     p.add_argument("--no-timeline", action="store_true", help="do not draw each job's timeline picture")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=run)

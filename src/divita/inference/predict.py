@@ -259,7 +259,8 @@ def thumbnails(video: str | os.PathLike, times: Sequence[float], height: int = 7
     return out
 
 
-def plot_timeline(result: dict, out_png: str | os.PathLike, thumbs: int = 10, video: str | os.PathLike | None = None) -> Path:
+def plot_timeline(result: dict, out_png: str | os.PathLike, thumbs: int = 10,
+                  video: str | os.PathLike | None = None) -> Path:
     """Timeline picture: thumbnails, shot boundaries, per-snippet genre probabilities (heat map) and the
     trailer-level probabilities with their decision thresholds. ``video``: the file to take the thumbnails
     from when it is not ``result["video"]`` (which titles the picture)."""

@@ -15,15 +15,16 @@ import hmac
 import logging
 import math
 import os
+from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -80,7 +81,7 @@ class Service:
         self.started = False
 
     @classmethod
-    def open(cls, config: ServeConfig, classifiers: Sequence[Any] | None = None) -> "Service":
+    def open(cls, config: ServeConfig, classifiers: Sequence[Any] | None = None) -> Service:
         """Load ``config.workers`` classifiers (unless given), open the data directory and recover it (jobs
         left running queued again, stray files deleted). Raises DivitaError on a bad checkpoint or data dir."""
         if config.workers < 1:
@@ -92,8 +93,10 @@ class Service:
         if classifiers is None:
             from divita.inference.predict import GenreClassifier
 
-            classifiers = [GenreClassifier.from_checkpoint(config.checkpoint, device=config.device, weights=config.weights)
-                           for _ in range(config.workers)]
+            classifiers = [
+                GenreClassifier.from_checkpoint(config.checkpoint, device=config.device, weights=config.weights)
+                for _ in range(config.workers)
+            ]
         store = JobStore(config.data_dir)
         try:
             counts = store.recover()
@@ -240,7 +243,8 @@ def create_app(service: Service) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
@@ -417,7 +421,8 @@ class _Upload:
                     raise Refusal(413, f"{self.filename}: larger than the limit of {_mib(self.limit)}",
                                   {"Connection": "close"})
                 if self.other_bytes > FIELD_LIMIT:
-                    raise Refusal(413, f"form fields other than `file` are over {FIELD_LIMIT} bytes", {"Connection": "close"})
+                    raise Refusal(413, f"form fields other than `file` are over {FIELD_LIMIT} bytes",
+                                  {"Connection": "close"})
                 if self._ended:
                     break
             parser.finalize()

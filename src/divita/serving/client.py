@@ -35,7 +35,7 @@ class _MultipartFile:
     def __init__(self, path: Path, boundary: str):
         name = path.name.replace('"', "_").replace("\r", "_").replace("\n", "_")
         self.head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
-                     "Content-Type: application/octet-stream\r\n\r\n").encode("utf-8")
+                     "Content-Type: application/octet-stream\r\n\r\n").encode()
         self.tail = f"\r\n--{boundary}--\r\n".encode("ascii")
         self.boundary = boundary
         self.file = open(path, "rb")

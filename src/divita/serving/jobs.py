@@ -28,7 +28,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,7 @@ def iso_time(t: float | None) -> str | None:
     """Seconds since the epoch -> ISO 8601 UTC with milliseconds (``2024-05-01T12:00:00.123Z``), None stays None."""
     if t is None:
         return None
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def new_job_id() -> str:
@@ -107,7 +107,7 @@ class Job:
     timeline: str | None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> "Job":
+    def from_row(cls, row: sqlite3.Row) -> Job:
         d = dict(row)
         d.pop("seq", None)
         d["result"] = json.loads(d["result"]) if d["result"] else None

@@ -7,8 +7,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from divita.errors import DivitaError
 from divita.serving.jobs import Job, JobStore
