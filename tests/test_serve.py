@@ -162,9 +162,12 @@ def test_result_equals_divita_predict_json(trained, api, capsys, tmp_path):
     assert job["result"]["video"] == "new_action.mp4"  # the client's name, not the server's upload path
     assert next(iter(job["result"]["genres"])) == "action"
 
+    drawn = tmp_path / "serve" / "results" / f"{body['id']}.png"
+    assert not drawn.exists()  # drawn on its first request, not in the job
     png = api.get(f"/v1/predictions/{body['id']}/timeline.png")
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"
     assert png.content[:8] == b"\x89PNG\r\n\x1a\n" and len(png.content) > 10_000
+    assert drawn.read_bytes() == png.content == api.get(f"/v1/predictions/{body['id']}/timeline.png").content
 
     listed = api.get("/v1/predictions").json()
     assert listed["total"] == 1 and listed["items"][0]["id"] == body["id"]
@@ -188,6 +191,7 @@ def test_list_pages_and_delete_removes_files(trained, api, tmp_path):
     assert api.get("/v1/predictions", params={"limit": 0}).status_code == 422
 
     gone = ids[0]
+    assert api.get(f"/v1/predictions/{gone}/timeline.png").status_code == 200
     assert (data / "uploads" / f"{gone}.mp4").is_file() and (data / "results" / f"{gone}.png").is_file()
     r = api.delete(f"/v1/predictions/{gone}")
     assert r.status_code == 200 and r.json() == {"id": gone, "status": "deleted"}
@@ -264,6 +268,13 @@ def test_over_the_size_limit_is_413(trained, classifier, tmp_path):
         small = trained[0] / "new" / "new_horror.mp4"
         assert small.stat().st_size < 20 * 1024
         assert upload(c, small).status_code == 202  # under the limit: accepted
+
+
+def test_no_timeline_server_answers_404_for_pictures(trained, classifier, tmp_path):
+    with TestClient(create_app(make_service(trained, classifier, tmp_path / "s", timeline=False))) as c:
+        job = wait_done(c, upload(c, trained[0] / "new" / "new_horror.mp4").json()["id"])
+        assert job["status"] == "done"
+        assert_refused(c.get(f"/v1/predictions/{job['id']}/timeline.png"), 404, "--no-timeline")
 
 
 def test_413_stops_reading_at_the_limit(trained, classifier, tmp_path):

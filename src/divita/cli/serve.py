@@ -29,7 +29,8 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--weights", action="append", default=[], metavar="BACKBONE=PATH",
                    help="weights file for a backbone whose recorded weights cannot be fetched here")
-    p.add_argument("--no-timeline", action="store_true", help="do not draw each job's timeline picture")
+    p.add_argument("--no-timeline", action="store_true",
+                   help="serve no timeline pictures (otherwise drawn on their first request)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=run)
 

@@ -15,6 +15,7 @@ import hmac
 import logging
 import math
 import os
+import threading
 from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -52,7 +53,7 @@ class ServeConfig:
     token: str | None = None
     device: str = "cpu"
     weights: dict[str, str] = field(default_factory=dict)
-    timeline: bool = True  # draw each done job's timeline picture
+    timeline: bool = True  # draw a done job's timeline picture when it is asked for
 
     @property
     def max_upload_bytes(self) -> int:
@@ -71,12 +72,11 @@ class Service:
     """The job table, the worker threads and what the checkpoint tells about itself."""
 
     def __init__(self, config: ServeConfig, store: JobStore, classifiers: Sequence[Any]):
-        from divita.inference.predict import plot_timeline
-
         self.config = config
         self.store = store
         self.classifiers = list(classifiers)
-        self.pool = WorkerPool(store, self.classifiers, plot=plot_timeline if config.timeline else None)
+        self.pool = WorkerPool(store, self.classifiers)
+        self.drawing = threading.Lock()  # one timeline picture drawn at a time
         self.model_info = checkpoint_info(self.classifiers[0], config.checkpoint)
         self.started = False
 
@@ -342,15 +342,14 @@ def create_app(service: Service) -> FastAPI:
 
     @app.get("/v1/predictions/{job_id}/timeline.png", dependencies=auth, responses={
         200: {"content": {"image/png": {}}, "description": "the timeline picture (`divita predict --plot`)"},
-        **_errors(401, 404, 409)}, summary="The job's timeline picture, once done")
+        **_errors(401, 404, 409, 500)}, summary="The job's timeline picture, once done (drawn on the first request)")
     def get_timeline(job_id: str):
         job = job_or_404(job_id)
         if job.status != "done":
             raise Refusal(409, f"prediction {job.id} is {job.status}: its timeline exists once it is done")
-        png = store.results / job.timeline if job.timeline else None
-        if png is None or not png.is_file():
-            raise Refusal(404, f"prediction {job.id} has no timeline picture (drawing it failed)")
-        return FileResponse(str(png), media_type="image/png")
+        if not cfg.timeline:
+            raise Refusal(404, "this server draws no timeline pictures (it was started with --no-timeline)")
+        return FileResponse(str(draw_timeline(service, job)), media_type="image/png")
 
     @app.delete("/v1/predictions/{job_id}", dependencies=auth, responses=_errors(401, 404, 409),
                 summary="Delete a job with its upload and result")
@@ -364,6 +363,34 @@ def create_app(service: Service) -> FastAPI:
         return {"id": job.id, "status": "deleted"}
 
     return app
+
+
+def draw_timeline(service: Service, job) -> Path:
+    """The done job's timeline picture in ``results/``, drawn from its result and upload on the first call
+    (written atomically, then recorded in the job's row)."""
+    store = service.store
+    if job.timeline and (store.results / job.timeline).is_file():
+        return store.results / job.timeline
+    from divita.inference.predict import plot_timeline
+
+    upload = store.uploads / job.upload
+    name = f"{job.id}.png"
+    with service.drawing:
+        if (store.results / name).is_file():  # drawn by a request that held the lock before this one
+            return store.results / name
+        if not upload.is_file():
+            raise Refusal(404, f"prediction {job.id}: its upload is gone, so its timeline cannot be drawn")
+        tmp = store.results / f".{name}.tmp.png"
+        try:
+            plot_timeline(job.result, tmp, video=upload)
+            os.replace(tmp, store.results / name)
+        except Exception as e:  # a picture that cannot be drawn: the genres stand without it
+            log.exception("timeline of job %s", job.id)
+            raise Refusal(500, f"prediction {job.id}: drawing its timeline failed ({type(e).__name__})") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+        store.set_timeline(job.id, name)
+    return store.results / name
 
 
 def _queue_full(service: Service) -> Refusal:

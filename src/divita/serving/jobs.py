@@ -12,8 +12,10 @@ Order of writes, so that every state a kill can leave is either complete or clea
 
 - accept: upload fsynced in ``.partial/`` -> renamed into ``uploads/`` (folder fsynced) -> row inserted
   (committed) -> the 202. A kill before the commit leaves a file without a row, deleted at start.
-- finish: timeline written atomically -> row updated to ``done`` with its result. A kill before the update
-  leaves the job ``running``: it is queued again at start and runs from the beginning.
+- finish: row updated to ``done`` with its result. A kill before the update leaves the job ``running``: it is
+  queued again at start and runs from the beginning.
+- timeline (drawn on its first request): picture written atomically -> its name recorded in the row. A kill in
+  between leaves a picture without a name, deleted at start and drawn again when asked for.
 - delete: row deleted -> upload and timeline unlinked. A kill in between leaves files without a row,
   deleted at start.
 """
@@ -233,11 +235,15 @@ class JobStore:
             self._db.execute("COMMIT")
         return Job.from_row(job)
 
-    def finish(self, job_id: str, result: dict, timeline: str | None) -> None:
+    def finish(self, job_id: str, result: dict) -> None:
         with self._lock:
-            self._db.execute(
-                "UPDATE jobs SET status = 'done', finished = ?, result = ?, timeline = ?, error = NULL WHERE id = ?",
-                (time.time(), json.dumps(result), timeline, job_id))
+            self._db.execute("UPDATE jobs SET status = 'done', finished = ?, result = ?, error = NULL WHERE id = ?",
+                             (time.time(), json.dumps(result), job_id))
+
+    def set_timeline(self, job_id: str, name: str) -> None:
+        """Record the file name (in ``results/``) of a done job's timeline picture."""
+        with self._lock:
+            self._db.execute("UPDATE jobs SET timeline = ? WHERE id = ? AND status = 'done'", (name, job_id))
 
     def fail(self, job_id: str, reason: str) -> None:
         with self._lock:

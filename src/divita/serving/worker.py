@@ -1,14 +1,14 @@
 """The threads that run the jobs: each takes the oldest queued job, runs its own :class:`GenreClassifier` on
 the upload and records the result (or the reason it failed). Inference never runs on the event loop, so the
-HTTP side keeps answering while a job runs."""
+HTTP side keeps answering while a job runs. The timeline picture is not drawn here but on its first request
+(:mod:`divita.serving.app`), so that a result is ready as soon as the prediction is."""
 
 from __future__ import annotations
 
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from divita.errors import DivitaError
@@ -28,11 +28,9 @@ def failure_reason(error: BaseException) -> str:
 class WorkerPool:
     """``len(classifiers)`` threads, one classifier each (a classifier is not shared between threads)."""
 
-    def __init__(self, store: JobStore, classifiers: Sequence[Any], plot: Callable[..., Path] | None = None,
-                 poll_s: float = 1.0):
+    def __init__(self, store: JobStore, classifiers: Sequence[Any], poll_s: float = 1.0):
         self.store = store
         self.classifiers = list(classifiers)
-        self.plot = plot
         self.poll_s = poll_s
         self._wake = threading.Condition()
         self._pending = 0
@@ -95,15 +93,4 @@ class WorkerPool:
             self.store.fail(job.id, failure_reason(e))
             return
         result["video"] = job.filename  # the server's upload path means nothing to the client
-        timeline = None
-        if self.plot is not None:
-            name = f"{job.id}.png"
-            tmp = self.store.results / f".{name}.tmp.png"
-            try:
-                self.plot(result, tmp, video=upload)
-                os.replace(tmp, self.store.results / name)
-                timeline = name
-            except Exception:  # the picture is extra: the genres stand without it
-                log.exception("timeline of job %s", job.id)
-                tmp.unlink(missing_ok=True)
-        self.store.finish(job.id, result, timeline)
+        self.store.finish(job.id, result)
