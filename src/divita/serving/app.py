@@ -246,6 +246,18 @@ def create_app(service: Service) -> FastAPI:
         headers = getattr(exc, "headers", None)
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=headers)
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        from divita.fileio import is_output_fault, os_error_in_chain
+
+        fault = os_error_in_chain(exc)
+        if fault is not None and is_output_fault(fault):  # full disk, quota, read-only: the next upload meets it too
+            log.error("divita serve: cannot write the data directory: %s", fault)
+            return JSONResponse({"error": f"the server cannot write its data directory ({fault.strerror})"},
+                                status_code=507)
+        log.exception("divita serve: %s %s", request.method, request.url.path)
+        return JSONResponse({"error": f"internal error ({type(exc).__name__})"}, status_code=500)
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
         first = exc.errors()[0] if exc.errors() else {}
@@ -367,7 +379,7 @@ def create_app(service: Service) -> FastAPI:
 
 def draw_timeline(service: Service, job) -> Path:
     """The done job's timeline picture in ``results/``, drawn from its result and upload on the first call
-    (written atomically, then recorded in the job's row)."""
+    (written atomically by ``plot_timeline``, then recorded in the job's row)."""
     store = service.store
     if job.timeline and (store.results / job.timeline).is_file():
         return store.results / job.timeline
@@ -380,15 +392,11 @@ def draw_timeline(service: Service, job) -> Path:
             return store.results / name
         if not upload.is_file():
             raise Refusal(404, f"prediction {job.id}: its upload is gone, so its timeline cannot be drawn")
-        tmp = store.results / f".{name}.tmp.png"
         try:
-            plot_timeline(job.result, tmp, video=upload)
-            os.replace(tmp, store.results / name)
+            plot_timeline(job.result, store.results / name, video=upload)  # written atomically
         except Exception as e:  # a picture that cannot be drawn: the genres stand without it
             log.exception("timeline of job %s", job.id)
             raise Refusal(500, f"prediction {job.id}: drawing its timeline failed ({type(e).__name__})") from None
-        finally:
-            tmp.unlink(missing_ok=True)
         store.set_timeline(job.id, name)
     return store.results / name
 
