@@ -252,59 +252,51 @@ def test_fusion_compares_each_stream_with_late_and_early_fusion(root, segmentati
     assert "+2.91" in (out / "fusion.md").read_text()
 
 
-def test_a_killed_study_reruns_without_redoing_finished_runs(root, segmentation, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT])
+def test_a_killed_study_reruns_without_redoing_finished_runs(root, segmentation, tmp_path, signum):
+    """Killed (SIGKILL) or stopped (Ctrl-C: the run in training is written as it stands, marked interrupted) once the
+    first run has finished: the rerun trains only the runs not finished."""
     _, videos, labels, shared = root
     out = tmp_path / "out"
-    args = [
-        "study",
-        "aggregation",
-        str(videos),
-        "--labels",
-        str(labels),
-        "--out",
-        str(out),
-        "--features",
-        str(shared / "features"),
-        "--backbone",
-        BACKBONE,
-        "--splits",
-        "0",
-        "--max-epochs",
-        "15",
-        "--stop-patience",
-        "15",
-        "--batch-size",
-        "4",
-        "--threads",
-        "1",
-        "--no-progress",
-    ]
+    args = ["study", "aggregation", str(videos), "--labels", str(labels), "--out", str(out), "--features",
+            str(shared / "features"), "--backbone", BACKBONE, "--splits", "0", "--max-epochs", "15", "--stop-patience",
+            "15", "--batch-size", "4", "--threads", "1", "--no-progress"]  # fmt: skip
     runs = out / "aggregation" / "runs"
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
-    p = subprocess.Popen(
-        [sys.executable, "-m", "divita", *args], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    p = subprocess.Popen([sys.executable, "-m", "divita", *args], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and p.poll() is None and not list(runs.glob("*/*/split0/metrics.csv")):
             time.sleep(0.02)
         running = p.poll() is None
-        p.send_signal(signal.SIGKILL)
+        p.send_signal(signum)
+        err = p.communicate(timeout=300)[1]
     finally:
         p.kill()
         p.wait()
     assert running, f"the study ended (exit status {p.returncode}) before it could be killed"
-    finished = sorted(runs.glob("*/*/split0/metrics.csv"))
+
+    def finished_runs():
+        return sorted(f for f in runs.glob("*/*/split0/metrics.csv")
+                      if not json.loads((f.parent / "hparams.json").read_text()).get("interrupted"))  # fmt: skip
+
+    finished = finished_runs()
     assert 1 <= len(finished) < 4, finished
+    if signum == signal.SIGINT:
+        lines = err.strip().splitlines()
+        assert p.returncode == 130 and lines[-1].startswith("divita study: interrupted:"), err[-2000:]
+        assert f"{len(finished)} of 4 runs finished and kept" in lines[-1]
+    else:
+        assert p.returncode == -signal.SIGKILL
     stamps = {f: f.stat().st_mtime_ns for f in finished}
-    r = subprocess.run(
-        [sys.executable, "-m", "divita", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
-    )
+    r = subprocess.run([sys.executable, "-m", "divita", *args], cwd=REPO, env=env, capture_output=True, text=True,
+                       timeout=600)  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     assert f"4 runs, {len(finished)} already finished, {4 - len(finished)} to train" in r.stderr
     assert "complete" in r.stderr and "to extract" not in r.stderr
     assert {f: f.stat().st_mtime_ns for f in finished} == stamps  # not trained again
-    assert len(list(runs.glob("*/*/split0/metrics.csv"))) == 4
+    assert len(finished_runs()) == 4
     assert pd.read_csv(out / "aggregation.csv")["variant"].tolist() == ["savg", "gru", "conv", "tsfm"]
 
 

@@ -158,7 +158,10 @@ def add_study_arguments(q: argparse.ArgumentParser, study) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import contextlib
     import os
+
+    from divita.cli._errors import stop_on_signals
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from divita.studies import StudyOptions, get_study, parse_weights
@@ -210,7 +213,11 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         extra=study.configure(args),
     )
-    result = study.run(options)
+    # Ctrl-C / SIGTERM while a run trains: it stops after its step and is kept as it stands (trained again by a
+    # rerun), finished runs are kept; elsewhere (extraction, which resumes by video) it stops at once
+    with stop_on_signals() if args.ray is None else contextlib.nullcontext() as stop:
+        options.stop = stop
+        result = study.run(options)
     print()
     print(result.markdown)
     return 0

@@ -109,10 +109,12 @@ class FeatureVariant:
 
     def check(self) -> None:
         """The values :class:`~divita.features.plan.ExtractionSettings` would refuse, refused now."""
-        from divita.shots import DETECTORS
+        from divita.shots import list_detectors
 
-        if self.detector not in DETECTORS:
-            raise DivitaError(None, f"unknown shot detector {self.detector!r}; choose from: {', '.join(DETECTORS)}")
+        if self.detector not in list_detectors():
+            raise DivitaError(
+                None, f"unknown shot detector {self.detector!r}; choose from: {', '.join(list_detectors())}"
+            )
         if not self.fps or self.fps <= 0:
             raise DivitaError(None, f"fps must be positive, got {self.fps}")
         if self.fpc < 1:
@@ -205,6 +207,7 @@ class StudyOptions:
     ray_gpus_per_run: float | None = None
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    stop: Any = None  # a stop request (``is_set()``) that ends the current run after its step, as ``divita train``'s
 
     def __post_init__(self):
         self.out = Path(self.out)
@@ -559,7 +562,12 @@ def plan_runs(opts: StudyOptions, study_dir: Path, rows: Sequence[Row], stores: 
 
 
 def train_runs(study: Study, opts: StudyOptions, jobs: Sequence[RunJob], log: Log, cache=None) -> None:
-    """Train every job whose run directory does not hold its finished run (locally, or on Ray with ``opts.ray``)."""
+    """Train every job whose run directory does not hold its finished run (locally, or on Ray with ``opts.ray``).
+
+    ``opts.stop`` (see :func:`divita.training.train_model`): once set, the current run ends after its step and is
+    written as it stands, marked interrupted (a rerun trains it again); :class:`divita.errors.Interrupted` is raised
+    saying how many runs are finished and kept."""
+    from divita.errors import Interrupted
     from divita.evaluation.reproduce import check_resumable, run_line
     from divita.training import train_model
 
@@ -588,9 +596,22 @@ def train_runs(study: Study, opts: StudyOptions, jobs: Sequence[RunJob], log: Lo
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(todo), desc=f"study {study.name}", unit="run")
+    finished = len(jobs) - len(todo)
     try:
         for j in todo:
-            res = train_model(j.cfg, j.run_dir, cache=cache, progress=opts.progress, desc=j.label)
+            try:
+                res = train_model(j.cfg, j.run_dir, cache=cache, progress=opts.progress, desc=j.label, stop=opts.stop)
+            except Interrupted as e:
+                raise Interrupted(
+                    e.signum, f"{j.label} {e.detail}; {finished} of {len(jobs)} runs finished and kept"
+                ) from None
+            if res.interrupted:
+                raise Interrupted(
+                    getattr(opts.stop, "signum", None) or 2,
+                    f"{j.label} stopped after {res.epochs} epoch(s) and written as it stands (not counted as "
+                    f"finished); {finished} of {len(jobs)} runs finished and kept",
+                )
+            finished += 1
             log(run_line(j.label, res.metrics, res.best_epoch, res.epochs, res.seconds, select_by))
             if bar is not None:
                 bar.update(1)
