@@ -252,7 +252,7 @@ def test_fusion_compares_each_stream_with_late_and_early_fusion(root, segmentati
     assert "+2.91" in (out / "fusion.md").read_text()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT])
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
 def test_a_killed_study_reruns_without_redoing_finished_runs(root, segmentation, tmp_path, signum):
     """Killed (SIGKILL) or stopped (Ctrl-C: the run in training is written as it stands, marked interrupted) once the
     first run has finished: the rerun trains only the runs not finished."""
