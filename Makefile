@@ -10,7 +10,7 @@ LOCK := requirements/lock.txt
 # Extra pip-compile options for `make lock`, e.g. LOCK_ARGS=--upgrade or LOCK_ARGS='--upgrade-package ruff'
 LOCK_ARGS ?=
 
-.PHONY: demo test lint check-lock check-cli-docs cli-docs lock install bench clean
+.PHONY: demo demo-study test lint check-lock check-cli-docs cli-docs lock install bench clean
 
 # The lock pins pip itself (a release pip-tools supports), setuptools and wheel: the editable install builds
 # with those (--no-build-isolation) instead of fetching the newest setuptools.
@@ -25,6 +25,10 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/divita demo --out results/demo
+
+# One of the paper's studies (segmentation: shots vs fixed clips) on generated videos, offline (docs/studies.md).
+demo-study: $(STAMP)
+	$(BIN)/divita demo --study segmentation --out results/demo-study
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

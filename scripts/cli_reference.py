@@ -60,8 +60,19 @@ def render() -> str:
     links = "Commands: " + ", ".join(f"[`{n}`](#divita-{n})" for n in names) + "."
     parts = [HEADER, textwrap.fill(links, WIDTH + 10, break_long_words=False, break_on_hyphens=False) + "\n"]
     parts.append(f"## divita\n\n```text\n{help_text([])}```\n")
-    parts += [f"## divita {name}\n\n```text\n{help_text([name])}```\n" for name in names]
+    for name in names:
+        parts.append(f"## divita {name}\n\n```text\n{help_text([name])}```\n")
+        parts += [f"### divita {name} {sub}\n\n```text\n{help_text([name, sub])}```\n" for sub in subcommands(name)]
     return "\n".join(parts)
+
+
+def subcommands(name: str) -> list[str]:
+    """The subcommands of a command that has them (``divita study NAME``)."""
+    if name == "study":
+        from divita.studies import list_studies
+
+        return list_studies()
+    return []
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -185,13 +185,15 @@ def test_every_registered_aggregator_builds_its_class_and_unknown_names_are_refu
     from divita.model import AGGREGATOR_CLASSES, Aggregator
     from divita.model.aggregators import build_aggregator
 
-    assert AGGREGATORS == tuple(AGGREGATOR_CLASSES) == ("tsfm", "mean", "gru", "conv")
+    assert AGGREGATORS == tuple(AGGREGATOR_CLASSES) == ("tsfm", "mean", "gru", "conv", "savg", "proj-gru", "proj-conv")
+    widths = {"tsfm": 16, "mean": 16, "proj-gru": 16, "proj-conv": 16, "savg": 24, "gru": 115, "conv": 128}
     for name, cls in AGGREGATOR_CLASSES.items():
-        agg = build_aggregator(name, hidden=16, heads=4, ff_mult=2, dropout=0.25)
+        agg = build_aggregator(name, hidden=16, heads=4, ff_mult=2, dropout=0.25, num_features=24)
         assert type(agg).__name__ == cls and isinstance(agg, Aggregator)
-        h, mask = torch.randn(2, 5, 16), torch.ones(2, 5, dtype=torch.bool)
-        assert agg(h, mask).shape == (2, 5, 16)
-    with pytest.raises(ValueError, match="unknown clip aggregation 'lstm'; choose from tsfm, mean, gru, conv"):
+        h, mask = torch.randn(2, 5, 16 if agg.projected else 24), torch.ones(2, 5, dtype=torch.bool)
+        assert agg(h, mask).shape == (2, 5, widths[name]) and agg.out_features == widths[name]
+    with pytest.raises(ValueError, match="unknown clip aggregation 'lstm'; choose from tsfm, mean, gru, conv, savg, "
+                                         "proj-gru, proj-conv"):
         build_aggregator("lstm", 16, 4, 2, 0.25)
 
 

@@ -5,7 +5,9 @@ Head (per modality), for a snippet of S clips with F features each:
     ->  mean over (real) clips  ->  Linear hidden->10 genre logits
 
 Clip aggregation (the paper's ablation): ``tsfm`` (one transformer block, the Clip Aggregation
-Transformer, default), ``mean`` (plain mean), ``gru``, ``conv`` (1-D convolution over clips).
+Transformer, default), ``mean`` (plain mean), ``proj-gru``, ``proj-conv`` (1-D convolution over clips) after
+the projection; the authors' heads ``savg``, ``gru`` and ``conv`` run on the BatchNorm-ed features without
+it (see :mod:`divita.model.aggregators`).
 
 Padding (windows of trailers shorter than S clips, and the last window of every trailer) is masked
 everywhere: BatchNorm statistics use real clips only, attention ignores padded keys, and the mean is over
@@ -49,7 +51,13 @@ _EXPORTS = {
     "MeanAggregator": "aggregators",
     "GRUAggregator": "aggregators",
     "ConvAggregator": "aggregators",
+    "SimpleAverageAggregator": "aggregators",
+    "ProjectedGRUAggregator": "aggregators",
+    "ProjectedConvAggregator": "aggregators",
     "build_aggregator": "aggregators",
+    "checkpoint_aggregator": "aggregators",
+    "masked_batch_norm": "aggregators",
+    "RENAMED_AGGREGATORS": "names",
     "ModelConfig": "divita",
     "SnippetHead": "divita",
     "DIViTA": "divita",

@@ -1,8 +1,20 @@
-"""Clip aggregation over a snippet's S clips, (B, S, H) -> (B, S, H), padding masked (the paper's ablation).
+"""Clip aggregation over a snippet's S clips, (B, S, D_in) -> (B, S, D_out), padding masked (the paper's ablation).
 
-One class per name in the registry :data:`divita.model.names.AGGREGATOR_CLASSES`: ``tsfm`` (one
-transformer block, the paper's Clip Aggregation Transformer, default), ``mean`` (plain mean of the
-projected clips), ``gru``, ``conv`` (1-D convolution over clips). :func:`build_aggregator` builds one by name.
+One class per name in the registry :data:`divita.model.names.AGGREGATOR_CLASSES`; :func:`build_aggregator` builds
+one by name. Two families:
+
+- after divita's BatchNorm + Linear(F -> hidden) projection (``projected = True``): ``tsfm`` (one transformer
+  block, the paper's Clip Aggregation Transformer, default), ``mean`` (relu of the projected clips),
+  ``proj-gru`` and ``proj-conv`` (a GRU / a 1-D convolution over the projected clips: what ``gru`` and
+  ``conv`` meant before they became the authors' heads);
+- the authors' heads (``richardtml/DIViTA``, ``model/divita.py``), on the BatchNorm-ed features themselves, no
+  projection (``projected = False``): ``savg`` (mean over clips, then relu: F features),
+  ``gru`` (one GRU layer of 115 units over the clips, relu, mean) and ``conv`` (Conv1d F -> 128, kernel 3,
+  padding 1, relu, mean).
+
+The head (:class:`divita.model.divita.SnippetHead`) runs BatchNorm (over real clips only), the projection when the
+aggregator asks for it, the aggregator, its :meth:`Aggregator.pool` over the real clips, and a Linear
+(``out_features`` -> 10). Unlike the authors' code, padding is masked everywhere (see :mod:`divita.model`).
 """
 
 from __future__ import annotations
@@ -12,17 +24,29 @@ import math
 import torch
 from torch import nn
 
-from divita.model.layers import FastDropout, _ReluDropout
-from divita.model.names import AGGREGATOR_CLASSES, AGGREGATORS
+from divita.model.layers import FastDropout, _ReluDropout, masked_mean
+from divita.model.names import AGGREGATOR_CLASSES, AGGREGATORS, RENAMED_AGGREGATORS
+
+AUTHORS_GRU_HIDDEN = 115  # the authors' default `gru`: 1 layer of 115 units
+AUTHORS_CONV_CHANNELS = 128  # the authors' default `conv`: one Conv1d to 128 channels, kernel 3
 
 
 class Aggregator(nn.Module):
-    """``forward(h (B, S, H), mask (B, S) bool, all_real: bool | None) -> (B, S, H)``; padded clips' outputs
-    are finite and meaningless (the head's mean skips them). ``from_sizes`` builds one from a head's sizes."""
+    """``forward(h (B, S, D_in), mask (B, S) bool, all_real: bool | None) -> (B, S, out_features)``; padded clips'
+    outputs are finite and meaningless (:meth:`pool` skips them). ``projected``: whether ``h`` is the head's
+    projection (D_in = hidden) or the BatchNorm-ed features (D_in = F). ``from_sizes`` builds one from a head's
+    sizes."""
+
+    projected = True
+    out_features: int
 
     @classmethod
-    def from_sizes(cls, hidden: int, heads: int, ff_mult: int, dropout: float) -> "Aggregator":
+    def from_sizes(cls, hidden: int, heads: int, ff_mult: int, dropout: float, num_features: int) -> Aggregator:
         return cls(hidden)
+
+    def pool(self, h: torch.Tensor, mask: torch.Tensor, all_real: bool | None = None) -> torch.Tensor:
+        """(B, S, D) -> (B, D): the mean over the real clips."""
+        return masked_mean(h, mask, all_real)
 
 
 class TransformerAggregator(Aggregator):
@@ -36,6 +60,7 @@ class TransformerAggregator(Aggregator):
 
     def __init__(self, hidden: int, heads: int, ff_mult: int, dropout: float):
         super().__init__()
+        self.out_features = hidden
         self.block = nn.TransformerEncoderLayer(
             d_model=hidden,
             nhead=heads,
@@ -52,7 +77,8 @@ class TransformerAggregator(Aggregator):
         self.attention_dropout = FastDropout(self.block.self_attn.dropout)
 
     @classmethod
-    def from_sizes(cls, hidden: int, heads: int, ff_mult: int, dropout: float) -> "TransformerAggregator":
+    def from_sizes(cls, hidden: int, heads: int, ff_mult: int, dropout: float,
+                   num_features: int | None = None) -> TransformerAggregator:
         return cls(hidden, heads, ff_mult, dropout)
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor, all_real: bool | None = None) -> torch.Tensor:
@@ -98,39 +124,151 @@ class TransformerAggregator(Aggregator):
 class MeanAggregator(Aggregator):
     """No aggregation: relu of the projected clips (the head then averages them)."""
 
-    @classmethod
-    def from_sizes(cls, hidden: int, heads: int, ff_mult: int, dropout: float) -> "MeanAggregator":
-        return cls()
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.out_features = hidden
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor, all_real: bool | None = None) -> torch.Tensor:
         return torch.relu(h)
 
 
-class GRUAggregator(Aggregator):
-    """Unidirectional GRU over clips; padding only trails the real clips, so their outputs are unaffected."""
+class _GRU(Aggregator):
+    """Unidirectional GRU over clips, then relu; padding only trails the real clips, so their outputs are
+    unaffected."""
 
-    def __init__(self, hidden: int):
+    def __init__(self, in_features: int, hidden: int):
         super().__init__()
-        self.gru = nn.GRU(hidden, hidden, batch_first=True)
+        self.out_features = hidden
+        self.gru = nn.GRU(in_features, hidden, batch_first=True)
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor, all_real: bool | None = None) -> torch.Tensor:
         return torch.relu(self.gru(h)[0])
 
 
-class ConvAggregator(Aggregator):
-    """1-D convolution (kernel 3) over clips; padded clips are zeroed first, like the convolution's own padding."""
+class _Conv(Aggregator):
+    """1-D convolution over clips (kernel 3, zero padding 1), then relu; padded clips are zeroed first, like the
+    convolution's own padding, so a short snippet gives what its real clips alone give."""
 
-    def __init__(self, hidden: int, kernel_size: int = 3):
+    def __init__(self, in_features: int, channels: int, kernel_size: int = 3):
         super().__init__()
-        self.conv = nn.Conv1d(hidden, hidden, kernel_size, padding=kernel_size // 2)
+        self.out_features = channels
+        self.conv = nn.Conv1d(in_features, channels, kernel_size, padding=kernel_size // 2)
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor, all_real: bool | None = None) -> torch.Tensor:
-        h = h * mask.unsqueeze(-1).to(h.dtype)
+        all_real = bool(mask.all()) if all_real is None else all_real
+        if not all_real:
+            h = h * mask.unsqueeze(-1).to(h.dtype)
         return torch.relu(self.conv(h.transpose(1, 2)).transpose(1, 2))
 
 
-def build_aggregator(name: str, hidden: int, heads: int, ff_mult: int, dropout: float) -> Aggregator:
-    """The registry's aggregator ``name`` for a head of these sizes (each class takes the ones it uses)."""
+class ProjectedGRUAggregator(_GRU):
+    """``proj-gru``: a GRU of ``hidden`` units over the projected clips (divita's ``gru`` before the authors' head
+    took the name)."""
+
+    def __init__(self, hidden: int):
+        super().__init__(hidden, hidden)
+
+
+class ProjectedConvAggregator(_Conv):
+    """``proj-conv``: Conv1d hidden -> hidden (kernel 3) over the projected clips (divita's ``conv`` before the
+    authors' head took the name)."""
+
+    def __init__(self, hidden: int, kernel_size: int = 3):
+        super().__init__(hidden, hidden, kernel_size)
+
+
+class SimpleAverageAggregator(Aggregator):
+    """The authors' ``savg``: the BatchNorm-ed features (B, S, F) pass through; :meth:`pool` takes their mean over
+    the real clips and then the relu, so the classifier sees F features."""
+
+    projected = False
+
+    def __init__(self, num_features: int):
+        super().__init__()
+        self.out_features = num_features
+
+    @classmethod
+    def from_sizes(cls, hidden: int, heads: int, ff_mult: int, dropout: float,
+                   num_features: int | None = None) -> SimpleAverageAggregator:
+        return cls(num_features or hidden)
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor, all_real: bool | None = None) -> torch.Tensor:
+        return h
+
+    def pool(self, h: torch.Tensor, mask: torch.Tensor, all_real: bool | None = None) -> torch.Tensor:
+        return torch.relu(masked_mean(h, mask, all_real))
+
+
+class GRUAggregator(_GRU):
+    """The authors' ``gru``: GRU(F -> 115 units, one layer) over the BatchNorm-ed features, relu, mean over clips."""
+
+    projected = False
+
+    def __init__(self, num_features: int, hidden: int = AUTHORS_GRU_HIDDEN):
+        super().__init__(num_features, hidden)
+
+    @classmethod
+    def from_sizes(cls, hidden: int, heads: int, ff_mult: int, dropout: float,
+                   num_features: int | None = None) -> GRUAggregator:
+        return cls(num_features or hidden)
+
+
+class ConvAggregator(_Conv):
+    """The authors' ``conv``: Conv1d(F -> 128, kernel 3, padding 1) over the BatchNorm-ed features, relu, mean over
+    clips."""
+
+    projected = False
+
+    def __init__(self, num_features: int, channels: int = AUTHORS_CONV_CHANNELS, kernel_size: int = 3):
+        super().__init__(num_features, channels, kernel_size)
+
+    @classmethod
+    def from_sizes(cls, hidden: int, heads: int, ff_mult: int, dropout: float,
+                   num_features: int | None = None) -> ConvAggregator:
+        return cls(num_features or hidden)
+
+
+def build_aggregator(name: str, hidden: int, heads: int, ff_mult: int, dropout: float,
+                     num_features: int | None = None) -> Aggregator:
+    """The registry's aggregator ``name`` for a head of these sizes (each class takes the ones it uses).
+
+    ``num_features``: F, the input width of the authors' heads (``savg``, ``gru``, ``conv``), which see the
+    BatchNorm-ed features rather than the projection; default ``hidden``."""
     if name not in AGGREGATOR_CLASSES:
         raise ValueError(f"unknown clip aggregation {name!r}; choose from {', '.join(AGGREGATORS)}")
-    return globals()[AGGREGATOR_CLASSES[name]].from_sizes(hidden, heads, ff_mult, dropout)
+    return globals()[AGGREGATOR_CLASSES[name]].from_sizes(hidden, heads, ff_mult, dropout, num_features)
+
+
+def checkpoint_aggregator(name: str, state_dict: dict) -> str:
+    """The registry name of a saved head's aggregator: ``gru`` and ``conv`` checkpoints written before the authors'
+    heads took those names hold a projection (``...project.weight``) and are today's ``proj-gru`` / ``proj-conv``."""
+    if name in RENAMED_AGGREGATORS and any(k.endswith(".project.weight") for k in state_dict):
+        return RENAMED_AGGREGATORS[name]
+    return name
+
+
+def masked_batch_norm(norm: nn.BatchNorm1d, x: torch.Tensor, mask: torch.Tensor, all_real: bool) -> torch.Tensor:
+    """``norm(x)`` over the real clips: x (B, S, F), mask (B, S) -> (B, S, F) in x's dtype.
+
+    Training uses (and records in the running statistics) the batch statistics of the real clips, as
+    BatchNorm1d does over all of them; evaluation uses the running statistics. Statistics and the affine map are
+    computed in float32; no gradient flows into the statistics (the features need none). Padded clips' outputs
+    are finite and meaningless."""
+    b, s, f = x.shape
+    if norm.training:
+        with torch.no_grad():
+            x2 = x.reshape(b * s, f).float()
+            if not all_real:
+                x2 = x2[mask.reshape(-1)]
+            n = max(int(x2.shape[0]), 1)
+            mean = x2.mean(0)
+            var = x2.var(0, unbiased=False)
+            momentum = norm.momentum if norm.momentum is not None else 1.0 / float(norm.num_batches_tracked + 1)
+            norm.running_mean.lerp_(mean.to(norm.running_mean.dtype), momentum)
+            norm.running_var.lerp_((var * (n / max(n - 1, 1))).to(norm.running_var.dtype), momentum)
+            norm.num_batches_tracked.add_(1)
+    else:
+        mean, var = norm.running_mean.float(), norm.running_var.float()
+    scale = norm.weight.float() * torch.rsqrt(var + norm.eps)  # (F,)
+    shift = norm.bias.float() - mean * scale
+    return x * scale.to(x.dtype) + shift.to(x.dtype)

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from divita.genres import NUM_GENRES
-from divita.model.aggregators import build_aggregator
-from divita.model.layers import masked_mean, normalize_project
+from divita.model.aggregators import build_aggregator, masked_batch_norm
+from divita.model.layers import normalize_project
 from divita.model.names import FUSIONS
 
 
@@ -30,20 +30,28 @@ class ModelConfig:
 
 
 class SnippetHead(nn.Module):
-    """(B, S, F) snippet features + (B, S) mask -> (B, num_classes) logits."""
+    """(B, S, F) snippet features + (B, S) mask -> (B, num_classes) logits.
+
+    BatchNorm over real clips, then Linear(F -> hidden) when the aggregator is a projected one (``project`` is
+    None for the authors' heads ``savg``, ``gru``, ``conv``), the aggregator, its pool over real clips, Linear.
+    """
 
     def __init__(self, num_features: int, cfg: ModelConfig):
         super().__init__()
         self.norm = nn.BatchNorm1d(num_features)  # applied by normalize_project, over real clips only
-        self.project = nn.Linear(num_features, cfg.hidden)
-        self.aggregate = build_aggregator(cfg.aggregator, cfg.hidden, cfg.heads, cfg.ff_mult, cfg.dropout)
-        self.classify = nn.Linear(cfg.hidden, cfg.num_classes)
+        self.aggregate = build_aggregator(cfg.aggregator, cfg.hidden, cfg.heads, cfg.ff_mult, cfg.dropout, num_features)
+        self.project = nn.Linear(num_features, cfg.hidden) if self.aggregate.projected else None
+        self.classify = nn.Linear(self.aggregate.out_features, cfg.num_classes)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         all_real = bool(mask.all())  # most training windows: no masking work at all
-        h = normalize_project(self.norm, self.project, x.to(self.project.weight.dtype), mask, all_real)
+        x = x.to(self.classify.weight.dtype)
+        if self.project is not None:
+            h = normalize_project(self.norm, self.project, x, mask, all_real)
+        else:
+            h = masked_batch_norm(self.norm, x, mask, all_real)
         h = self.aggregate(h, mask, all_real)
-        return self.classify(masked_mean(h, mask, all_real))
+        return self.classify(self.aggregate.pool(h, mask, all_real))
 
 
 class DIViTA(nn.Module):

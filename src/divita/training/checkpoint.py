@@ -12,7 +12,7 @@ import torch
 from divita.errors import DivitaError
 from divita.fileio import atomic_write_bytes
 from divita.genres import GENRES
-from divita.model import DIViTA, ModelConfig
+from divita.model import DIViTA, ModelConfig, checkpoint_aggregator
 from divita.training.config import TrainConfig, with_new_names, with_old_names
 
 CHECKPOINT_FORMAT = "divita-checkpoint/1"
@@ -57,6 +57,7 @@ def load_checkpoint(path: str | Path, expect_features: dict[str, int] | None = N
     if list(ckpt.get("genres", [])) != list(GENRES):
         raise DivitaError(path, f"checkpoint predicts genres {ckpt.get('genres')}, expected {list(GENRES)}")
     mcfg = ModelConfig(**ckpt["model_config"])
+    mcfg.aggregator = checkpoint_aggregator(mcfg.aggregator, ckpt.get("state_dict", {}))  # earlier gru/conv heads
     if expect_features is not None:
         check_features(path, mcfg, expect_features)
     model = DIViTA(mcfg)
