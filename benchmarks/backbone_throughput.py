@@ -133,13 +133,24 @@ def main() -> int:
         )
         t_shape = f"{CLIP_T}x{fast.min_side}x{fast.min_side}"
         row = {
-            "backbone": name, "weights": weights, "kind": spec.kind, "batch_clips": batch, "clip": t_shape,
+            "backbone": name,
+            "weights": weights,
+            "kind": spec.kind,
+            "batch_clips": batch,
+            "clip": t_shape,
             "network_frames_per_batch": net_frames,
-            "float32_s": best["float32"], "auto_s": best["auto"],
-            "float32_median_s": statistics.median(times["float32"]), "auto_median_s": statistics.median(times["auto"]),
-            "float32_clips_per_s": batch / best["float32"], "auto_clips_per_s": batch / best["auto"],
-            "speedup": best["float32"] / best["auto"], "auto": auto_desc, "cosine_float32_auto": cos,
-            "auto_precision_check": fast.precision_check, "auto_load_s": load_s, "timed_batches": len(times["auto"]),
+            "float32_s": best["float32"],
+            "auto_s": best["auto"],
+            "float32_median_s": statistics.median(times["float32"]),
+            "auto_median_s": statistics.median(times["auto"]),
+            "float32_clips_per_s": batch / best["float32"],
+            "auto_clips_per_s": batch / best["auto"],
+            "speedup": best["float32"] / best["auto"],
+            "auto": auto_desc,
+            "cosine_float32_auto": cos,
+            "auto_precision_check": fast.precision_check,
+            "auto_load_s": load_s,
+            "timed_batches": len(times["auto"]),
         }
         results.append(row)
         print(
@@ -150,7 +161,9 @@ def main() -> int:
         )
     print(f"# load average at the end: {os.getloadavg()[0]:.2f}")
     if args.json:
-        args.json.write_text(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "results": results}, indent=2))
+        args.json.write_text(
+            json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "results": results}, indent=2)
+        )
     return 0
 
 

@@ -73,7 +73,9 @@ def run_local(src: Path, out: Path, backbone: str, detector: str, threads: int |
 
     shutil.rmtree(out, ignore_errors=True)
     t = time.perf_counter()
-    s = extract([src], [backbone], out, weights="random", detector=detector, progress=False, threads=threads, log=lambda m: None)
+    s = extract(
+        [src], [backbone], out, weights="random", detector=detector, progress=False, threads=threads, log=lambda m: None
+    )
     wall = time.perf_counter() - t
     assert not s.failed, s.failed
     return {"videos": len(s.done), "frames": s.frames, "loop_s": s.seconds, "startup_s": wall - s.seconds}
@@ -90,16 +92,35 @@ def run_ray(src: Path, out: Path, backbone: str, detector: str, workers: int, in
     init_s = time.perf_counter() - t
     try:
         stats = RayExtractStats()
-        s = extract_ray([src], [backbone], out, weights="random", detector=detector, progress=False, encoders=workers,
-                        encoder_cpus=1, prepare_cpus=1, threads=1, in_flight=in_flight, stats=stats, log=lambda m: None)
+        s = extract_ray(
+            [src],
+            [backbone],
+            out,
+            weights="random",
+            detector=detector,
+            progress=False,
+            encoders=workers,
+            encoder_cpus=1,
+            prepare_cpus=1,
+            threads=1,
+            in_flight=in_flight,
+            stats=stats,
+            log=lambda m: None,
+        )
     finally:
         ray.shutdown()
     assert not s.failed, s.failed
-    return {"videos": len(s.done), "frames": s.frames, "loop_s": s.seconds, "startup_s": init_s + stats.startup_s,
-            "ray_init_s": init_s, "in_flight": stats.in_flight,
-            "video_latency_s": sum(stats.video_wall) / max(1, len(stats.video_wall)),
-            "prepare_s": sum(stats.prepare_wall) / max(1, len(stats.prepare_wall)),
-            "waiting_for_encoders_s": sum(stats.waiting_for_encoders) / max(1, len(stats.waiting_for_encoders))}
+    return {
+        "videos": len(s.done),
+        "frames": s.frames,
+        "loop_s": s.seconds,
+        "startup_s": init_s + stats.startup_s,
+        "ray_init_s": init_s,
+        "in_flight": stats.in_flight,
+        "video_latency_s": sum(stats.video_wall) / max(1, len(stats.video_wall)),
+        "prepare_s": sum(stats.prepare_wall) / max(1, len(stats.prepare_wall)),
+        "waiting_for_encoders_s": sum(stats.waiting_for_encoders) / max(1, len(stats.waiting_for_encoders)),
+    }
 
 
 def main(argv=None) -> int:
@@ -119,8 +140,10 @@ def main(argv=None) -> int:
     src = make_videos(cache, args.videos, args.seconds, size)
     work = Path(tempfile.mkdtemp(prefix="divita-scaling-"))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"{args.videos} videos x {args.seconds:g} s at {size[0]}x{size[1]} 24 fps, backbone {args.backbone} (random weights), "
-          f"detector {args.detector}, {cores} CPU cores")
+    print(
+        f"{args.videos} videos x {args.seconds:g} s at {size[0]}x{size[1]} 24 fps, backbone {args.backbone} (random weights), "
+        f"detector {args.detector}, {cores} CPU cores"
+    )
     results: dict[str, dict] = {}
     try:
         results["local"] = run_local(src, work / "local", args.backbone, args.detector)
@@ -135,16 +158,24 @@ def main(argv=None) -> int:
         for name, r in results.items():
             vps = r["videos"] / r["loop_s"]
             lat = f"{r['video_latency_s']:.2f}" if "video_latency_s" in r else "-"
-            print(f"{name:<10}{vps:>10.3f}{r['frames'] / r['loop_s']:>10.1f}{vps / base:>9.2f}x{r['startup_s']:>12.1f}{lat:>17}")
+            print(
+                f"{name:<10}{vps:>10.3f}{r['frames'] / r['loop_s']:>10.1f}{vps / base:>9.2f}x{r['startup_s']:>12.1f}{lat:>17}"
+            )
 
         tiny = tiny_videos(cache, args.tiny)
         loc = run_local(tiny, work / "tiny_local", args.backbone, "fixed", threads=1)
         ray1 = run_ray(tiny, work / "tiny_ray", args.backbone, "fixed", 1, in_flight=1)
         per_local, per_ray = loc["loop_s"] / loc["videos"], ray1["loop_s"] / ray1["videos"]
-        results["overhead"] = {"local_s_per_video": per_local, "ray_s_per_video": per_ray, "ray_overhead_s": per_ray - per_local}
+        results["overhead"] = {
+            "local_s_per_video": per_local,
+            "ray_s_per_video": per_ray,
+            "ray_overhead_s": per_ray - per_local,
+        }
         print()
-        print(f"Ray's own cost per video ({args.tiny} x 1-s 64x36 videos, fixed detector, one video at a time): "
-              f"local {1000 * per_local:.0f} ms/video, Ray {1000 * per_ray:.0f} ms/video -> {1000 * (per_ray - per_local):+.0f} ms per video")
+        print(
+            f"Ray's own cost per video ({args.tiny} x 1-s 64x36 videos, fixed detector, one video at a time): "
+            f"local {1000 * per_local:.0f} ms/video, Ray {1000 * per_ray:.0f} ms/video -> {1000 * (per_ray - per_local):+.0f} ms per video"
+        )
 
         from divita.backbones import load_encoder
 
@@ -156,8 +187,10 @@ def main(argv=None) -> int:
         n = enc.clip_frames if enc.spec.kind == "3d" else enc.frames_per_clip_2d
         per_clip = per_frame * n
         results["shipped"] = {"bytes_per_clip": per_clip, "bytes_per_minute": per_clip * 60}
-        print(f"frames shipped to the encoders: {n} x {dw}x{dh} uint8 = {per_clip / 1e6:.2f} MB per clip, "
-              f"~{per_clip * 60 / 1e6:.0f} MB per minute of video (about one clip per second)")
+        print(
+            f"frames shipped to the encoders: {n} x {dw}x{dh} uint8 = {per_clip / 1e6:.2f} MB per clip, "
+            f"~{per_clip * 60 / 1e6:.0f} MB per minute of video (about one clip per second)"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if args.json:

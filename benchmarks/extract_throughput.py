@@ -81,7 +81,9 @@ def main(argv=None) -> int:
     cache.mkdir(parents=True, exist_ok=True)
     path = video_path(args.seconds, cache)
     names = [b for b in args.backbones.split(",") if b]
-    print(f"machine: {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
+    print(
+        f"machine: {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}"
+    )
     results: dict = {"video": str(path), "cores": os.cpu_count()}
 
     encoders = [load_encoder(n, weights=args.weights, device=args.device) for n in names]
@@ -103,8 +105,10 @@ def main(argv=None) -> int:
     minutes = n / 24 / 60
     results["frames"] = n
     results["decode_fps"] = n / t_dec
-    print(f"decode (sizes {', '.join(f'{k}={v.shape[2]}x{v.shape[1]}' for k, v in frames.items())}): "
-          f"{n / t_dec:.0f} frames/s ({t_dec:.1f} s)")
+    print(
+        f"decode (sizes {', '.join(f'{k}={v.shape[2]}x{v.shape[1]}' for k, v in frames.items())}): "
+        f"{n / t_dec:.0f} frames/s ({t_dec:.1f} s)"
+    )
 
     # -- shot detection -------------------------------------------------------------------------------
     small = frames["small"]
@@ -123,16 +127,29 @@ def main(argv=None) -> int:
     fast = FastTransNetV2(args.device, "auto")
     t_fast, p_fast = timed(lambda: fast.predict_frames(small), args.repeat, "shots")
     s_pkg, s_fast = predictions_to_shots(p_pkg), predictions_to_shots(p_fast)
-    agree = len(s_pkg) == len(s_fast) and all(abs(a - c) <= 1 and abs(b - d) <= 1 for (a, b), (c, d) in zip(s_pkg, s_fast))
-    results.update(shots_package_fps=n / t_pkg, shots_package_nondeterministic_fps=n / t_pkg_nd, shots_fps=n / t_fast,
-                   shots_speedup=t_pkg / t_fast, shots_agree=agree, shots=len(s_fast),
-                   shots_max_prob_diff=float(np.abs(p_pkg - p_fast).max()), shots_precision=fast.precision)
-    print(f"shots, package predict_frames as shipped: {n / t_pkg:.0f} frames/s ({t_pkg:.1f} s); "
-          f"with deterministic algorithms off: {n / t_pkg_nd:.0f} frames/s")
-    print(f"shots, divita ({fast.precision}, {fast.batch_windows} windows/batch): {n / t_fast:.0f} frames/s ({t_fast:.1f} s) "
-          f"= {t_pkg / t_fast:.1f}x the package; {len(s_fast)} shots, same within +-1 frame: {agree} "
-          f"(max |dp| {results['shots_max_prob_diff']:.4f}); in CPU seconds "
-          f"{CPU['shots_package'] / CPU['shots']:.1f}x ({CPU['shots_package']:.1f} vs {CPU['shots']:.1f})")
+    agree = len(s_pkg) == len(s_fast) and all(
+        abs(a - c) <= 1 and abs(b - d) <= 1 for (a, b), (c, d) in zip(s_pkg, s_fast)
+    )
+    results.update(
+        shots_package_fps=n / t_pkg,
+        shots_package_nondeterministic_fps=n / t_pkg_nd,
+        shots_fps=n / t_fast,
+        shots_speedup=t_pkg / t_fast,
+        shots_agree=agree,
+        shots=len(s_fast),
+        shots_max_prob_diff=float(np.abs(p_pkg - p_fast).max()),
+        shots_precision=fast.precision,
+    )
+    print(
+        f"shots, package predict_frames as shipped: {n / t_pkg:.0f} frames/s ({t_pkg:.1f} s); "
+        f"with deterministic algorithms off: {n / t_pkg_nd:.0f} frames/s"
+    )
+    print(
+        f"shots, divita ({fast.precision}, {fast.batch_windows} windows/batch): {n / t_fast:.0f} frames/s ({t_fast:.1f} s) "
+        f"= {t_pkg / t_fast:.1f}x the package; {len(s_fast)} shots, same within +-1 frame: {agree} "
+        f"(max |dp| {results['shots_max_prob_diff']:.4f}); in CPU seconds "
+        f"{CPU['shots_package'] / CPU['shots']:.1f}x ({CPU['shots_package']:.1f} vs {CPU['shots']:.1f})"
+    )
 
     # -- backbones alone ------------------------------------------------------------------------------
     clips = partition_shots(s_fast, 24, num_frames=n)
@@ -160,16 +177,26 @@ def main(argv=None) -> int:
     t_all, _ = timed(run_extract, args.repeat, "extract")
     slowest = max(stage_times, key=stage_times.get)
     serial = sum(stage_times.values())
-    results.update(extract_seconds=t_all, extract_seconds_per_trailer_minute=t_all / minutes,
-                   slowest_stage=slowest, slowest_stage_seconds=stage_times[slowest],
-                   extract_over_slowest=t_all / stage_times[slowest], stages_in_series_seconds=serial)
-    print(f"extract {'+'.join(names)} (one decode): {t_all:.1f} s = {t_all / minutes:.1f} s per trailer-minute; "
-          f"{t_all / stage_times[slowest]:.2f}x the slowest stage alone ({slowest}, {stage_times[slowest]:.1f} s); "
-          f"stages in series would take {serial:.1f} s")
+    results.update(
+        extract_seconds=t_all,
+        extract_seconds_per_trailer_minute=t_all / minutes,
+        slowest_stage=slowest,
+        slowest_stage_seconds=stage_times[slowest],
+        extract_over_slowest=t_all / stage_times[slowest],
+        stages_in_series_seconds=serial,
+    )
+    print(
+        f"extract {'+'.join(names)} (one decode): {t_all:.1f} s = {t_all / minutes:.1f} s per trailer-minute; "
+        f"{t_all / stage_times[slowest]:.2f}x the slowest stage alone ({slowest}, {stage_times[slowest]:.1f} s); "
+        f"stages in series would take {serial:.1f} s"
+    )
     stage_cpu = sum(v for k, v in CPU.items() if k not in ("extract", "shots_package"))
     results.update(cpu_seconds=dict(CPU), stages_cpu_seconds=stage_cpu)
-    print("CPU seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in CPU.items())
-          + f"; stages together {stage_cpu:.1f} = {stage_cpu / (os.cpu_count() or 1):.1f} s of wall on {os.cpu_count()} busy cores")
+    print(
+        "CPU seconds: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in CPU.items())
+        + f"; stages together {stage_cpu:.1f} = {stage_cpu / (os.cpu_count() or 1):.1f} s of wall on {os.cpu_count()} busy cores"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

@@ -52,12 +52,47 @@ def make_checkpoint(work: Path) -> Path:
         rows.append({"mid": f"v{i}", **{g: int(g == GENRES[i]) for g in GENRES}, "split0": i, "split1": i, "split2": i})
     pd.DataFrame(rows).to_csv(work / "labels.csv", index=False)
     data = work / "data"
-    assert divita(["extract", str(work / "tiny"), "--backbone", "shufflenet,r2plus1d", "--weights", "random",
-                   "--out", str(data), "--labels", str(work / "labels.csv"), "--no-progress"]) == 0
+    assert (
+        divita(
+            [
+                "extract",
+                str(work / "tiny"),
+                "--backbone",
+                "shufflenet,r2plus1d",
+                "--weights",
+                "random",
+                "--out",
+                str(data),
+                "--labels",
+                str(work / "labels.csv"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     stores = {p.name.split("_")[1]: p.name for p in data.iterdir() if p.suffix == ".zarr"}
     run = work / "run"
-    assert divita(["train", "--data-dir", str(data), "--ix", stores["i"], "--vx", stores["k"], "--split", "0",
-                   "--out", str(run), "--max-epochs", "1", "--no-progress"]) == 0
+    assert (
+        divita(
+            [
+                "train",
+                "--data-dir",
+                str(data),
+                "--ix",
+                stores["i"],
+                "--vx",
+                stores["k"],
+                "--split",
+                "0",
+                "--out",
+                str(run),
+                "--max-epochs",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     return run / "best.ckpt"
 
 
@@ -103,8 +138,15 @@ def measure(ckpt: Path, video: Path, device: str, repeat: int) -> dict:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     slowest = max(stages, key=stages.get)
-    return {"device": device, "frames": n, "clips": len(clips), "snippets": len(result["snippets"]), "stages": stages,
-            "end_to_end": end_to_end, "slowest": slowest}
+    return {
+        "device": device,
+        "frames": n,
+        "clips": len(clips),
+        "snippets": len(result["snippets"]),
+        "stages": stages,
+        "end_to_end": end_to_end,
+        "slowest": slowest,
+    }
 
 
 def main() -> None:
@@ -129,16 +171,23 @@ def main() -> None:
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     with tempfile.TemporaryDirectory(dir=cache) as work:
         ckpt = make_checkpoint(Path(work))
-        print(f"trailer: {video.name}; checkpoint: shufflenet + r2plus1d late fusion (random backbone weights); "
-              f"{os.cpu_count()} cores, torch {torch.__version__}")
+        print(
+            f"trailer: {video.name}; checkpoint: shufflenet + r2plus1d late fusion (random backbone weights); "
+            f"{os.cpu_count()} cores, torch {torch.__version__}"
+        )
         for device in devices:
             r = measure(ckpt, video, device, args.repeat)
             s = r["stages"]
             print(f"\n[{device}] {r['frames']} frames, {r['clips']} clips, {r['snippets']} snippets")
             for k, v in s.items():
-                print(f"  {k:<12} alone {v:7.2f} s" + (f"  ({r['frames'] / v:.0f} frames/s)" if k not in ("head",) else ""))
-            print(f"  end to end   {r['end_to_end']:7.2f} s = {r['end_to_end'] / s[r['slowest']]:.2f}x the slowest stage "
-                  f"({r['slowest']}); stages in series {sum(s.values()):.2f} s")
+                print(
+                    f"  {k:<12} alone {v:7.2f} s"
+                    + (f"  ({r['frames'] / v:.0f} frames/s)" if k not in ("head",) else "")
+                )
+            print(
+                f"  end to end   {r['end_to_end']:7.2f} s = {r['end_to_end'] / s[r['slowest']]:.2f}x the slowest stage "
+                f"({r['slowest']}); stages in series {sum(s.values()):.2f} s"
+            )
 
 
 if __name__ == "__main__":

@@ -91,8 +91,24 @@ def direct(clf, video: Path, n: int, deadline: float) -> list[float]:
 def start_server(ckpt: Path, data_dir: Path, workers: int) -> tuple[subprocess.Popen, str]:
     from divita.serving.client import ServeClient
 
-    cmd = [sys.executable, "-m", "divita", "serve", "--checkpoint", str(ckpt), "--host", HOST, "--port", "0",
-           "--data-dir", str(data_dir), "--workers", str(workers), "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "divita",
+        "serve",
+        "--checkpoint",
+        str(ckpt),
+        "--host",
+        HOST,
+        "--port",
+        "0",
+        "--data-dir",
+        str(data_dir),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     m = re.search(r"on (http://127\.0\.0\.1:\d+) ", proc.stdout.readline())
     if not m:
@@ -131,9 +147,14 @@ def load(url: str, video: Path, clients: int, deadline: float) -> list[dict]:
                 return
             time.sleep(0.2)
         timings = (job.get("result") or {}).get("timings", {})
-        out[i] = {"start": t0, "accepted": t_accepted, "result": time.perf_counter(), "status": job["status"],
-                  "run_s": _seconds(job["started"], job["finished"]),
-                  "predict_s": timings.get("extract_s", 0.0) + timings.get("head_s", 0.0)}
+        out[i] = {
+            "start": t0,
+            "accepted": t_accepted,
+            "result": time.perf_counter(),
+            "status": job["status"],
+            "run_s": _seconds(job["started"], job["finished"]),
+            "predict_s": timings.get("extract_s", 0.0) + timings.get("head_s", 0.0),
+        }
 
     threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
     for t in threads:
@@ -168,9 +189,11 @@ def main() -> None:
     cache.mkdir(parents=True, exist_ok=True)
     video = trailer(cache, args.seconds)
     ckpt = checkpoint(cache)
-    print(f"trailer: {video.name} ({video.stat().st_size / 1e6:.1f} MB); checkpoint: shufflenet + r2plus1d late fusion "
-          f"(random backbone weights); {os.cpu_count()} cores, torch {torch.__version__}; {args.clients} clients, "
-          f"{args.workers} worker(s)")
+    print(
+        f"trailer: {video.name} ({video.stat().st_size / 1e6:.1f} MB); checkpoint: shufflenet + r2plus1d late fusion "
+        f"(random backbone weights); {os.cpu_count()} cores, torch {torch.__version__}; {args.clients} clients, "
+        f"{args.workers} worker(s)"
+    )
 
     from divita.inference.predict import GenreClassifier
 
@@ -195,9 +218,11 @@ def main() -> None:
     after = direct(clf, video, args.clients, deadline)  # the baseline spans the batch: a shared machine drifts
     alone = before + after
     direct_total = statistics.mean(alone) * args.clients
-    print(f"direct: GenreClassifier.predict x{args.clients} before and after the server's batch: "
-          f"{sum(before):.2f} s and {sum(after):.2f} s (per call mean {statistics.mean(alone):.2f} s, "
-          f"min {min(alone):.2f} s)")
+    print(
+        f"direct: GenreClassifier.predict x{args.clients} before and after the server's batch: "
+        f"{sum(before):.2f} s and {sum(after):.2f} s (per call mean {statistics.mean(alone):.2f} s, "
+        f"min {min(alone):.2f} s)"
+    )
     bad = [r for r in runs if r.get("status") != "done"]
     if bad:
         raise SystemExit(f"serve_load: {len(bad)} of {len(runs)} clients got no result: {bad[:3]}")
@@ -209,18 +234,28 @@ def main() -> None:
     run_s = [r["run_s"] for r in runs]
     expected = direct_total / args.workers
     answer = statistics.median(r["accepted"] - r["start"] for r in runs)
-    print(f"through the server: {args.clients} uploads accepted in {accept_span:.2f} s = "
-          f"{args.clients / accept_span:.1f} accepted/s; 202 after p50 {answer:.3f} s")
-    print(f"  time to result: p50 {percentile(to_result, 50):.2f} s, p95 {percentile(to_result, 95):.2f} s, "
-          f"last {batch:.2f} s")
-    print(f"  overhead over GenreClassifier directly: batch {batch:.2f} s vs N x the direct mean {expected:.2f} s "
-          f"= {100 * (batch / expected - 1):+.1f} %")
+    print(
+        f"through the server: {args.clients} uploads accepted in {accept_span:.2f} s = "
+        f"{args.clients / accept_span:.1f} accepted/s; 202 after p50 {answer:.3f} s"
+    )
+    print(
+        f"  time to result: p50 {percentile(to_result, 50):.2f} s, p95 {percentile(to_result, 95):.2f} s, "
+        f"last {batch:.2f} s"
+    )
+    print(
+        f"  overhead over GenreClassifier directly: batch {batch:.2f} s vs N x the direct mean {expected:.2f} s "
+        f"= {100 * (batch / expected - 1):+.1f} %"
+    )
     inside = sum(r["predict_s"] for r in runs) / args.workers
-    print(f"  overhead over the same predictions (GenreClassifier.predict's own time inside the jobs, "
-          f"{inside:.2f} s): {100 * (batch / inside - 1):+.1f} %")
-    print(f"  in the jobs: mean job {statistics.mean(run_s):.2f} s vs direct "
-          f"{statistics.mean(alone):.2f} s = {100 * (statistics.mean(run_s) / statistics.mean(alone) - 1):+.1f} %; "
-          f"fastest job {min(run_s):.2f} s vs fastest direct {min(alone):.2f} s")
+    print(
+        f"  overhead over the same predictions (GenreClassifier.predict's own time inside the jobs, "
+        f"{inside:.2f} s): {100 * (batch / inside - 1):+.1f} %"
+    )
+    print(
+        f"  in the jobs: mean job {statistics.mean(run_s):.2f} s vs direct "
+        f"{statistics.mean(alone):.2f} s = {100 * (statistics.mean(run_s) / statistics.mean(alone) - 1):+.1f} %; "
+        f"fastest job {min(run_s):.2f} s vs fastest direct {min(alone):.2f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -33,7 +33,11 @@ def make_videos(n: int, seed: int, folder: Path):
         shots = rng.integers(30, 90, 7).tolist()
         trans = rng.choice(KINDS, 6, p=[0.4, 0.2, 0.2, 0.2]).tolist()
         k = int(rng.choice([8, 12, 16]))
-        out.append(videos.shots_video(folder / f"v{i}.mp4", shots, trans, size=(160, 90), transition_frames=k, seed=seed * 100 + i))
+        out.append(
+            videos.shots_video(
+                folder / f"v{i}.mp4", shots, trans, size=(160, 90), transition_frames=k, seed=seed * 100 + i
+            )
+        )
     return out
 
 
@@ -73,15 +77,22 @@ def main(argv=None) -> int:
             tp, ndet = tp + true_pos, ndet + n
         total_hit = sum(v[0] for v in per_kind.values())
         total = sum(v[1] for v in per_kind.values())
-        r = {"recall": total_hit / total, "precision": tp / max(1, ndet), "detected": ndet, "true": total,
-             **{f"recall_{k}": v[0] / max(1, v[1]) for k, v in per_kind.items()}}
+        r = {
+            "recall": total_hit / total,
+            "precision": tp / max(1, ndet),
+            "detected": ndet,
+            "true": total,
+            **{f"recall_{k}": v[0] / max(1, v[1]) for k, v in per_kind.items()},
+        }
         r["f1"] = 2 * r["recall"] * r["precision"] / max(1e-9, r["recall"] + r["precision"])
         results[name] = r
     print(f"{args.videos} videos, {results['transnetv2']['true']} transitions, tolerance {args.tolerance} frames")
     print(f"{'detector':<20} {'recall':>7} {'precision':>9} {'F1':>6}   " + "  ".join(f"{k:>8}" for k in KINDS))
     for name, r in results.items():
-        print(f"{name:<20} {r['recall']:7.3f} {r['precision']:9.3f} {r['f1']:6.3f}   "
-              + "  ".join(f"{r['recall_' + k]:8.3f}" for k in KINDS))
+        print(
+            f"{name:<20} {r['recall']:7.3f} {r['precision']:9.3f} {r['f1']:6.3f}   "
+            + "  ".join(f"{r['recall_' + k]:8.3f}" for k in KINDS)
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

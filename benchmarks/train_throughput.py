@@ -25,7 +25,9 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # inherited by the per-configuration child processes
 EPOCH_BUDGET_S = 0.6  # the aim, seconds per epoch (train + validation)
-STORES = dict(image_store="trailers_i_shufflenet_fpc24.zarr", video_store="trailers_k_shufflenet_fps24_fpc24.zarr")  # late fusion
+STORES = dict(
+    image_store="trailers_i_shufflenet_fpc24.zarr", video_store="trailers_k_shufflenet_fps24_fpc24.zarr"
+)  # late fusion
 
 
 def one_run(data_dir: str, threads: int, precision: str, epochs: int) -> dict:
@@ -69,7 +71,9 @@ def stock_head(num_features: int, cfg):
         def __init__(self):
             super().__init__()
             self.norm, self.project = nn.BatchNorm1d(num_features), nn.Linear(num_features, cfg.hidden)
-            self.block = nn.TransformerEncoderLayer(cfg.hidden, cfg.heads, cfg.ff_mult * cfg.hidden, cfg.dropout, batch_first=True)
+            self.block = nn.TransformerEncoderLayer(
+                cfg.hidden, cfg.heads, cfg.ff_mult * cfg.hidden, cfg.dropout, batch_first=True
+            )
             self.classify = nn.Linear(cfg.hidden, cfg.num_classes)
 
         def forward(self, x, mask):  # mask (B, S) bool, True = real clip
@@ -90,9 +94,9 @@ def compute_floor(data_dir: str, precision: str, repeats: int = 3) -> dict:
     import numpy as np
     import torch
 
-    from divita.training.compute import ComputeCopy, retain_freed_memory
     from divita.model import DIViTA, ModelConfig
     from divita.training import FeatureCache, TrainConfig, load_split, resolve_precision
+    from divita.training.compute import ComputeCopy, retain_freed_memory
 
     torch.set_num_threads(1)
     retain_freed_memory()
@@ -172,26 +176,42 @@ def main() -> None:
             tmp = tempfile.TemporaryDirectory()
             data_dir = tmp.name
         t = time.perf_counter()
-        make_release(data_dir, SyntheticSpec(num_trailers=2000, min_clips=40, max_clips=150, image_features=1024, video_features=1024), progress=True)
-        print(f"generated 2,000 trailers x 40-150 clips x (1024 + 1024) features in {time.perf_counter() - t:.0f}s -> {data_dir}")
-    print(f"{'threads':>7} {'precision':>9} {'snippets/s':>10} {'train s':>8} {'val s':>6} {'epoch s':>8} {'load s':>7} {'peak GB':>8}")
+        make_release(
+            data_dir,
+            SyntheticSpec(num_trailers=2000, min_clips=40, max_clips=150, image_features=1024, video_features=1024),
+            progress=True,
+        )
+        print(
+            f"generated 2,000 trailers x 40-150 clips x (1024 + 1024) features in {time.perf_counter() - t:.0f}s -> {data_dir}"
+        )
+    print(
+        f"{'threads':>7} {'precision':>9} {'snippets/s':>10} {'train s':>8} {'val s':>6} {'epoch s':>8} {'load s':>7} {'peak GB':>8}"
+    )
     for prec in args.precision:
         for th in args.threads:
             r = in_child("--epochs", str(args.epochs), "--_one", f"{data_dir},{th},{prec}")
-            print(f"{th:>7} {prec:>9} {r['snippets_per_s']:>10.0f} {r['train_s']:>8.3f} {r['val_s']:>6.3f} {r['epoch_s']:>8.3f} {r['load_s']:>7.1f} {r['peak_rss_gb']:>8.2f}")
-    print(f"({r['train_trailers']} training snippets and {r['val_windows']} validation windows per epoch; "
-          "reference: the authors' code ~6 s/epoch, 285 snippets/s; aim <= 0.6 s/epoch)")
+            print(
+                f"{th:>7} {prec:>9} {r['snippets_per_s']:>10.0f} {r['train_s']:>8.3f} {r['val_s']:>6.3f} {r['epoch_s']:>8.3f} {r['load_s']:>7.1f} {r['peak_rss_gb']:>8.2f}"
+            )
+    print(
+        f"({r['train_trailers']} training snippets and {r['val_windows']} validation windows per epoch; "
+        "reference: the authors' code ~6 s/epoch, 285 snippets/s; aim <= 0.6 s/epoch)"
+    )
     if not args.no_floor:
         for prec in args.precision:
             f = in_child("--_floor", f"{data_dir},{prec}")
-            print(f"model compute floor, precision {prec}: one head alone on one core, per epoch: training forward+backward "
-                  f"{f['train_head0_s']:.3f} / {f['train_head1_s']:.3f} s, validation {f['val_head0_s']:.3f} / {f['val_head1_s']:.3f} s "
-                  f"-> at least {f['floor_s']:.3f} s/epoch on 2 cores even with perfect parallelism and nothing else")
+            print(
+                f"model compute floor, precision {prec}: one head alone on one core, per epoch: training forward+backward "
+                f"{f['train_head0_s']:.3f} / {f['train_head1_s']:.3f} s, validation {f['val_head0_s']:.3f} / {f['val_head1_s']:.3f} s "
+                f"-> at least {f['floor_s']:.3f} s/epoch on 2 cores even with perfect parallelism and nothing else"
+            )
             n = f["train_steps"]
             budget_ms = (EPOCH_BUDGET_S - max(f["val_head0_s"], f["val_head1_s"])) / n * 1e3
-            print(f"  per training step ({n} per epoch): one head's forward+backward alone {min(f['train_head0_s'], f['train_head1_s']) / n * 1e3:.1f} ms "
-                  f"(the same head from torch's stock modules: {f['train_stock_s'] / n * 1e3:.1f} ms); a {EPOCH_BUDGET_S} s epoch leaves "
-                  f"{budget_ms:.1f} ms a step for both heads' forward+backward, the loss and the optimizer")
+            print(
+                f"  per training step ({n} per epoch): one head's forward+backward alone {min(f['train_head0_s'], f['train_head1_s']) / n * 1e3:.1f} ms "
+                f"(the same head from torch's stock modules: {f['train_stock_s'] / n * 1e3:.1f} ms); a {EPOCH_BUDGET_S} s epoch leaves "
+                f"{budget_ms:.1f} ms a step for both heads' forward+backward, the loss and the optimizer"
+            )
     if tmp:
         tmp.cleanup()
 

@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 
 from divita import DivitaError
-from divita.hardware import cpu_has_native_bf16
 from divita import backbones as B
 from divita.backbones import precision as P
 from divita.backbones.shufflenet3d import ShuffleNetV2_3D
+from divita.hardware import cpu_has_native_bf16
 from helpers_http import serve_directory
 
 EXPECTED = {  # name: (kind, features, store prefix) -- the paper release's feature sizes
@@ -137,11 +137,29 @@ def test_registry_entries_and_registration():
 def test_package_keeps_the_names_of_the_single_module():
     """Everything ``divita.backbones`` offered as one module is still importable from it."""
     for name in [
-        "IMAGENET_MEAN", "IMAGENET_STD", "KINETICS_MEAN", "KINETICS_STD", "ACTIVITYNET_MEAN", "UNIT_STD_255",
-        "PRECISION_COSINE_MIN", "RANDOM_SEED", "PRECISIONS", "SHUFFLENET3D_HINT", "BackboneSpec", "list_backbones",
-        "get_spec", "read_checkpoint", "lite0_keys_to_timm", "efficientnet_lite0_package_file",
-        "efficientnet_lite0_package_state_dict", "weights_status", "sample_frame_indices", "smooth_test_clip",
-        "ClipEncoder", "fold_batchnorm", "load_encoder",
+        "IMAGENET_MEAN",
+        "IMAGENET_STD",
+        "KINETICS_MEAN",
+        "KINETICS_STD",
+        "ACTIVITYNET_MEAN",
+        "UNIT_STD_255",
+        "PRECISION_COSINE_MIN",
+        "RANDOM_SEED",
+        "PRECISIONS",
+        "SHUFFLENET3D_HINT",
+        "BackboneSpec",
+        "list_backbones",
+        "get_spec",
+        "read_checkpoint",
+        "lite0_keys_to_timm",
+        "efficientnet_lite0_package_file",
+        "efficientnet_lite0_package_state_dict",
+        "weights_status",
+        "sample_frame_indices",
+        "smooth_test_clip",
+        "ClipEncoder",
+        "fold_batchnorm",
+        "load_encoder",
     ]:
         assert hasattr(B, name), name
     assert B.PRECISION_COSINE_MIN == 0.999 and B.RANDOM_SEED == 0 and B.PRECISIONS[0] == "auto"
@@ -188,7 +206,10 @@ def test_default_weights_without_network_is_a_one_line_error(monkeypatch, tmp_pa
         raise urllib.error.URLError("no network (test)")
 
     monkeypatch.setattr(tv_api, "load_state_dict_from_url", no_network)
-    for name, weights in [("shufflenet", "ShuffleNet_V2_X1_0_Weights.IMAGENET1K_V1"), ("r2plus1d", "R2Plus1D_18_Weights.KINETICS400_V1")]:
+    for name, weights in [
+        ("shufflenet", "ShuffleNet_V2_X1_0_Weights.IMAGENET1K_V1"),
+        ("r2plus1d", "R2Plus1D_18_Weights.KINETICS400_V1"),
+    ]:
         with pytest.raises(DivitaError) as e:
             B.load_encoder(name)  # "default": never silently random
         msg = str(e.value)
@@ -271,9 +292,11 @@ def test_torchvision_download_with_a_wrong_hash_or_a_bad_cache_file_is_a_one_lin
     real_download = torch.hub.download_url_to_file
     with serve_directory(served) as mirror:
         monkeypatch.setattr(
-            torch.hub, "download_url_to_file",
+            torch.hub,
+            "download_url_to_file",
             lambda url, dst, hash_prefix=None, progress=True: real_download(
-                f"{mirror.url}/{Path(url).name}", dst, hash_prefix, progress),
+                f"{mirror.url}/{Path(url).name}", dst, hash_prefix, progress
+            ),
         )
         with pytest.raises(DivitaError) as e:
             B.load_encoder("shufflenet")
@@ -309,8 +332,13 @@ def test_default_weights_load_through_torchvisions_weights_api(monkeypatch):
         return builder(weights=None).state_dict()  # classifier included, as torchvision ships them
 
     monkeypatch.setattr(tv_api, "load_state_dict_from_url", fake_download)
-    for name, arch in [("shufflenet", "shufflenet_v2_x1_0"), ("resnet", "resnet50"), ("swin", "swin_t"),
-                       ("r2plus1d", "r2plus1d_18"), ("swin3d", "swin3d_t")]:
+    for name, arch in [
+        ("shufflenet", "shufflenet_v2_x1_0"),
+        ("resnet", "resnet50"),
+        ("swin", "swin_t"),
+        ("r2plus1d", "r2plus1d_18"),
+        ("swin3d", "swin3d_t"),
+    ]:
         builder = get_model_builder(arch)
         enc = B.load_encoder(name, precision="float32")
         weights = get_weight(B.get_spec(name).default_weights)
@@ -386,16 +414,36 @@ def test_shufflenet3d_efficient_3dcnns_checkpoint_round_trip(tmp_path, clip):
             m.running_var.uniform_(0.5, 2.0)
     sd = original.state_dict()
     # module names of the Efficient-3DCNNs release (models/shufflenetv2.py)
-    for key in ["conv1.0.weight", "conv1.1.running_var", "features.0.banch1.0.weight", "features.0.banch1.3.bias",
-                "features.0.banch2.6.weight", "features.1.banch2.3.weight",
-                "features.15.banch2.6.running_mean", "conv_last.0.weight", "classifier.1.weight"]:
+    for key in [
+        "conv1.0.weight",
+        "conv1.1.running_var",
+        "features.0.banch1.0.weight",
+        "features.0.banch1.3.bias",
+        "features.0.banch2.6.weight",
+        "features.1.banch2.3.weight",
+        "features.15.banch2.6.running_mean",
+        "conv_last.0.weight",
+        "classifier.1.weight",
+    ]:
         assert key in sd, key
     assert "features.1.banch1.0.weight" not in sd and sd["classifier.1.weight"].shape == (600, 1024)
-    assert sum(v.numel() for k, v in sd.items() if not k.startswith("classifier") and "num_batches" not in k and "running" not in k) == 1_299_180
+    assert (
+        sum(
+            v.numel()
+            for k, v in sd.items()
+            if not k.startswith("classifier") and "num_batches" not in k and "running" not in k
+        )
+        == 1_299_180
+    )
     ckpt = tmp_path / "kinetics_shufflenetv2_1.0x_RGB_16_best.pth"
     torch.save(
-        {"epoch": 42, "arch": "shufflenetv2", "best_prec1": 0.5,
-         "state_dict": {f"module.{k}": v for k, v in sd.items()}, "optimizer": {"state": {}, "param_groups": []}},
+        {
+            "epoch": 42,
+            "arch": "shufflenetv2",
+            "best_prec1": 0.5,
+            "state_dict": {f"module.{k}": v for k, v in sd.items()},
+            "optimizer": {"state": {}, "param_groups": []},
+        },
         ckpt,
     )
     enc = B.load_encoder("shufflenet3d", weights=str(ckpt), precision="float32")
@@ -406,7 +454,9 @@ def test_shufflenet3d_efficient_3dcnns_checkpoint_round_trip(tmp_path, clip):
     assert torch.allclose(enc.encode(clip), expected, atol=1e-5)
     # Efficient-3DCNNs normalisation: 0..255 minus the ActivityNet mean
     gray = torch.full((1, 16, 112, 112, 3), 128, dtype=torch.uint8)
-    assert torch.allclose(enc.preprocess(gray)[0, :, 0, 0, 0], torch.tensor([128 - 114.7748, 128 - 107.7354, 128 - 99.4750]), atol=1e-3)
+    assert torch.allclose(
+        enc.preprocess(gray)[0, :, 0, 0, 0], torch.tensor([128 - 114.7748, 128 - 107.7354, 128 - 99.4750]), atol=1e-3
+    )
 
 
 @pytest.mark.parametrize("name", HOOKED)
@@ -463,11 +513,15 @@ def test_efficientnet_lite0_package_weights_load_exactly_into_timm():
 
 
 def test_efficientnet_lite0_matches_the_packages_own_model_definition():
-    pytest.importorskip("efficientnet_lite_pytorch", reason="the package's model code (efficientnet-lite-pytorch) is optional")
+    pytest.importorskip(
+        "efficientnet_lite_pytorch", reason="the package's model code (efficientnet-lite-pytorch) is optional"
+    )
     import timm
     from efficientnet_lite_pytorch import EfficientNet
 
-    reference = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(B.efficientnet_lite0_package_file())).eval()
+    reference = EfficientNet.from_pretrained(
+        "efficientnet-lite0", weights_path=str(B.efficientnet_lite0_package_file())
+    ).eval()
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
     model.load_state_dict(B.efficientnet_lite0_package_state_dict())
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
@@ -528,7 +582,10 @@ def test_3d_clip_is_resampled_to_the_frames_the_network_expects(clip):
     x = enc.preprocess(clip)
     idx = B.sample_frame_indices(24, 16)
     assert torch.equal(x[0, :, 5], enc.preprocess(clip[:, idx[5] : idx[5] + 1].expand(1, 16, *clip.shape[2:]))[0, :, 0])
-    assert B.load_encoder("shufflenet3d", weights="random", precision="float32", clip_frames=8).preprocess(clip).shape[2] == 8
+    assert (
+        B.load_encoder("shufflenet3d", weights="random", precision="float32", clip_frames=8).preprocess(clip).shape[2]
+        == 8
+    )
 
 
 def test_frames_are_resized_by_the_shorter_side_center_cropped_and_normalised():

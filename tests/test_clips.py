@@ -104,8 +104,11 @@ def test_streaming_partition_of_a_combined_detector(seed):
     n = int(rng.integers(50, 400))
     p1 = (rng.random(n) < 0.03).astype(np.float32)
     p2 = (rng.random(n) < 0.03).astype(np.float32)
-    stream = CombinedStream(FakePredictionStream(p1, lag=int(rng.integers(0, 60))),
-                            FakePredictionStream(p2, lag=int(rng.integers(0, 60))), tolerance=3)
+    stream = CombinedStream(
+        FakePredictionStream(p1, lag=int(rng.integers(0, 60))),
+        FakePredictionStream(p2, lag=int(rng.integers(0, 60))),
+        tolerance=3,
+    )
     cs = ClipStream(fpc=24)
     got, finals = [], []
     i = 0

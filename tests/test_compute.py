@@ -3,8 +3,8 @@ import copy
 import pytest
 import torch
 
-from divita.training.compute import ComputeCopy, HeadRunner, fused_loss_backward
 from divita.model import DIViTA, ModelConfig
+from divita.training.compute import ComputeCopy, HeadRunner, fused_loss_backward
 
 
 def batch(b=8, s=30, seed=0):
@@ -95,7 +95,12 @@ def test_bfloat16_copy_runs_the_step_and_the_optimizer_keeps_float32_master_weig
     changed = [k for k in before if k.endswith("weight") and not torch.equal(before[k], after[k])]
     assert "heads.image.project.weight" in changed and "heads.video.classify.weight" in changed
     assert "heads.image.norm.weight" in changed  # BatchNorm's gradients reach the master directly
-    torch.testing.assert_close(compute.model.heads["video"].classify.weight, master.heads["video"].classify.weight.to(torch.bfloat16), rtol=0, atol=0)
+    torch.testing.assert_close(
+        compute.model.heads["video"].classify.weight,
+        master.heads["video"].classify.weight.to(torch.bfloat16),
+        rtol=0,
+        atol=0,
+    )
     runner.close()
 
 

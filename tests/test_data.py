@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from divita.datasets.labels import LABEL_COLUMNS, read_labels, split_subset
-from divita.features.snippets import SnippetSet, mean_over_snippets
 from divita.errors import DivitaError
+from divita.features.snippets import SnippetSet, mean_over_snippets
 from divita.features.store import FeatureTable
 
 

@@ -23,8 +23,8 @@ from divita.datasets.download import (
     require_data,
     resolve_names,
 )
-from divita.errors import DivitaError
 from divita.datasets.release import RELEASE_FILES
+from divita.errors import DivitaError
 from helpers_http import md5_of, serve_directory, tar_gz_directory, write_checksums
 
 STEM_A = "trailers_i_shufflenet_fpc24"

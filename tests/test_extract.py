@@ -19,8 +19,8 @@ import pytest
 import videos
 from divita.errors import DivitaError
 from divita.features.extract import FrameBuffer, extract, make_splits, process_video
-from divita.shots import Detector
 from divita.features.store import PARTIAL_DIR, committed_ids, load_features, open_store
+from divita.shots import Detector
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -257,10 +257,11 @@ def test_settings_are_checked_once_for_every_driver_before_anything_is_written(t
 def test_cli_checks_its_flags_through_the_settings(tmp_path, capsys):
     from divita.cli import main
 
-    for flags, message in ((["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
-                           (["--fpc", "8", "--min-clip-frames", "9"],
-                            "--min-clip-frames must be between 1 and fpc=8, got 9"),
-                           (["--fps", "-1"], "fps must be positive, got -1.0")):
+    for flags, message in (
+        (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+        (["--fpc", "8", "--min-clip-frames", "9"], "--min-clip-frames must be between 1 and fpc=8, got 9"),
+        (["--fps", "-1"], "fps must be positive, got -1.0"),
+    ):
         code = main(["extract", str(tmp_path), "--backbone", "shufflenet", "--out", str(tmp_path / "o"), *flags])
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and len(err) == 1 and message in err[0], err
@@ -274,8 +275,15 @@ def test_settings_record_what_the_stores_say(tmp_path, video_dir):
     assert settings.names == ("idx",) and settings.min_frames == 6 and isinstance(settings.backbones, tuple)
     assert ExtractionSettings(["shufflenet"], fpc=12, min_clip_frames=3).min_frames == 3
     out = tmp_path / "out"
-    s = extract([video_dir / "t0.mp4"], [IndexEncoder("idx", 16, fpc=12)], out, fpc=12, detector="fixed",
-                progress=False, log=lambda m: None)
+    s = extract(
+        [video_dir / "t0.mp4"],
+        [IndexEncoder("idx", 16, fpc=12)],
+        out,
+        fpc=12,
+        detector="fixed",
+        progress=False,
+        log=lambda m: None,
+    )
     assert s.done == ["t0"]
     group = open_store(out / settings.store_name("i", "idx"))
     extraction = dict(group.attrs["extraction"])
@@ -292,7 +300,7 @@ def output_files(output) -> dict[str, bytes]:
 
     if isinstance(output, LocalOutput):
         return {f.relative_to(output.out).as_posix(): f.read_bytes() for f in output.out.rglob("*") if f.is_file()}
-    return {p[len(output.root) + 1:]: output.fs.cat_file(p) for p in output.fs.find(output.root)}
+    return {p[len(output.root) + 1 :]: output.fs.cat_file(p) for p in output.fs.find(output.root)}
 
 
 def test_a_directory_and_an_fsspec_url_get_the_same_bytes_through_one_output_interface(tmp_path, video_dir):
@@ -304,8 +312,12 @@ def test_a_directory_and_an_fsspec_url_get_the_same_bytes_through_one_output_int
     from divita.genres import GENRES
 
     labels = tmp_path / "labels.csv"
-    labels.write_text("mid," + ",".join(GENRES) + "\n" + "".join(
-        f"t{i}," + ",".join("1" if (i + g) % 3 == 0 else "0" for g in range(10)) + "\n" for i in range(3)))
+    labels.write_text(
+        "mid,"
+        + ",".join(GENRES)
+        + "\n"
+        + "".join(f"t{i}," + ",".join("1" if (i + g) % 3 == 0 else "0" for g in range(10)) + "\n" for i in range(3))
+    )
     settings = ExtractionSettings([IndexEncoder("idx", 16), MeanEncoder("mean", 32)], detector="fixed")
     local = open_output(tmp_path / "out")
     url = open_output(f"memory://divita-{uuid.uuid4().hex[:8]}/out")
@@ -321,7 +333,9 @@ def test_a_directory_and_an_fsspec_url_get_the_same_bytes_through_one_output_int
     assert {"videos.csv", "failures.csv", "mtgc.csv", "shots/t1.json", f"{store}/t1/zarr.json"} <= set(files)
     assert output_files(url) == files  # stores, arrays, shots, videos.csv, failures.csv, mtgc.csv: byte for byte
     mids = ["t0", "t1", "t2"]
-    assert np.array_equal(load_features(url.store(store), mids).features, load_features(local.store(store), mids).features)
+    assert np.array_equal(
+        load_features(url.store(store), mids).features, load_features(local.store(store), mids).features
+    )
     # both resume: nothing left to do, the files stay as they are
     again = run_extraction([video_dir], settings, url, **quiet)
     assert again.done == [] and again.skipped == ["t0", "t1", "t2"] and output_files(url) == files
@@ -349,7 +363,9 @@ def test_failure_log_keeps_its_directory_form(tmp_path):
 
 def run_cli(*args, **kw):
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
-    return subprocess.run([sys.executable, "-m", "divita", *args], capture_output=True, text=True, env=env, cwd=REPO, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "divita", *args], capture_output=True, text=True, env=env, cwd=REPO, **kw
+    )
 
 
 @pytest.fixture(scope="module")
@@ -360,7 +376,9 @@ def small_dataset(tmp_path_factory):
         videos.cuts_video(vids / f"m{i}.mp4", shots=(20 + 3 * i, 30), size=(64, 36), seed=10 + i)
     from divita.genres import GENRES
 
-    rows = ["mid," + ",".join(GENRES)] + [f"m{i}," + ",".join("1" if (i + g) % 4 == 0 else "0" for g in range(10)) for i in range(8)]
+    rows = ["mid," + ",".join(GENRES)] + [
+        f"m{i}," + ",".join("1" if (i + g) % 4 == 0 else "0" for g in range(10)) for i in range(8)
+    ]
     (d / "labels.csv").write_text("\n".join(rows) + "\n")
     return d
 
@@ -369,16 +387,45 @@ def test_cli_extract_then_divita_train(small_dataset, tmp_path):
     out = tmp_path / "ds"
     videos.write_text(small_dataset / "videos" / "junk.mp4")
     try:
-        r = run_cli("extract", str(small_dataset / "videos"), "--backbone", "shufflenet", "--weights", "random",
-                    "--out", str(out), "--labels", str(small_dataset / "labels.csv"), "--no-progress", "--batch-size", "4")
+        r = run_cli(
+            "extract",
+            str(small_dataset / "videos"),
+            "--backbone",
+            "shufflenet",
+            "--weights",
+            "random",
+            "--out",
+            str(out),
+            "--labels",
+            str(small_dataset / "labels.csv"),
+            "--no-progress",
+            "--batch-size",
+            "4",
+        )
     finally:
         (small_dataset / "videos" / "junk.mp4").unlink()
     assert r.returncode == 1, r.stderr  # junk.mp4 failed, the rest is done
     assert "junk.mp4" in (out / "failures.csv").read_text()
     store = "trailers_i_shufflenet_fps24_fpc24.zarr"
     assert open_store(out / store).attrs["num_features"] == 1024
-    r = run_cli("train", "--data-dir", str(out), "--ix", store, "--vx", "none", "--split", "0", "--out", str(tmp_path / "run"),
-                "--max-epochs", "1", "--no-progress", "--batch-size", "4")
+    r = run_cli(
+        "train",
+        "--data-dir",
+        str(out),
+        "--ix",
+        store,
+        "--vx",
+        "none",
+        "--split",
+        "0",
+        "--out",
+        str(tmp_path / "run"),
+        "--max-epochs",
+        "1",
+        "--no-progress",
+        "--batch-size",
+        "4",
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "run" / "metrics.csv").is_file()
 
@@ -401,12 +448,26 @@ def array_files(store: Path, mids) -> dict[str, tuple[int, int]]:
 
 def test_kill_9_loses_nothing_committed(small_dataset, tmp_path):
     out = tmp_path / "out"
-    args = ("extract", str(small_dataset / "videos"), "--backbone", "shufflenet", "--weights", "random", "--out", str(out),
-            "--detector", "fixed", "--no-progress", "--batch-size", "2")
+    args = (
+        "extract",
+        str(small_dataset / "videos"),
+        "--backbone",
+        "shufflenet",
+        "--weights",
+        "random",
+        "--out",
+        str(out),
+        "--detector",
+        "fixed",
+        "--no-progress",
+        "--batch-size",
+        "2",
+    )
     everything = {f"m{i}" for i in range(8)}
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
-    p = subprocess.Popen([sys.executable, "-m", "divita", *args], cwd=REPO, env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "divita", *args], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     store = out / "trailers_i_shufflenet_fps24_fpc24.zarr"
     try:
         deadline = time.monotonic() + 600  # model loading on a loaded 2-core machine can take minutes

@@ -64,8 +64,15 @@ def remount(path: Path, options: str) -> None:
 
 def run_cli(*args, env=None, preexec_fn=None, timeout=600):
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "divita", *map(str, args)], capture_output=True, text=True, env=env,
-                          cwd=REPO, preexec_fn=preexec_fn, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "divita", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        preexec_fn=preexec_fn,
+        timeout=timeout,
+    )
 
 
 def assert_one_line(code: int, stderr: str, expected_code: int, *words: str) -> str:
@@ -86,9 +93,11 @@ def leftovers(root: Path) -> list[Path]:
 
 def file_size_limit(limit: int):
     """preexec_fn: writes past ``limit`` bytes per file fail with EFBIG (SIGXFSZ ignored, as a shell's ulimit -f)."""
+
     def apply():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
     return apply
 
 
@@ -113,14 +122,38 @@ def clips(tmp_path_factory):
 def finished_run(tiny_release, tmp_path_factory):
     from divita.training import TrainConfig, train_model
 
-    cfg = TrainConfig(data_dir=str(tiny_release), image_store=IMAGE_STORE, video_store=VIDEO_STORE, split=0,
-                      max_epochs=2, batch_size=8, threads=1)
+    cfg = TrainConfig(
+        data_dir=str(tiny_release),
+        image_store=IMAGE_STORE,
+        video_store=VIDEO_STORE,
+        split=0,
+        max_epochs=2,
+        batch_size=8,
+        threads=1,
+    )
     return train_model(cfg, tmp_path_factory.mktemp("run"), progress=False).run_dir
 
 
 def train_args(release, out, *extra):
-    return ("train", "--data-dir", release, "--image-store", IMAGE_STORE, "--video-store", VIDEO_STORE, "--split", "0",
-            "--out", out, "--batch-size", "8", "--threads", "1", "--no-progress", *extra)
+    return (
+        "train",
+        "--data-dir",
+        release,
+        "--image-store",
+        IMAGE_STORE,
+        "--video-store",
+        VIDEO_STORE,
+        "--split",
+        "0",
+        "--out",
+        out,
+        "--batch-size",
+        "8",
+        "--threads",
+        "1",
+        "--no-progress",
+        *extra,
+    )
 
 
 # ------------------------------------------------------------------------------------------ atomic writes
@@ -180,15 +213,32 @@ def test_train_into_a_read_only_directory(tiny_release, tmp_path, capsys):
 
 
 def test_extract_stops_on_a_full_disk_says_what_was_committed_and_a_rerun_finishes(clips, tmp_path):
-    args = ("extract", clips, "--backbone", "shufflenet", "--weights", "random", "--detector", "fixed", "--no-progress",
-            "--batch-size", "4")
+    args = (
+        "extract",
+        clips,
+        "--backbone",
+        "shufflenet",
+        "--weights",
+        "random",
+        "--detector",
+        "fixed",
+        "--no-progress",
+        "--batch-size",
+        "4",
+    )
     with tmpfs(tmp_path / "mnt", "48k") as mnt:
         out = mnt / "out"
         r = run_cli(*args, "--out", out)
         store = out / EXTRACT_STORE
         done = committed_ids(store)
-        line = assert_one_line(r.returncode, r.stderr, 2, "no space left on device",
-                               f"extraction stopped with {len(done)} video(s) committed", f"{len(done)} of 6 complete")
+        line = assert_one_line(
+            r.returncode,
+            r.stderr,
+            2,
+            "no space left on device",
+            f"extraction stopped with {len(done)} video(s) committed",
+            f"{len(done)} of 6 complete",
+        )
         assert 0 < len(done) < 6, line
         assert not leftovers(out)
         assert load_features(store, sorted(done)).features.shape[1] == 1024  # every committed array is whole
@@ -213,11 +263,17 @@ def test_timeline_picture_on_a_full_disk_leaves_no_partial_png(tmp_path):
     video = tmp_path / "v.mp4"
     videos.cuts_video(video, shots=(24, 24), size=(64, 36))
     probs = {g: 0.1 * i for i, g in enumerate(GENRES)}
-    result = {"video": str(video), "num_frames": 48, "fps": 24.0, "shots": [[0, 23], [24, 47]],
-              "shot_seconds": [[0.0, 1.0], [1.0, 2.0]], "genres": probs,
-              "thresholds": {g: 0.5 for g in GENRES}, "predicted": [GENRES[9]],
-              "snippets": [{"start_s": 0.0, "end_s": 1.0, "genres": probs},
-                           {"start_s": 1.0, "end_s": 2.0, "genres": probs}]}
+    result = {
+        "video": str(video),
+        "num_frames": 48,
+        "fps": 24.0,
+        "shots": [[0, 23], [24, 47]],
+        "shot_seconds": [[0.0, 1.0], [1.0, 2.0]],
+        "genres": probs,
+        "thresholds": {g: 0.5 for g in GENRES},
+        "predicted": [GENRES[9]],
+        "snippets": [{"start_s": 0.0, "end_s": 1.0, "genres": probs}, {"start_s": 1.0, "end_s": 2.0, "genres": probs}],
+    }
     with tmpfs(tmp_path / "mnt", "8k") as mnt:
         with pytest.raises(OSError) as e:
             plot_timeline(result, mnt / "t.png")
@@ -297,11 +353,14 @@ def two_stores(tmp_path):
 
 
 @pytest.mark.parametrize("fmt", [2, 3])
-@pytest.mark.parametrize("damage, problem", [
-    ("truncate chunk", "chunk"),
-    ("empty chunk", "chunk"),
-    ("garbage metadata", "metadata"),
-])
+@pytest.mark.parametrize(
+    "damage, problem",
+    [
+        ("truncate chunk", "chunk"),
+        ("empty chunk", "chunk"),
+        ("garbage metadata", "metadata"),
+    ],
+)
 def test_a_damaged_array_is_one_line_naming_the_store_and_the_trailer(two_stores, fmt, damage, problem):
     stores, x = two_stores
     store = stores[fmt]
@@ -336,8 +395,24 @@ def test_train_on_a_release_store_with_a_truncated_chunk(tiny_release, tmp_path,
     shutil.copytree(tiny_release / IMAGE_STORE, data / IMAGE_STORE)
     mid = pd.read_csv(data / "mtgc.csv", dtype={"mid": str})["mid"].iloc[7]
     truncate(chunk_files(data / IMAGE_STORE / mid)[0], 64)
-    code = main(["train", "--data-dir", str(data), "--image-store", IMAGE_STORE, "--video-store", "none",
-                 "--split", "0", "--out", str(tmp_path / "run"), "--max-epochs", "1", "--no-progress"])
+    code = main(
+        [
+            "train",
+            "--data-dir",
+            str(data),
+            "--image-store",
+            IMAGE_STORE,
+            "--video-store",
+            "none",
+            "--split",
+            "0",
+            "--out",
+            str(tmp_path / "run"),
+            "--max-epochs",
+            "1",
+            "--no-progress",
+        ]
+    )
     assert_one_line(code, capsys.readouterr().err, 2, f"{data / IMAGE_STORE}: trailer '{mid}': chunk", "truncated")
 
 
@@ -373,8 +448,14 @@ def test_a_signal_after_the_second_epoch_writes_the_run_as_it_stands(tiny_releas
     run = tmp_path / "run"
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     args = train_args(tiny_release, run, "--max-epochs", "500", "--stop-patience", "500")
-    proc = subprocess.Popen([sys.executable, "-m", "divita", *map(str, args)], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "divita", *map(str, args)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for_epochs(proc, run / "history.csv", 2)
         proc.send_signal(signum)
@@ -419,13 +500,28 @@ def test_reproduce_keeps_finished_runs_and_trains_an_interrupted_one_again(tiny_
     from divita.evaluation.reproduce import check_resumable, reproduce, run_config
     from divita.training import TrainConfig
 
-    base = TrainConfig(data_dir=str(tiny_release), image_store="-", video_store=None, max_epochs=3, stop_patience=50,
-                       batch_size=8, threads=1)
+    base = TrainConfig(
+        data_dir=str(tiny_release),
+        image_store="-",
+        video_store=None,
+        max_epochs=3,
+        stop_patience=50,
+        batch_size=8,
+        threads=1,
+    )
     runs = tmp_path / "transfer" / "runs" / "shufflenet-2d"
     stop = StopWhenFileExists(runs / "split1" / "history.csv")
     with pytest.raises(Interrupted) as e:
-        reproduce(tiny_release, tmp_path, rows=["ShuffleNet-2D"], splits=(0, 1), base=base, progress=False,
-                  log=lambda s: None, stop=stop)
+        reproduce(
+            tiny_release,
+            tmp_path,
+            rows=["ShuffleNet-2D"],
+            splits=(0, 1),
+            base=base,
+            progress=False,
+            log=lambda s: None,
+            stop=stop,
+        )
     assert "ShuffleNet-2D split1 stopped after 1 epoch(s)" in e.value.detail
     assert "1 of 2 runs finished and kept" in e.value.detail
     row = TABLE6_BY_NAME["ShuffleNet-2D"]
@@ -434,8 +530,9 @@ def test_reproduce_keeps_finished_runs_and_trains_an_interrupted_one_again(tiny_
     assert not check_resumable(runs / "split1", run_config(base, row, 1))
     assert not (tmp_path / "transfer" / "tst.csv").exists()
     lines = []
-    result = reproduce(tiny_release, tmp_path, rows=["ShuffleNet-2D"], splits=(0, 1), base=base, progress=False,
-                       log=lines.append)
+    result = reproduce(
+        tiny_release, tmp_path, rows=["ShuffleNet-2D"], splits=(0, 1), base=base, progress=False, log=lines.append
+    )
     assert lines[0] == "Table 6 grid: 2 runs, 1 already finished, 1 to train"
     assert json.loads((runs / "split1" / "hparams.json").read_text())["interrupted"] is False
     assert len(pd.read_csv(runs / "split1" / "history.csv")) == 3
@@ -453,8 +550,14 @@ def test_shots_interrupted_mid_batch_leaves_only_whole_files(clips, tmp_path, si
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONUNBUFFERED": "1"}
     # dips decodes every frame (fixed segments need no decoding and would finish the batch at once)
     args = ["shots", str(many), "--detector", "dips", "--csv", str(out)]
-    proc = subprocess.Popen([sys.executable, "-m", "divita", *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "divita", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         first = proc.stdout.readline()
         assert "shots ->" in first, first

@@ -31,8 +31,10 @@ def test_top_level_api_resolves_to_the_stage_packages():
 
 
 def test_import_divita_and_the_parser_stay_free_of_torch():
-    code = ("import sys, divita, divita.cli; divita.cli.build_parser(); "
-            "print(sorted(m for m in ('torch', 'lightning', 'zarr', 'ray') if m in sys.modules))")
+    code = (
+        "import sys, divita, divita.cli; divita.cli.build_parser(); "
+        "print(sorted(m for m in ('torch', 'lightning', 'zarr', 'ray') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -56,8 +58,8 @@ def test_old_module_paths_still_import_and_warn(old):
 def test_old_names_give_the_same_objects():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        from divita.data import SnippetSet, read_labels
         from divita.commands.train import run
+        from divita.data import SnippetSet, read_labels
     from divita.cli.train import run as new_run
     from divita.datasets.labels import read_labels as new_read_labels
     from divita.features.snippets import SnippetSet as NewSnippetSet

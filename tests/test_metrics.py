@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve
 
-from divita.genres import GENRES
 from divita.evaluation.metrics import (
     METRIC_NAMES,
     format_metrics,
@@ -18,6 +17,7 @@ from divita.evaluation.metrics import (
     step_ap,
     trapezoid_ap,
 )
+from divita.genres import GENRES
 
 
 def sk_trapezoid(t, s) -> float:

@@ -97,7 +97,9 @@ def reference_head(head, x, mask):
     """The head computed by torch's plain modules: BatchNorm1d over real clips, Linear, the encoder layer's
     own forward, masked mean, Linear (dropout off)."""
     normed = torch.zeros_like(x)
-    normed[mask] = nn.functional.batch_norm(x[mask], None, None, head.norm.weight, head.norm.bias, training=True, eps=head.norm.eps)
+    normed[mask] = nn.functional.batch_norm(
+        x[mask], None, None, head.norm.weight, head.norm.bias, training=True, eps=head.norm.eps
+    )
     h = head.project(normed)
     h = nn.TransformerEncoderLayer.forward(head.aggregate.block, h, src_key_padding_mask=~mask)
     w = mask.float().unsqueeze(-1)
@@ -132,8 +134,14 @@ def test_fused_eval_path_equals_torchs_modules():
     xs, masks = inputs()
     head.train()(xs[0], masks[0])  # running statistics
     head.eval()
-    normed = nn.functional.batch_norm(xs[0].reshape(-1, 16), head.norm.running_mean, head.norm.running_var,
-                                      head.norm.weight, head.norm.bias, eps=head.norm.eps).view(xs[0].shape)
+    normed = nn.functional.batch_norm(
+        xs[0].reshape(-1, 16),
+        head.norm.running_mean,
+        head.norm.running_var,
+        head.norm.weight,
+        head.norm.bias,
+        eps=head.norm.eps,
+    ).view(xs[0].shape)
     h = head.aggregate.block(head.project(normed), src_key_padding_mask=~masks[0])
     w = masks[0].float().unsqueeze(-1)
     torch.testing.assert_close(head(xs[0], masks[0]), head.classify((h * w).sum(1) / w.sum(1)), atol=1e-5, rtol=1e-5)
@@ -158,7 +166,9 @@ def test_attention_dropout_drops_attention_weights_with_the_aggregators_own_mask
     keep = torch.from_numpy(agg.attention_dropout.keep_mask((3, 4, 7, 7)))
     assert 0.65 < keep.float().mean() < 0.85
     mha = agg.block.self_attn
-    weights = mha.eval()(h, h, h, key_padding_mask=padding, need_weights=True, average_attn_weights=False)[1]  # (B, heads, S, S)
+    weights = mha.eval()(h, h, h, key_padding_mask=padding, need_weights=True, average_attn_weights=False)[
+        1
+    ]  # (B, heads, S, S)
     v = nn.functional.linear(h, mha.in_proj_weight[32:], mha.in_proj_bias[32:]).view(3, 7, 4, 4).transpose(1, 2)
     dropped = weights * keep.to(dtype) / 0.75
     expected = mha.out_proj((dropped @ v).transpose(1, 2).reshape(3, 7, 16))
@@ -192,8 +202,10 @@ def test_every_registered_aggregator_builds_its_class_and_unknown_names_are_refu
         assert type(agg).__name__ == cls and isinstance(agg, Aggregator)
         h, mask = torch.randn(2, 5, 16 if agg.projected else 24), torch.ones(2, 5, dtype=torch.bool)
         assert agg(h, mask).shape == (2, 5, widths[name]) and agg.out_features == widths[name]
-    with pytest.raises(ValueError, match="unknown clip aggregation 'lstm'; choose from tsfm, mean, gru, conv, savg, "
-                                         "proj-gru, proj-conv"):
+    with pytest.raises(
+        ValueError,
+        match="unknown clip aggregation 'lstm'; choose from tsfm, mean, gru, conv, savg, proj-gru, proj-conv",
+    ):
         build_aggregator("lstm", 16, 4, 2, 0.25)
 
 
@@ -220,12 +232,16 @@ def test_a_training_step_with_dropout_equals_the_same_step_from_torchs_modules_g
     h = torch.randn(3, 7, 16).to(dtype).requires_grad_()
     mask = torch.ones(3, 7, dtype=torch.bool)
     mask[1, 4:] = False
-    rngs = [copy.deepcopy(d.rng) for d in (agg.attention_dropout, agg.block.dropout1, agg.block.dropout, agg.block.dropout2)]
+    rngs = [
+        copy.deepcopy(d.rng) for d in (agg.attention_dropout, agg.block.dropout1, agg.block.dropout, agg.block.dropout2)
+    ]
     ours = agg(h, mask)
     w = torch.randn(3, 7, 16)  # a loss whose gradient does not vanish through the last LayerNorm
     g_ours = torch.autograd.grad((ours.float() * w).sum(), [h, *agg.parameters()])
     # the same draws, in the order the training path makes them
-    attn_keep, keep1, keep_ff, keep2 = (_draw(r, s) for r, s in zip(rngs, [(3, 4, 7, 7), (3, 7, 16), (3, 7, 32), (3, 7, 16)]))
+    attn_keep, keep1, keep_ff, keep2 = (
+        _draw(r, s) for r, s in zip(rngs, [(3, 4, 7, 7), (3, 7, 16), (3, 7, 32), (3, 7, 16)])
+    )
     b = agg.block
     mha = b.self_attn
     q, k, v = nn.functional.linear(h, mha.in_proj_weight, mha.in_proj_bias).view(3, 7, 3, 4, 4).permute(2, 0, 3, 1, 4)

@@ -47,24 +47,69 @@ def trained(tmp_path_factory):
             # a stable digest: hash() of a str changes with PYTHONHASHSEED
             genre_video(root / "videos" / f"{mid}.mp4", g, seed=zlib.crc32(mid.encode()) % 1000)
             split = 0 if k < 5 else (1 if k == 5 else 2)
-            rows.append({"mid": mid, **{c: int(c == g) for c in GENRES}, "split0": split, "split1": split, "split2": split})
+            rows.append(
+                {"mid": mid, **{c: int(c == g) for c in GENRES}, "split0": split, "split1": split, "split2": split}
+            )
     pd.DataFrame(rows).to_csv(root / "labels.csv", index=False)
     for g in LOOKS:  # held-out files nobody trained on
         genre_video(root / "new" / f"new_{g}.mp4", g, seed=999)
     data = root / "data"
-    assert main(["extract", str(root / "videos"), "--backbone", "efficientnet_lite0", "--out", str(data),
-                 "--detector", "fixed", "--labels", str(root / "labels.csv"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "extract",
+                str(root / "videos"),
+                "--backbone",
+                "efficientnet_lite0",
+                "--out",
+                str(data),
+                "--detector",
+                "fixed",
+                "--labels",
+                str(root / "labels.csv"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     store = next(p.name for p in data.iterdir() if p.suffix == ".zarr")
     run = root / "run"
-    assert main(["train", "--data-dir", str(data), "--ix", store, "--vx", "none", "--split", "0", "--out", str(run),
-                 "--max-epochs", "40", "--lr", "3e-3", "--batch-size", "8", "--threads", "1", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data-dir",
+                str(data),
+                "--ix",
+                store,
+                "--vx",
+                "none",
+                "--split",
+                "0",
+                "--out",
+                str(run),
+                "--max-epochs",
+                "40",
+                "--lr",
+                "3e-3",
+                "--batch-size",
+                "8",
+                "--threads",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     return root, run / "best.ckpt"
 
 
 def test_cli_predicts_held_out_videos(trained, capsys, tmp_path):
     root, ckpt = trained
     videos = sorted(str(p) for p in (root / "new").iterdir())
-    code = main(["predict", *videos, "--checkpoint", str(ckpt), "--json", "--plot", str(tmp_path / "t.png"), "--no-progress"])
+    code = main(
+        ["predict", *videos, "--checkpoint", str(ckpt), "--json", "--plot", str(tmp_path / "t.png"), "--no-progress"]
+    )
     assert code == 0
     results = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(results) == 3
@@ -101,8 +146,19 @@ def test_bad_files_are_recorded_and_the_rest_go_on(trained, tmp_path, capsys):
     root, ckpt = trained
     bad = tmp_path / "bad.mp4"
     bad.write_text("not a video")
-    code = main(["predict", str(bad), str(root / "new" / "new_action.mp4"), "--checkpoint", str(ckpt), "--json",
-                 "--failures", str(tmp_path / "f.csv"), "--no-progress"])
+    code = main(
+        [
+            "predict",
+            str(bad),
+            str(root / "new" / "new_action.mp4"),
+            "--checkpoint",
+            str(ckpt),
+            "--json",
+            "--failures",
+            str(tmp_path / "f.csv"),
+            "--no-progress",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 1
     assert len(out.splitlines()) == 1 and json.loads(out)["video"].endswith("new_action.mp4")
@@ -114,9 +170,23 @@ def test_a_checkpoint_trained_on_release_features_is_refused(tiny_release, tmp_p
     from divita.inference.predict import GenreClassifier
     from divita.training import TrainConfig, train_model
 
-    train_model(TrainConfig(data_dir=str(tiny_release), image_store="trailers_i_shufflenet_fpc24.zarr", video_store=None, max_epochs=1, threads=1), tmp_path, progress=False)
+    train_model(
+        TrainConfig(
+            data_dir=str(tiny_release),
+            image_store="trailers_i_shufflenet_fpc24.zarr",
+            video_store=None,
+            max_epochs=1,
+            threads=1,
+        ),
+        tmp_path,
+        progress=False,
+    )
     with pytest.raises(DivitaError, match="no matching extractor is known"):
         GenreClassifier.from_checkpoint(tmp_path / "best.ckpt")
-    r = subprocess.run([sys.executable, "-m", "divita", "predict", "x.mp4", "--checkpoint", str(tmp_path / "best.ckpt")],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "divita", "predict", "x.mp4", "--checkpoint", str(tmp_path / "best.ckpt")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1

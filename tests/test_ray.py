@@ -21,10 +21,10 @@ import ray  # the optional extra `divita[ray]`; `make install` installs it for t
 
 import videos
 from divita.cli import main
-from divita.errors import DivitaError
-from divita.features.extract import extract
 from divita.distributed.cluster import INSTALL_HINT, require_ray
 from divita.distributed.extract import RayExtractStats, extract_ray
+from divita.errors import DivitaError
+from divita.features.extract import extract
 from divita.features.store import load_features, open_store
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(240)]
@@ -32,7 +32,9 @@ pytestmark = [pytest.mark.ray, pytest.mark.timeout(240)]
 BACKBONE = "shufflenet"
 STORE = "trailers_i_shufflenet_fps24_fpc24.zarr"
 MIDS = ["m0", "m1", "m2", "m3"]
-COMMON = dict(weights="random", precision="float32", detector="content", batch_size=2, progress=False, log=lambda m: None)
+COMMON = dict(
+    weights="random", precision="float32", detector="content", batch_size=2, progress=False, log=lambda m: None
+)
 
 
 def _closed_port() -> int:
@@ -49,12 +51,37 @@ def test_an_address_nobody_answers_at_is_a_one_line_error_within_seconds(clips_d
     assert not ray.is_initialized()
     address = f"127.0.0.1:{_closed_port()}"
     t = time.monotonic()
-    code = main(["extract", str(clips_dir), "--backbone", BACKBONE, "--weights", "random", "--out", str(tmp_path / "o"),
-                 "--ray", address, "--no-progress"])
+    code = main(
+        [
+            "extract",
+            str(clips_dir),
+            "--backbone",
+            BACKBONE,
+            "--weights",
+            "random",
+            "--out",
+            str(tmp_path / "o"),
+            "--ray",
+            address,
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and address in err[0] and "cannot reach a Ray cluster" in err[0], err
-    code = main(["reproduce", "--data-dir", str(tiny_release), "--out", str(tmp_path / "r"), "--rows", "ShuffleNet-2D",
-                 "--ray", f"ray://{address}", "--no-progress"])
+    code = main(
+        [
+            "reproduce",
+            "--data-dir",
+            str(tiny_release),
+            "--out",
+            str(tmp_path / "r"),
+            "--rows",
+            "ShuffleNet-2D",
+            "--ray",
+            f"ray://{address}",
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and f"ray://{address}" in err[0] and "connection refused" in err[0], err
     assert time.monotonic() - t < 60 and not ray.is_initialized()
@@ -105,7 +132,9 @@ def assert_same_store(ref_store, store, mids=MIDS):
 def assert_same_outputs(ref: Path, out: Path, mids=MIDS):
     assert_same_store(ref / STORE, out / STORE, mids)
     for mid in mids:
-        assert json.loads((out / "shots" / f"{mid}.json").read_text()) == json.loads((ref / "shots" / f"{mid}.json").read_text())
+        assert json.loads((out / "shots" / f"{mid}.json").read_text()) == json.loads(
+            (ref / "shots" / f"{mid}.json").read_text()
+        )
     assert (out / "videos.csv").read_bytes() == (ref / "videos.csv").read_bytes()
     fails = {Path(r["video"]).name: r["reason"] for r in read_csv_rows((out / "failures.csv").read_text())}
     assert fails == {Path(r["video"]).name: r["reason"] for r in read_csv_rows((ref / "failures.csv").read_text())}
@@ -120,7 +149,10 @@ def test_ray_extraction_equals_the_local_one_and_each_resumes_the_other(ray_sess
     stats = RayExtractStats()
     s = extract_ray([clips_dir], [BACKBONE], out, stats=stats, **COMMON)
     assert s.skipped == ["m0", "m1"] and s.done == ["m2", "m3"]
-    assert list(s.failed) == [str(clips_dir / "broken.mp4")] and "not a readable media file" in s.failed[str(clips_dir / "broken.mp4")]
+    assert (
+        list(s.failed) == [str(clips_dir / "broken.mp4")]
+        and "not a readable media file" in s.failed[str(clips_dir / "broken.mp4")]
+    )
     assert stats.encoders == 1 and stats.retries == 0 and len(stats.video_wall) == 2
     assert_same_outputs(reference, out)
     again = extract([clips_dir], [BACKBONE], out, **COMMON)  # the local path resumes the Ray run's work
@@ -139,8 +171,26 @@ def test_2d_and_3d_backbones_get_the_frames_the_local_path_gives_them(ray_sessio
 
 def test_cli_extract_ray_writes_what_the_local_path_writes(ray_session, clips_dir, reference, tmp_path, capsys):
     out = tmp_path / "out"
-    code = main(["extract", str(clips_dir), "--backbone", BACKBONE, "--weights", "random", "--precision", "float32",
-                 "--detector", "content", "--batch-size", "2", "--out", str(out), "--no-progress", "--ray"])
+    code = main(
+        [
+            "extract",
+            str(clips_dir),
+            "--backbone",
+            BACKBONE,
+            "--weights",
+            "random",
+            "--precision",
+            "float32",
+            "--detector",
+            "content",
+            "--batch-size",
+            "2",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--ray",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1, err  # broken.mp4 failed, the rest is done (the local path's exit status)
     assert "extracted 4 video(s), skipped 0 already done, 1 failed" in err
@@ -194,7 +244,9 @@ def test_a_worker_or_actor_killed_mid_video_costs_only_that_video(ray_session, c
         events.append((kind, data))
         if kind == "actors":
             if how.startswith("actor"):
-                t = threading.Thread(target=_kill_actor, args=(data[0], record, how == "actor-killed-for-good"), daemon=True)
+                t = threading.Thread(
+                    target=_kill_actor, args=(data[0], record, how == "actor-killed-for-good"), daemon=True
+                )
             else:
                 t = threading.Thread(target=_kill_decode_worker, args=(record,), daemon=True)
             t.start()
@@ -227,14 +279,23 @@ def test_stores_at_an_fsspec_url_commit_zarr_json_last(ray_session, clips_dir, r
 
     url = f"memory://divita-{uuid.uuid4().hex[:8]}/run"
     labels = tmp_path / "labels.csv"
-    labels.write_text("mid," + ",".join(GENRES) + "\n" + "".join(
-        f"{m}," + ",".join("1" if (i + g) % 3 == 0 else "0" for g in range(10)) + "\n" for i, m in enumerate(MIDS + ["absent"])))
+    labels.write_text(
+        "mid,"
+        + ",".join(GENRES)
+        + "\n"
+        + "".join(
+            f"{m}," + ",".join("1" if (i + g) % 3 == 0 else "0" for g in range(10)) + "\n"
+            for i, m in enumerate(MIDS + ["absent"])
+        )
+    )
     s = extract_ray([clips_dir], [BACKBONE], url, labels=labels, **COMMON)
     assert s.done == MIDS and s.stores == {BACKBONE: f"{url}/{STORE}"} and s.labels == f"{url}/mtgc.csv"
     assert_same_store(reference / STORE, f"{url}/{STORE}")  # divita's reader opens the URL like a directory
     fs, root = fsspec.core.url_to_fs(url)
     assert fs.cat_file(f"{root}/videos.csv") == (reference / "videos.csv").read_bytes()
-    assert [Path(r["video"]).name for r in read_csv_rows(fs.cat_file(f"{root}/failures.csv").decode())] == ["broken.mp4"]
+    assert [Path(r["video"]).name for r in read_csv_rows(fs.cat_file(f"{root}/failures.csv").decode())] == [
+        "broken.mp4"
+    ]
     assert json.loads(fs.cat_file(f"{root}/shots/m2.json")) == json.loads((reference / "shots" / "m2.json").read_text())
     mtgc = pd.read_csv(io.BytesIO(fs.cat_file(f"{root}/mtgc.csv")), dtype={"mid": str})
     assert sorted(mtgc["mid"]) == MIDS and {"split0", "split1", "split2"} <= set(mtgc.columns)
@@ -251,7 +312,9 @@ def test_reproduce_grid_on_ray_matches_the_local_grid_and_resumes(ray_session, t
     from divita.training import TrainConfig
 
     rows = ["ShuffleNet-2D", "ShuffleNet-Fusion"]
-    base = TrainConfig(data_dir=str(tiny_release), image_store="-", video_store=None, max_epochs=2, batch_size=16, threads=1)
+    base = TrainConfig(
+        data_dir=str(tiny_release), image_store="-", video_store=None, max_epochs=2, batch_size=16, threads=1
+    )
     quiet = dict(rows=rows, splits=(0, 1), base=base, progress=False)
     reproduce(tiny_release, tmp_path / "local", log=lambda s: None, **quiet)
     logs: list[str] = []
@@ -262,7 +325,9 @@ def test_reproduce_grid_on_ray_matches_the_local_grid_and_resumes(ray_session, t
         b = pd.read_csv(tmp_path / "ray" / "transfer" / name)
         pd.testing.assert_frame_equal(a, b, atol=0.011, check_exact=False)  # same seeds, one thread each: same runs
     run = tmp_path / "ray" / "transfer" / "runs" / "shufflenet-fusion" / "split1"
-    assert sorted(p.name for p in run.iterdir()) == sorted(p.name for p in (tmp_path / "local" / "transfer" / "runs" / "shufflenet-fusion" / "split1").iterdir())
+    assert sorted(p.name for p in run.iterdir()) == sorted(
+        p.name for p in (tmp_path / "local" / "transfer" / "runs" / "shufflenet-fusion" / "split1").iterdir()
+    )
     # resumable exactly like the local grid: only the unfinished run is trained again, by either path
     (run / "metrics.csv").unlink()
     logs.clear()
@@ -277,11 +342,25 @@ def test_without_ray_the_flags_say_how_to_install_it(monkeypatch, clips_dir, tmp
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     with pytest.raises(DivitaError, match=r"pip install 'divita\[ray\]'"):
         require_ray()
-    code = main(["extract", str(clips_dir), "--backbone", BACKBONE, "--weights", "random", "--out", str(tmp_path / "o"), "--ray"])
+    code = main(
+        [
+            "extract",
+            str(clips_dir),
+            "--backbone",
+            BACKBONE,
+            "--weights",
+            "random",
+            "--out",
+            str(tmp_path / "o"),
+            "--ray",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err == [f"divita extract: error: {INSTALL_HINT}"]
     assert not (tmp_path / "o").exists()
-    code = main(["reproduce", "--data-dir", str(tmp_path), "--out", str(tmp_path / "r"), "--ray", "auto", "--no-progress"])
+    code = main(
+        ["reproduce", "--data-dir", str(tmp_path), "--out", str(tmp_path / "r"), "--ray", "auto", "--no-progress"]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err == [f"divita reproduce: error: {INSTALL_HINT}"]
 
@@ -301,9 +380,11 @@ def test_settings_are_checked_like_the_local_path_before_ray_starts(clips_dir, t
         assert on_ray.value.problem == local.value.problem, kw
     with pytest.raises(DivitaError, match="backbone listed twice: shufflenet, shufflenet"):
         extract_ray([clips_dir], [BACKBONE, BACKBONE], tmp_path / "ray")
-    for kw, message in ((dict(encoder_cpus=-1), "encoder CPUs must not be negative, got -1"),
-                        (dict(in_flight=0), "videos in flight must be at least 1, got 0"),
-                        (dict(chunk_window=0), "unanswered batches per video must be at least 1, got 0")):
+    for kw, message in (
+        (dict(encoder_cpus=-1), "encoder CPUs must not be negative, got -1"),
+        (dict(in_flight=0), "videos in flight must be at least 1, got 0"),
+        (dict(chunk_window=0), "unanswered batches per video must be at least 1, got 0"),
+    ):
         with pytest.raises(DivitaError, match=message):
             extract_ray([clips_dir], [BACKBONE], tmp_path / "ray", **kw)
     from divita.backbones import load_encoder
@@ -342,9 +423,11 @@ def test_old_module_paths_name_the_same_objects():
 def test_importing_the_distributed_modules_leaves_ray_unimported():
     import subprocess
 
-    code = ("import sys, divita.distributed as d, divita.distributed.cluster, divita.distributed.extract, "
-            "divita.distributed.grid, divita.features.outputs; d.extract_ray, d.train_grid, d.require_ray; "
-            "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))")
+    code = (
+        "import sys, divita.distributed as d, divita.distributed.cluster, divita.distributed.extract, "
+        "divita.distributed.grid, divita.features.outputs; d.extract_ray, d.train_grid, d.require_ray; "
+        "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))"
+    )
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert r.returncode == 0 and r.stdout.strip() == "[]", (r.stdout, r.stderr[-2000:])

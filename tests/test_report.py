@@ -10,11 +10,11 @@ from PIL import Image
 
 from conftest import IMAGE_STORE, VIDEO_STORE
 from divita.cli import main
-from divita.errors import DivitaError
-from divita.genres import GENRES
 from divita.datasets.release import TABLE6_BY_NAME
-from divita.reporting.report import cooccurrence_matrix, detect, load_run, make_report, prediction_error_matrix
+from divita.errors import DivitaError
 from divita.evaluation.reproduce import summarise
+from divita.genres import GENRES
+from divita.reporting.report import cooccurrence_matrix, detect, load_run, make_report, prediction_error_matrix
 from divita.training import TrainConfig, train_model
 
 RUN_PNGS = ("ap_per_genre.png", "pr_curves.png", "cooccurrence.png", "errors.png", "training.png")
@@ -22,7 +22,15 @@ RUN_PNGS = ("ap_per_genre.png", "pr_curves.png", "cooccurrence.png", "errors.png
 
 @pytest.fixture(scope="module")
 def run_dir(tiny_release, tmp_path_factory):
-    cfg = TrainConfig(data_dir=str(tiny_release), image_store=IMAGE_STORE, video_store=VIDEO_STORE, split=0, max_epochs=2, batch_size=8, threads=1)
+    cfg = TrainConfig(
+        data_dir=str(tiny_release),
+        image_store=IMAGE_STORE,
+        video_store=VIDEO_STORE,
+        split=0,
+        max_epochs=2,
+        batch_size=8,
+        threads=1,
+    )
     d = tmp_path_factory.mktemp("run")
     train_model(cfg, d, progress=False)
     return d
@@ -38,7 +46,11 @@ def results_dir(run_dir, tmp_path_factory):
     """A reproduce-layout results directory: two Table 6 rows and one row of our own, real run directories."""
     root = tmp_path_factory.mktemp("results") / "results"
     runs = {}
-    for name, slug, splits in (("ShuffleNet-2D", "shufflenet-2d", (0, 1, 2)), ("ShuffleNet-Fusion", "shufflenet-fusion", (0,)), ("My-Model", "my-model", (2,))):
+    for name, slug, splits in (
+        ("ShuffleNet-2D", "shufflenet-2d", (0, 1, 2)),
+        ("ShuffleNet-Fusion", "shufflenet-fusion", (0,)),
+        ("My-Model", "my-model", (2,)),
+    ):
         for k in splits:
             runs[(name, k)] = copy_run(run_dir, root / "transfer" / "runs" / slug / f"split{k}")
     # make the splits differ so mean and std are not trivial

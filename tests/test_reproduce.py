@@ -1,6 +1,5 @@
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,7 +21,9 @@ def base(release):
 @pytest.fixture(scope="module")
 def grid(tiny_release, tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
-    result = reproduce(tiny_release, out, rows=ROWS, splits=(0, 1), base=base(tiny_release), progress=False, log=lambda s: None)
+    result = reproduce(
+        tiny_release, out, rows=ROWS, splits=(0, 1), base=base(tiny_release), progress=False, log=lambda s: None
+    )
     return out, result
 
 
@@ -54,23 +55,51 @@ def test_rerun_keeps_finished_runs(tiny_release, grid):
 def test_a_finished_run_with_another_configuration_is_not_silently_mixed_in(tiny_release, grid):
     out, _ = grid
     with pytest.raises(DivitaError, match="another configuration: max_epochs=2 \\(asked 3\\)"):
-        reproduce(tiny_release, out, rows=ROWS[:1], splits=(0,), base=TrainConfig(data_dir=str(tiny_release), image_store="-", video_store=None, max_epochs=3, batch_size=16, threads=1), progress=False, log=lambda s: None)
+        reproduce(
+            tiny_release,
+            out,
+            rows=ROWS[:1],
+            splits=(0,),
+            base=TrainConfig(
+                data_dir=str(tiny_release), image_store="-", video_store=None, max_epochs=3, batch_size=16, threads=1
+            ),
+            progress=False,
+            log=lambda s: None,
+        )
 
 
 def test_reproduce_downloads_from_a_mirror_then_trains_and_writes_the_tables(tiny_release, tmp_path):
-    from helpers_http import serve_directory
-
     from divita.datasets.synthetic import make_mirror
+    from helpers_http import serve_directory
 
     sums = make_mirror(tiny_release, tmp_path / "mirror")
     (tmp_path / "md5sums.txt").write_text("".join(f"{v}  {k}\n" for k, v in sums.items()))
     data_dir, out = tmp_path / "data", tmp_path / "results"
     with serve_directory(tmp_path / "mirror") as mirror:
-        code = main([
-            "reproduce", "--data-dir", str(data_dir), "--out", str(out), "--rows", "ShuffleNet-2D", "--splits", "0", "1",
-            "--download", "--base-url", mirror.url, "--checksums", str(tmp_path / "md5sums.txt"),
-            "--max-epochs", "2", "--threads", "1", "--no-progress",
-        ])
+        code = main(
+            [
+                "reproduce",
+                "--data-dir",
+                str(data_dir),
+                "--out",
+                str(out),
+                "--rows",
+                "ShuffleNet-2D",
+                "--splits",
+                "0",
+                "1",
+                "--download",
+                "--base-url",
+                mirror.url,
+                "--checksums",
+                str(tmp_path / "md5sums.txt"),
+                "--max-epochs",
+                "2",
+                "--threads",
+                "1",
+                "--no-progress",
+            ]
+        )
     assert code == 0
     assert (data_dir / IMAGE_STORE / ".zgroup").is_file() and (data_dir / "mtgc.csv").is_file()
     assert not (data_dir / "trailers_k_shufflenet_fps24_fpc24.zarr").exists()  # only what the rows need
@@ -92,14 +121,32 @@ def test_cli_bad_inputs_are_one_line_errors_without_traceback(tiny_release, tmp_
 
 def test_train_cli_prints_no_lightning_banners(tiny_release, tmp_path):
     # importing lightning sets its loggers to INFO: "GPU available", "TPU available", tips, "`Trainer.fit` stopped"
-    r = run_cli("train", "--data-dir", str(tiny_release), "--image-store", IMAGE_STORE, "--video-store", "none", "--split", "0",
-                "--out", str(tmp_path / "run"), "--max-epochs", "2", "--threads", "1", "--no-progress")
+    r = run_cli(
+        "train",
+        "--data-dir",
+        str(tiny_release),
+        "--image-store",
+        IMAGE_STORE,
+        "--video-store",
+        "none",
+        "--split",
+        "0",
+        "--out",
+        str(tmp_path / "run"),
+        "--max-epochs",
+        "2",
+        "--threads",
+        "1",
+        "--no-progress",
+    )
     assert r.returncode == 0, r.stderr
     assert r.stderr.strip() == "", r.stderr
     assert (tmp_path / "run" / "metrics.csv").is_file()
 
 
-@pytest.mark.parametrize("case", ["missing_labels", "bad_columns", "missing_mid", "bad_num_features", "nan", "empty_split"])
+@pytest.mark.parametrize(
+    "case", ["missing_labels", "bad_columns", "missing_mid", "bad_num_features", "nan", "empty_split"]
+)
 def test_train_cli_bad_inputs(tiny_release, tmp_path, capsys, case):
     import shutil
 
@@ -132,7 +179,22 @@ def test_train_cli_bad_inputs(tiny_release, tmp_path, capsys, case):
     elif case == "empty_split":
         labels.loc[labels.split0 == 1, "split0"] = 0
         labels.to_csv(data / "mtgc.csv", index=False)
-    code = main(["train", "--data-dir", str(data), "--ix", IMAGE_STORE, "--vx", "none", "--split", "0", "--out", str(tmp_path / "run"), "--no-progress"])
+    code = main(
+        [
+            "train",
+            "--data-dir",
+            str(data),
+            "--ix",
+            IMAGE_STORE,
+            "--vx",
+            "none",
+            "--split",
+            "0",
+            "--out",
+            str(tmp_path / "run"),
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1 and expect[0] in err[0] and expect[1] in err[0], err
@@ -167,8 +229,8 @@ def test_a_finished_run_written_before_the_store_rename_is_still_recognised(tiny
     import json
     import shutil
 
-    from divita.evaluation.reproduce import check_resumable, run_config
     from divita.datasets.release import TABLE6_BY_NAME
+    from divita.evaluation.reproduce import check_resumable, run_config
 
     out, _ = grid
     run = tmp_path / "split0"
@@ -195,7 +257,23 @@ def test_evaluate_reads_a_checkpoint_written_before_the_store_rename(tiny_releas
     payload = torch.load(ckpt, weights_only=False)
     payload["train_config"] = old_style({k: v for k, v in payload["train_config"].items() if k not in ("ix", "vx")})
     torch.save(payload, tmp_path / "old.ckpt")
-    assert main(["evaluate", "--checkpoint", str(tmp_path / "old.ckpt"), "--data-dir", str(tiny_release), "--json"]) == 0
+    assert (
+        main(["evaluate", "--checkpoint", str(tmp_path / "old.ckpt"), "--data-dir", str(tiny_release), "--json"]) == 0
+    )
     assert json.loads(capsys.readouterr().out) == rows
-    assert main(["evaluate", "--checkpoint", str(ckpt), "--data-dir", str(tiny_release), "--json", "--image-store", IMAGE_STORE]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(ckpt),
+                "--data-dir",
+                str(tiny_release),
+                "--json",
+                "--image-store",
+                IMAGE_STORE,
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out) == rows

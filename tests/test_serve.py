@@ -65,12 +65,53 @@ def train_tiny_checkpoint(root: Path) -> Path:
         genre_video(root / "new" / f"new_{g}.mp4", g, seed=999)
     pd.DataFrame(rows).to_csv(root / "labels.csv", index=False)
     data = root / "data"
-    assert main(["extract", str(root / "videos"), "--backbone", "efficientnet_lite0", "--out", str(data),
-                 "--detector", "fixed", "--labels", str(root / "labels.csv"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "extract",
+                str(root / "videos"),
+                "--backbone",
+                "efficientnet_lite0",
+                "--out",
+                str(data),
+                "--detector",
+                "fixed",
+                "--labels",
+                str(root / "labels.csv"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     store = next(p.name for p in data.iterdir() if p.suffix == ".zarr")
     run = root / "run"
-    assert main(["train", "--data-dir", str(data), "--ix", store, "--vx", "none", "--split", "0", "--out", str(run),
-                 "--max-epochs", "12", "--lr", "3e-3", "--batch-size", "4", "--threads", "1", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data-dir",
+                str(data),
+                "--ix",
+                store,
+                "--vx",
+                "none",
+                "--split",
+                "0",
+                "--out",
+                str(run),
+                "--max-epochs",
+                "12",
+                "--lr",
+                "3e-3",
+                "--batch-size",
+                "4",
+                "--threads",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     return run / "best.ckpt"
 
 
@@ -259,8 +300,11 @@ def test_over_the_size_limit_is_413(trained, classifier, tmp_path):
         boundary = "b0undary"
         head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="noise.mp4"\r\n\r\n'.encode()
         chunks = [head, noise.read_bytes(), f"\r\n--{boundary}--\r\n".encode()]
-        r = c.post("/v1/predictions", content=iter(chunks),  # no Content-Length: refused while reading
-                   headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+        r = c.post(
+            "/v1/predictions",
+            content=iter(chunks),  # no Content-Length: refused while reading
+            headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+        )
         assert "content-length" not in r.request.headers
         assert_refused(r, 413, "noise.mp4: larger than the limit of 20480 bytes")
         assert c.get("/v1/predictions").json()["total"] == 0
@@ -282,6 +326,7 @@ def test_a_full_disk_is_507_and_leaves_no_partial_upload(trained, classifier, tm
 
     service = make_service(trained, classifier, tmp_path / "s")
     try:
+
         def full(*args, **kwargs):
             raise OSError(errno.ENOSPC, "No space left on device")
 
@@ -310,14 +355,18 @@ def test_413_stops_reading_at_the_limit(trained, classifier, tmp_path):
     with live_server(create_app(make_service(trained, classifier, tmp_path / "s", max_upload_mb=1))) as url:
         port = int(url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-            s.sendall(b"POST /v1/predictions HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-                      b"Content-Length: 10000000000\r\n\r\n")
+            s.sendall(
+                b"POST /v1/predictions HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                b"Content-Length: 10000000000\r\n\r\n"
+            )
             reply = read_reply(s).decode()
         assert reply.startswith("HTTP/1.1 413") and '"error"' in reply and "over the limit" in reply
 
         with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-            s.sendall(b"POST /v1/predictions HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-                      b"Transfer-Encoding: chunked\r\n\r\n")
+            s.sendall(
+                b"POST /v1/predictions HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n"
+            )
             head = b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.mp4"\r\n\r\n'
             s.sendall(b"%x\r\n%s\r\n" % (len(head), head))
             chunk = b"\0" * 65536
@@ -421,17 +470,36 @@ def test_recovery_requeues_gives_up_after_3_starts_and_deletes_strays(tmp_path):
 
 
 def test_the_parser_does_not_import_the_serve_extra():
-    code = ("import sys, divita.cli; divita.cli.build_parser(); "
-            "print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette', 'torch') if m in sys.modules))")
+    code = (
+        "import sys, divita.cli; divita.cli.build_parser(); "
+        "print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette', 'torch') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
 # -- a real server: kill -9, restart, concurrent uploads, `divita predict --server` -------------------------
 def start_server(ckpt: Path, data_dir: Path, *extra: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "divita", "serve", "--checkpoint", str(ckpt), "--port", "0",
-                             "--data-dir", str(data_dir), "--log-level", "warning", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "divita",
+            "serve",
+            "--checkpoint",
+            str(ckpt),
+            "--port",
+            "0",
+            "--data-dir",
+            str(data_dir),
+            "--log-level",
+            "warning",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline()
     m = re.search(r"on (http://127\.0\.0\.1:\d+) ", line)
     assert m, (line, proc.stderr.read() if proc.poll() is not None else "")
@@ -522,8 +590,17 @@ def test_divita_predict_server_prints_what_the_local_command_prints(trained, cla
         for mode, source in (("local", ["--checkpoint", str(ckpt)]), ("server", ["--server", url])):
             out = {}
             for fmt in ("--json", "--top"):
-                args = ["predict", *videos, str(bad), *source, "--no-progress",
-                        "--failures", str(tmp_path / f"{mode}.csv"), "--plot", str(tmp_path / mode / "t.png")]
+                args = [
+                    "predict",
+                    *videos,
+                    str(bad),
+                    *source,
+                    "--no-progress",
+                    "--failures",
+                    str(tmp_path / f"{mode}.csv"),
+                    "--plot",
+                    str(tmp_path / mode / "t.png"),
+                ]
                 args += ["--json"] if fmt == "--json" else ["--top", "3"]
                 code = main(args)
                 captured = capsys.readouterr()
@@ -562,8 +639,23 @@ def test_serve_cli_refuses_a_bad_checkpoint_and_warns_on_an_open_bind(tmp_path):
     bad = tmp_path / "bad.ckpt"
     bad.write_text("no")
     for host, warned in (("127.0.0.1", False), ("0.0.0.0", True)):
-        r = subprocess.run([sys.executable, "-m", "divita", "serve", "--checkpoint", str(bad), "--host", host,
-                            "--data-dir", str(tmp_path / "d")], capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "divita",
+                "serve",
+                "--checkpoint",
+                str(bad),
+                "--host",
+                host,
+                "--data-dir",
+                str(tmp_path / "d"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         lines = r.stderr.strip().splitlines()
         assert r.returncode == 2 and "Traceback" not in r.stderr and len(lines) == 1 + warned, r.stderr
         assert "not a readable checkpoint" in lines[-1]

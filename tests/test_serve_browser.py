@@ -18,8 +18,15 @@ from divita.serving.app import create_app  # noqa: E402
 from test_serve import live_server, make_service, train_tiny_checkpoint  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "results" / "screenshots"  # git-ignored
 
 
@@ -75,12 +82,17 @@ def test_page_uploads_a_trailer_and_shows_its_genres_and_timeline(trained, brows
 
         for genre in ("comedy", "action"):  # the second upload lists the first among earlier jobs
             page.set_input_files("#file-input", str(root / "new" / f"new_{genre}.mp4"))
-            page.wait_for_function(f"document.getElementById('result-title').textContent === 'new_{genre}.mp4' && "
-                                   "document.getElementById('result-status').textContent === 'done'", timeout=120_000)
+            page.wait_for_function(
+                f"document.getElementById('result-title').textContent === 'new_{genre}.mp4' && "
+                "document.getElementById('result-status').textContent === 'done'",
+                timeout=120_000,
+            )
             page.wait_for_function("document.querySelectorAll('#genres tbody tr').length === 10")
-            page.wait_for_function("(() => { const i = document.getElementById('timeline');"
-                                   " return i.complete && i.naturalWidth > 800 && i.style.display === 'block'; })()",
-                                   timeout=60_000)
+            page.wait_for_function(
+                "(() => { const i = document.getElementById('timeline');"
+                " return i.complete && i.naturalWidth > 800 && i.style.display === 'block'; })()",
+                timeout=60_000,
+            )
             rows = page.locator("#genres tbody tr")
             assert rows.first.locator("td.genre").inner_text() == genre  # ranked: the true genre first
             assert "predicted" in (rows.first.get_attribute("class") or "")

@@ -49,7 +49,11 @@ def test_predictions_to_shots_matches_the_package(seed):
 def test_loading_the_package_model_has_no_global_side_effects():
     import torch
 
-    before = (torch.are_deterministic_algorithms_enabled(), torch.get_rng_state().clone(), np.random.get_state()[1].copy())
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.get_rng_state().clone(),
+        np.random.get_state()[1].copy(),
+    )
     S.build_transnetv2_package_model()
     assert torch.are_deterministic_algorithms_enabled() == before[0]
     assert torch.equal(torch.get_rng_state(), before[1])
@@ -256,10 +260,29 @@ def test_cli_accepts_every_registered_detector(name):
     parser = build_parser()
     shots = parser.parse_args(["shots", "v.mp4", "--detector", name, "--device", "cpu", "--segment-frames", "12"])
     assert S.Detector.from_args(shots) == S.Detector(name, segment_frames=12)
-    extract = parser.parse_args(["extract", "v.mp4", "--backbone", "b", "--out", "o", "--detector", name,
-                                 "--device", "cpu", "--fpc", "16", "--threshold", "0.3", "--precision", "float32"])
+    extract = parser.parse_args(
+        [
+            "extract",
+            "v.mp4",
+            "--backbone",
+            "b",
+            "--out",
+            "o",
+            "--detector",
+            name,
+            "--device",
+            "cpu",
+            "--fpc",
+            "16",
+            "--threshold",
+            "0.3",
+            "--precision",
+            "float32",
+        ]
+    )
     assert S.Detector.from_args(extract, segment_frames=extract.fpc) == S.Detector(
-        name, segment_frames=16, threshold=0.3, precision="float32")
+        name, segment_frames=16, threshold=0.3, precision="float32"
+    )
 
 
 def test_cli_help_lists_every_detector_and_refuses_others(capsys):
@@ -279,8 +302,13 @@ def test_a_new_registry_entry_is_a_detector_everywhere(monkeypatch, transition_f
     from divita.cli import build_parser
     from divita.shots.registry import REGISTRY, DetectorSpec, Param
 
-    spec = DetectorSpec("flashes", "divita.shots.dips:DipStream", "white flashes only", secondary=True,
-                        params=(Param("black", -1.0), Param("white", 200.0), Param("max_std", 60.0)))
+    spec = DetectorSpec(
+        "flashes",
+        "divita.shots.dips:DipStream",
+        "white flashes only",
+        secondary=True,
+        params=(Param("black", -1.0), Param("white", 200.0), Param("max_std", 60.0)),
+    )
     monkeypatch.setitem(REGISTRY, spec.name, spec)
     assert "flashes" in S.list_detectors() and "transnetv2+flashes" in S.list_detectors()
     assert "fixed+flashes" not in S.list_detectors() and "flashes+dips" not in S.list_detectors()

@@ -28,7 +28,12 @@ def test_loads_release_v2_and_divita_v3_stores_into_one_matrix(tmp_path, zarr_fo
 @pytest.mark.parametrize(
     "arrays, num_features, mids, message",
     [
-        ({"tt1": np.ones((3, 4), np.float32)}, 4, ["tt1", "tt9"], "trailer 'tt9' listed in the labels is missing from the store"),
+        (
+            {"tt1": np.ones((3, 4), np.float32)},
+            4,
+            ["tt1", "tt9"],
+            "trailer 'tt9' listed in the labels is missing from the store",
+        ),
         ({"tt1": np.ones((3, 5), np.float32)}, 4, ["tt1"], "array has 5 features but the store says num_features=4"),
         ({"tt1": np.array([[1, np.nan]], np.float32)}, 2, ["tt1"], "features contain NaN or inf"),
         ({"tt1": np.array([[1, np.inf]], np.float32)}, 2, ["tt1"], "features contain NaN or inf"),

@@ -11,7 +11,15 @@ from divita.training import TrainConfig, load_checkpoint, train_model
 
 
 def config(release, **kw):
-    base = dict(data_dir=str(release), image_store=IMAGE_STORE, video_store=VIDEO_STORE, split=0, max_epochs=3, batch_size=8, threads=1)
+    base = dict(
+        data_dir=str(release),
+        image_store=IMAGE_STORE,
+        video_store=VIDEO_STORE,
+        split=0,
+        max_epochs=3,
+        batch_size=8,
+        threads=1,
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -23,10 +31,21 @@ def finished_run(tiny_release, tmp_path_factory):
 
 def test_a_run_writes_checkpoint_hparams_history_and_val_test_metrics(finished_run):
     d = finished_run.run_dir
-    for name in ("best.ckpt", "hparams.json", "history.csv", "metrics.csv", "predictions_val.npz", "predictions_tst.npz"):
+    for name in (
+        "best.ckpt",
+        "hparams.json",
+        "history.csv",
+        "metrics.csv",
+        "predictions_val.npz",
+        "predictions_tst.npz",
+    ):
         assert (d / name).is_file(), name
     m = pd.read_csv(d / "metrics.csv")
-    assert set(m.subset) == {"val", "tst"} and set(m.convention) == {"paper", "sklearn"} and set(m.selection) == {"loss", "uap"}
+    assert (
+        set(m.subset) == {"val", "tst"}
+        and set(m.convention) == {"paper", "sklearn"}
+        and set(m.selection) == {"loss", "uap"}
+    )
     assert set(GENRES) <= set(m.columns)
     vals = m[["uap", "map", "wap", "sap"]].to_numpy()
     assert ((vals >= 0) & (vals <= 1)).all()
@@ -59,7 +78,11 @@ def test_garbage_checkpoint_is_a_one_line_error(tmp_path):
 
 
 def test_the_model_learns_the_planted_signal(tiny_release, tmp_path):
-    res = train_model(config(tiny_release, image_store=IMAGE_STORE, video_store=None, max_epochs=25, lr=3e-3), tmp_path, progress=False)
+    res = train_model(
+        config(tiny_release, image_store=IMAGE_STORE, video_store=None, max_epochs=25, lr=3e-3),
+        tmp_path,
+        progress=False,
+    )
     m = res.metrics
     tst = m[(m.subset == "tst") & (m.convention == "sklearn") & (m.selection == "loss")].iloc[0]
     labels = pd.read_csv(tiny_release / "mtgc.csv")
@@ -145,13 +168,18 @@ def test_the_earlier_store_names_ix_and_vx_still_work_as_keywords_properties_and
     from dataclasses import asdict, replace
 
     new = config(tiny_release)
-    old = TrainConfig(data_dir=str(tiny_release), ix=IMAGE_STORE, vx=VIDEO_STORE, split=0, max_epochs=3, batch_size=8, threads=1)
+    old = TrainConfig(
+        data_dir=str(tiny_release), ix=IMAGE_STORE, vx=VIDEO_STORE, split=0, max_epochs=3, batch_size=8, threads=1
+    )
     assert old == new and (old.image_store, old.video_store) == (IMAGE_STORE, VIDEO_STORE)
     assert (new.ix, new.vx) == (IMAGE_STORE, VIDEO_STORE)
     assert replace(new, vx=None).video_store is None and replace(new, video_store=None).vx is None
     assert replace(new, ix="other.zarr").stores == {"image": "other.zarr", "video": VIDEO_STORE}
     # a checkpoint's train_config or an hparams.json written before the rename: ix/vx keys only
-    before = {k: v for k, v in asdict(new).items() if k not in ("image_store", "video_store")} | {"ix": IMAGE_STORE, "vx": None}
+    before = {k: v for k, v in asdict(new).items() if k not in ("image_store", "video_store")} | {
+        "ix": IMAGE_STORE,
+        "vx": None,
+    }
     restored = TrainConfig.from_dict(before)
     assert restored.image_store == IMAGE_STORE and restored.video_store is None and restored.max_epochs == 3
     with pytest.raises(DivitaError, match="at least one of --image-store"):
@@ -183,12 +211,38 @@ def test_cli_options_and_defaults_come_from_train_config():
     b = parse(*train, "--ix", "i.zarr", "--vx", "v.zarr")  # the earlier spellings, same destination
     assert (a.image_store, a.video_store) == (b.image_store, b.video_store) == ("i.zarr", "v.zarr")
     cfg = train_config(a, data_dir="d", image_store=a.image_store, video_store=a.video_store, split=a.split)
-    assert cfg == TrainConfig(data_dir="d", image_store="i.zarr", video_store="v.zarr", split=1)  # every other field: its default
+    assert cfg == TrainConfig(
+        data_dir="d", image_store="i.zarr", video_store="v.zarr", split=1
+    )  # every other field: its default
     assert cfg.labels == "mtgc.csv" and cfg.max_epochs == 100 and cfg.lr == 1e-4 and cfg.threads is None
-    given = parse(*train, "--ix", "i.zarr", "--vx", "none", "--max-epochs", "7", "--threads", "3", "--precision", "32",
-                  "--aggregator", "gru", "--dropout", "0.5", "--labels", "other.csv")
+    given = parse(
+        *train,
+        "--ix",
+        "i.zarr",
+        "--vx",
+        "none",
+        "--max-epochs",
+        "7",
+        "--threads",
+        "3",
+        "--precision",
+        "32",
+        "--aggregator",
+        "gru",
+        "--dropout",
+        "0.5",
+        "--labels",
+        "other.csv",
+    )
     cfg = train_config(given, data_dir="d", image_store="i.zarr", video_store=None, split=1)
-    assert (cfg.max_epochs, cfg.threads, cfg.precision, cfg.aggregator, cfg.dropout, cfg.labels) == (7, 3, "32", "gru", 0.5, "other.csv")
+    assert (cfg.max_epochs, cfg.threads, cfg.precision, cfg.aggregator, cfg.dropout, cfg.labels) == (
+        7,
+        3,
+        "32",
+        "gru",
+        0.5,
+        "other.csv",
+    )
     with pytest.raises(SystemExit):
         parse(*train, "--ix", "i.zarr", "--vx", "none", "--aggregator", "lstm")  # choices from the model's registry
     # `divita demo` changes four defaults; every other one is TrainConfig's
@@ -205,10 +259,12 @@ def test_help_loads_neither_torch_nor_lightning():
     import subprocess
     import sys
 
-    code = ("import sys\nfrom divita.cli import main\n"
-            "for argv in (['--help'], ['train', '--help'], ['demo', '--help']):\n"
-            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
-            "print([m for m in ('torch', 'lightning') if m in sys.modules], file=sys.stderr)")
+    code = (
+        "import sys\nfrom divita.cli import main\n"
+        "for argv in (['--help'], ['train', '--help'], ['demo', '--help']):\n"
+        "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+        "print([m for m in ('torch', 'lightning') if m in sys.modules], file=sys.stderr)"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stderr.strip() == "[]", r.stderr
     assert "--image-store STORE, --ix STORE" in r.stdout and "--max-epochs" in r.stdout

@@ -15,10 +15,10 @@ Transitions between shots: ``"cut"`` (hard cut), ``"dissolve"``, ``"black"`` (fa
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import av
 import numpy as np
@@ -48,7 +48,7 @@ def write_video(
     first = next(frames, None)
     with av.open(str(path), mode="w", options=container_opts) as out:
         stream = out.add_stream(codec, rate=rate)
-        h, w = (first.shape[:2] if first is not None else (64, 64))
+        h, w = first.shape[:2] if first is not None else (64, 64)
         stream.width, stream.height = w, h
         stream.pix_fmt = "yuv420p"
         if codec == "libx264":
@@ -201,7 +201,9 @@ class Truth:
     width: int
     height: int
     cuts: list[int] = field(default_factory=list)  # hard cuts: first frame of the new shot
-    transitions: list[tuple[str, int, int]] = field(default_factory=list)  # (kind, first, last) frame of each transition
+    transitions: list[tuple[str, int, int]] = field(
+        default_factory=list
+    )  # (kind, first, last) frame of each transition
     shot_starts: list[int] = field(default_factory=list)
 
     def boundaries(self) -> list[tuple[str, int, int]]:
@@ -275,8 +277,9 @@ def cuts_video(path: str | Path, shots: Sequence[int] = (30, 40, 26, 34), **kw) 
     return shots_video(path, shots, ["cut"] * (len(shots) - 1), **kw)
 
 
-def streamed_shots_video(path: str | Path, seconds: float = 60, size=(1280, 720), fps: float = 24, seed: int = 0,
-                         mean_shot: float = 2.5) -> Truth:
+def streamed_shots_video(
+    path: str | Path, seconds: float = 60, size=(1280, 720), fps: float = 24, seed: int = 0, mean_shot: float = 2.5
+) -> Truth:
     """A long video (e.g. the benchmark's 60-s 720p one) written frame by frame without holding it in memory:
     shots of random length (about ``mean_shot`` s) joined by hard cuts."""
     rng = np.random.default_rng(seed)
@@ -321,13 +324,27 @@ def decode_index(img: np.ndarray) -> int:
     return hi * 16 + lo
 
 
-def index_video(path: str | Path, num_frames: int = 48, fps: float | Fraction = 24, size=(64, 36),
-                pts: Sequence[float] | None = None, **kw) -> Truth:
+def index_video(
+    path: str | Path,
+    num_frames: int = 48,
+    fps: float | Fraction = 24,
+    size=(64, 36),
+    pts: Sequence[float] | None = None,
+    **kw,
+) -> Truth:
     """Frame i is a flat colour encoding i; ``pts`` gives variable-frame-rate timestamps (seconds)."""
     assert num_frames <= 256
     w, h = size
     frames = (np.broadcast_to(index_colour(i), (h, w, 3)) for i in range(num_frames))
-    write_video(path, frames, fps=fps, pts=pts, codec="libx264", options={"crf": "0"} if "options" not in kw else kw.pop("options"), **kw)
+    write_video(
+        path,
+        frames,
+        fps=fps,
+        pts=pts,
+        codec="libx264",
+        options={"crf": "0"} if "options" not in kw else kw.pop("options"),
+        **kw,
+    )
     return Truth(Path(path), float(fps), num_frames, w, h)
 
 

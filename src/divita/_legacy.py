@@ -15,8 +15,12 @@ import types
 import warnings
 
 # the one Ray module, split into connection, extraction, grid and the output classes it held
-_RAY_BACKEND = ("divita.distributed.cluster", "divita.distributed.extract", "divita.distributed.grid",
-                "divita.features.outputs")
+_RAY_BACKEND = (
+    "divita.distributed.cluster",
+    "divita.distributed.extract",
+    "divita.distributed.grid",
+    "divita.features.outputs",
+)
 
 # old module -> the modules whose public names it now stands for (first one wins on a clash)
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -62,8 +66,9 @@ class _AliasFinder(importlib.abc.MetaPathFinder):
             targets = ("divita.cli." + fullname.rsplit(".", 1)[1],)
         if targets is None:
             return None
-        warnings.warn(f"{fullname} is now {' and '.join(targets)}; the old path is an alias",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            f"{fullname} is now {' and '.join(targets)}; the old path is an alias", DeprecationWarning, stacklevel=2
+        )
         return importlib.util.spec_from_loader(fullname, _AliasLoader(targets))
 
 

@@ -9,8 +9,9 @@ import errno
 import hashlib
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO
 
 from divita.errors import DivitaError
 
@@ -78,8 +79,9 @@ def check_free_space(directory: str | os.PathLike, needed: int, what: str) -> No
     except OSError:
         return  # cannot tell: the write itself will say
     if needed > free:
-        raise DivitaError(directory, f"not enough disk space for {what}: needs {human_bytes(needed)}, "
-                                     f"{human_bytes(free)} free")
+        raise DivitaError(
+            directory, f"not enough disk space for {what}: needs {human_bytes(needed)}, {human_bytes(free)} free"
+        )
 
 
 def atomic_write_bytes(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> Path:
@@ -123,8 +125,12 @@ def _disk_full(directory: Path) -> bool:
         return False
 
 
-def file_hexdigest(path: str | os.PathLike, algorithm: str = "md5", on_chunk: Callable[[int], object] | None = None,
-                   chunk_size: int = 1 << 20) -> str:
+def file_hexdigest(
+    path: str | os.PathLike,
+    algorithm: str = "md5",
+    on_chunk: Callable[[int], object] | None = None,
+    chunk_size: int = 1 << 20,
+) -> str:
     """Hex digest of a file's bytes, read in chunks; ``on_chunk(bytes read)`` after each (a progress bar)."""
     h = hashlib.new(algorithm)
     with open(path, "rb") as f:

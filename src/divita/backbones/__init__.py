@@ -18,7 +18,7 @@ Every name below is importable from ``divita.backbones`` as before the split.
 from __future__ import annotations
 
 # The family modules register their backbones as they are imported: this order is the registry order.
-from divita.backbones import torchvision_2d, torchvision_3d, shufflenet3d, efficientnet_lite  # noqa: F401
+from divita.backbones import efficientnet_lite, shufflenet3d, torchvision_2d, torchvision_3d  # noqa: F401
 from divita.backbones._registry import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -44,10 +44,33 @@ from divita.backbones.torchvision_3d import KINETICS_MEAN, KINETICS_STD
 from divita.backbones.weights import RANDOM_SEED, read_checkpoint, weights_status
 
 __all__ = [
-    "ACTIVITYNET_MEAN", "IMAGENET_MEAN", "IMAGENET_STD", "KINETICS_MEAN", "KINETICS_STD", "PRECISIONS",
-    "PRECISION_COSINE_MIN", "RANDOM_SEED", "SHUFFLENET3D_HINT", "UNIT_STD_255",
-    "BackboneEntry", "BackboneSpec", "ClipEncoder", "KeyRemap", "ShuffleNetV2_3D",
-    "efficientnet_lite0_package_file", "efficientnet_lite0_package_state_dict", "fold_batchnorm", "get_entry",
-    "get_spec", "lite0_keys_to_timm", "list_backbones", "load_encoder", "read_checkpoint", "register_backbone",
-    "sample_frame_indices", "smooth_test_clip", "timm_keys_to_lite0", "weights_status",
+    "ACTIVITYNET_MEAN",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "KINETICS_MEAN",
+    "KINETICS_STD",
+    "PRECISIONS",
+    "PRECISION_COSINE_MIN",
+    "RANDOM_SEED",
+    "SHUFFLENET3D_HINT",
+    "UNIT_STD_255",
+    "BackboneEntry",
+    "BackboneSpec",
+    "ClipEncoder",
+    "KeyRemap",
+    "ShuffleNetV2_3D",
+    "efficientnet_lite0_package_file",
+    "efficientnet_lite0_package_state_dict",
+    "fold_batchnorm",
+    "get_entry",
+    "get_spec",
+    "lite0_keys_to_timm",
+    "list_backbones",
+    "load_encoder",
+    "read_checkpoint",
+    "register_backbone",
+    "sample_frame_indices",
+    "smooth_test_clip",
+    "timm_keys_to_lite0",
+    "weights_status",
 ]

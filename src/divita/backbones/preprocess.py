@@ -28,8 +28,11 @@ def frame_transform(spec: BackboneSpec, overrides: dict | None = None) -> dict[s
     """The spec's resize/crop/normalisation as a dict (``resize_side``, ``input_size``, ``interpolation``,
     ``mean``, ``std``), with ``overrides`` (e.g. from torchvision weights' transforms) applied."""
     t = {
-        "resize_side": spec.resize_side, "input_size": tuple(spec.input_size), "interpolation": spec.interpolation,
-        "mean": tuple(spec.mean), "std": tuple(spec.std),
+        "resize_side": spec.resize_side,
+        "input_size": tuple(spec.input_size),
+        "interpolation": spec.interpolation,
+        "mean": tuple(spec.mean),
+        "std": tuple(spec.std),
     }
     t.update(overrides or {})
     return t

@@ -126,9 +126,18 @@ class ShuffleNetV2_3D(nn.Module):
 
 @register_backbone(
     BackboneSpec(
-        "shufflenet3d", "3d", 1024, (112, 112), "kinetics-600", None, 16, "k",
-        architecture="3D ShuffleNetV2 x1.0 (Köpüklü et al., Efficient-3DCNNs)", resize_side=112,
-        mean=ACTIVITYNET_MEAN, std=UNIT_STD_255,
+        "shufflenet3d",
+        "3d",
+        1024,
+        (112, 112),
+        "kinetics-600",
+        None,
+        16,
+        "k",
+        architecture="3D ShuffleNetV2 x1.0 (Köpüklü et al., Efficient-3DCNNs)",
+        resize_side=112,
+        mean=ACTIVITYNET_MEAN,
+        std=UNIT_STD_255,
         notes=f"weights: --weights PATH ({SHUFFLENET3D_HINT}); input 0..255 minus the ActivityNet mean, as trained",
     ),
     classifier="classifier",

@@ -95,7 +95,7 @@ def _strip_prefixes(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             changed = False
             for prefix in WRAPPER_PREFIXES:
                 if k.startswith(prefix):
-                    k, changed = k[len(prefix):], True
+                    k, changed = k[len(prefix) :], True
         out[k] = v
     return out
 
@@ -284,8 +284,11 @@ def resolve_weights(name: str, weights: str | Path | None) -> ResolvedWeights:
             version = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             version = "unknown"
-        provenance = {"weights": f"package:{dist}=={version}", "weights_file": file.name,
-                      "weights_sha256": file_hexdigest(file, "sha256")}
+        provenance = {
+            "weights": f"package:{dist}=={version}",
+            "weights_file": file.name,
+            "weights_sha256": file_hexdigest(file, "sha256"),
+        }
         return ResolvedWeights(_remapped(entry, read_checkpoint(file)), provenance, file.name)
     if kind == "torchvision":
         w = torchvision_weights(str(weights), name)

@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 import traceback
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from divita.errors import DivitaError, Interrupted
 

@@ -28,8 +28,14 @@ def add_config_option(p, name: str, default=MISSING) -> None:
     """``--name-with-dashes`` for the TrainConfig field ``name``: its type, its default (or ``default``),
     its help and choices."""
     f, type_ = _config_fields()[name]
-    p.add_argument("--" + name.replace("_", "-"), dest=name, type=type_, default=f.default if default is MISSING else default,
-                   choices=f.metadata.get("choices"), help=f.metadata.get("help"))
+    p.add_argument(
+        "--" + name.replace("_", "-"),
+        dest=name,
+        type=type_,
+        default=f.default if default is MISSING else default,
+        choices=f.metadata.get("choices"),
+        help=f.metadata.get("help"),
+    )
 
 
 def add_train_options(p: argparse.ArgumentParser, **defaults) -> None:
@@ -50,8 +56,14 @@ def add_store_options(p, required: bool, help: str) -> None:
     """``--image-store`` and ``--video-store`` (``help`` formatted with "image"/"video"), with their earlier
     names ``--ix`` and ``--vx`` kept as aliases (same destination)."""
     for modality, old in (("image", "--ix"), ("video", "--vx")):
-        p.add_argument(f"--{modality}-store", old, dest=f"{modality}_store", metavar="STORE", required=required,
-                       help=help.format(modality) + f"; {old} is its earlier name")
+        p.add_argument(
+            f"--{modality}-store",
+            old,
+            dest=f"{modality}_store",
+            metavar="STORE",
+            required=required,
+            help=help.format(modality) + f"; {old} is its earlier name",
+        )
 
 
 def train_config(args: argparse.Namespace, **given):
@@ -69,6 +81,7 @@ def quiet_lightning() -> None:
     import warnings
 
     import lightning.pytorch  # noqa: F401  importing it sets its loggers to INFO, so it comes first
+
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="lightning")

@@ -17,11 +17,14 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--json", action="store_true", help="print the specs as a JSON list instead of a table")
     g = p.add_argument_group("cost (what `divita study cost` measures)")
-    g.add_argument("--cost", action="store_true",
-                   help="instead, each backbone's parameters (without the classifier), FLOPs per clip as divita feeds "
-                        "it, "
-                        "measured clips/s on the CPU (and CUDA when there is one), its share of the largest one's "
-                        "parameters and FLOPs, and the DIViTA head over its features")
+    g.add_argument(
+        "--cost",
+        action="store_true",
+        help="instead, each backbone's parameters (without the classifier), FLOPs per clip as divita feeds "
+        "it, "
+        "measured clips/s on the CPU (and CUDA when there is one), its share of the largest one's "
+        "parameters and FLOPs, and the DIViTA head over its features",
+    )
     g.add_argument("--backbone", metavar="NAME[,NAME...]", help="with --cost: only these backbones")
     from divita.studies.cost import add_cost_options
 
@@ -50,8 +53,16 @@ def run(args: argparse.Namespace) -> int:
         h, w = s.input_size
         seen = f"{s.clip_frames}x{h}x{w} clip" if s.kind == "3d" else f"{h}x{w} frames"
         rows.append(
-            [s.name, s.kind.upper(), str(s.num_features), seen, s.pretraining, s.store_prefix,
-             s.default_weights or "(--weights PATH)", weights_status(s.name)]
+            [
+                s.name,
+                s.kind.upper(),
+                str(s.num_features),
+                seen,
+                s.pretraining,
+                s.store_prefix,
+                s.default_weights or "(--weights PATH)",
+                weights_status(s.name),
+            ]
         )
     header = ["name", "kind", "features", "input", "pretraining", "store", "default weights", "weights here"]
     print(_table(rows, header))
@@ -66,11 +77,18 @@ def run_cost(args: argparse.Namespace) -> int:
     from divita.studies.cost import cost_table, format_table
 
     names = [b.strip() for b in (args.backbone or "").split(",") if b.strip()] or None
-    table = cost_table(names, speed=not args.no_speed, seconds=args.speed_seconds, batch=args.speed_batch,
-                       log=lambda s: print(s, file=sys.stderr))
+    table = cost_table(
+        names,
+        speed=not args.no_speed,
+        seconds=args.speed_seconds,
+        batch=args.speed_batch,
+        log=lambda s: print(s, file=sys.stderr),
+    )
     if args.json:
-        rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-                for r in table.to_dict(orient="records")]
+        rows = [
+            {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+            for r in table.to_dict(orient="records")
+        ]
         print(json.dumps(rows, indent=2))
         return 0
     print(format_table(table))

@@ -22,44 +22,121 @@ def add_parser(sub) -> None:
             "Exit status: 0 all done, 1 some video failed, 2 usage error."
         ),
     )
-    p.add_argument("videos", nargs="+", metavar="VIDEO_OR_DIR", help="video files and/or directories (searched recursively)")
-    p.add_argument("--backbone", required=True, metavar="NAME[,NAME...]", help="backbone(s), comma-separated (see `divita backbones`)")
+    p.add_argument(
+        "videos", nargs="+", metavar="VIDEO_OR_DIR", help="video files and/or directories (searched recursively)"
+    )
+    p.add_argument(
+        "--backbone",
+        required=True,
+        metavar="NAME[,NAME...]",
+        help="backbone(s), comma-separated (see `divita backbones`)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (created if needed)")
-    p.add_argument("--weights", default="default", metavar="PATH|random|default",
-                   help="weights for the backbone(s): default (pretrained), a checkpoint PATH, or random (tests only)")
+    p.add_argument(
+        "--weights",
+        default="default",
+        metavar="PATH|random|default",
+        help="weights for the backbone(s): default (pretrained), a checkpoint PATH, or random (tests only)",
+    )
     add_detector_args(p)
     p.add_argument("--fpc", type=int, default=24, help="frames per clip (default: 24)")
-    p.add_argument("--min-clip-frames", type=int, default=None, metavar="N",
-                   help="shortest shot (or shot remainder) that still makes a clip (default: fpc/2)")
-    p.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
-                   help="inference precision for backbones and TransNetV2 (default: auto)")
-    p.add_argument("--frames-per-clip-2d", type=int, default=3, metavar="K", help="frames a 2D backbone averages per clip (default: 3)")
+    p.add_argument(
+        "--min-clip-frames",
+        type=int,
+        default=None,
+        metavar="N",
+        help="shortest shot (or shot remainder) that still makes a clip (default: fpc/2)",
+    )
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        help="inference precision for backbones and TransNetV2 (default: auto)",
+    )
+    p.add_argument(
+        "--frames-per-clip-2d",
+        type=int,
+        default=3,
+        metavar="K",
+        help="frames a 2D backbone averages per clip (default: 3)",
+    )
     p.add_argument("--batch-size", type=int, default=16, metavar="B", help="clips per inference batch (default: 16)")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="torch threads (default: torch's choice)")
-    p.add_argument("--decode-threads", type=int, default=0, metavar="N", help="decoder threads (default: FFmpeg's choice)")
-    p.add_argument("--labels", metavar="CSV", help="labels in the mtgc.csv layout (mid, 10 genres, optional split0..2): write OUT/mtgc.csv")
-    p.add_argument("--split-seed", type=int, default=0, metavar="S", help="seed for generated splits when --labels has none (default: 0)")
+    p.add_argument(
+        "--decode-threads", type=int, default=0, metavar="N", help="decoder threads (default: FFmpeg's choice)"
+    )
+    p.add_argument(
+        "--labels",
+        metavar="CSV",
+        help="labels in the mtgc.csv layout (mid, 10 genres, optional split0..2): write OUT/mtgc.csv",
+    )
+    p.add_argument(
+        "--split-seed",
+        type=int,
+        default=0,
+        metavar="S",
+        help="seed for generated splits when --labels has none (default: 0)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     g = p.add_argument_group("Ray (optional extra: pip install 'divita[ray]')")
-    g.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
-                   help="run on Ray: decode + shots in CPU tasks, backbones in (GPU) actors that load their weights once. "
-                        "No ADDRESS starts a local Ray instance (put --ray after the videos, or write --ray=local); "
-                        "'auto' joins the cluster running here; or HOST:PORT / ray://HOST:10001. Same stores and "
-                        "failures.csv as without --ray: either resumes the other's work")
-    g.add_argument("--ray-encoders", type=int, default=None, metavar="N",
-                   help="encoder actors (default: one per GPU of the cluster, else 1)")
-    g.add_argument("--ray-encoder-gpus", type=float, default=None, metavar="G",
-                   help="GPUs per encoder actor; fractions share a GPU, e.g. 0.5 (default: 1 when the cluster has GPUs, else 0)")
-    g.add_argument("--ray-encoder-cpus", type=float, default=1.0, metavar="C", help="CPUs per encoder actor (default: 1)")
-    g.add_argument("--ray-prepare-cpus", type=float, default=1.0, metavar="C", help="CPUs per decode/shots task (default: 1)")
-    g.add_argument("--ray-prepare-gpus", type=float, default=0.0, metavar="G",
-                   help="GPUs per decode/shots task: TransNetV2 then runs on CUDA (default: 0, CPU)")
-    g.add_argument("--ray-in-flight", type=int, default=None, metavar="N",
-                   help="videos in the pipeline at once (default: prepare tasks that fit next to the encoders + encoders)")
-    g.add_argument("--ray-retries", type=int, default=2, metavar="K",
-                   help="times a video is resubmitted after its worker or actor died before it is recorded as failed (default: 2)")
-    g.add_argument("--storage-options", metavar="JSON", default=None,
-                   help="fsspec options for a URL --out (e.g. s3://bucket/prefix with --ray), as a JSON object")
+    g.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="run on Ray: decode + shots in CPU tasks, backbones in (GPU) actors that load their weights once. "
+        "No ADDRESS starts a local Ray instance (put --ray after the videos, or write --ray=local); "
+        "'auto' joins the cluster running here; or HOST:PORT / ray://HOST:10001. Same stores and "
+        "failures.csv as without --ray: either resumes the other's work",
+    )
+    g.add_argument(
+        "--ray-encoders",
+        type=int,
+        default=None,
+        metavar="N",
+        help="encoder actors (default: one per GPU of the cluster, else 1)",
+    )
+    g.add_argument(
+        "--ray-encoder-gpus",
+        type=float,
+        default=None,
+        metavar="G",
+        help="GPUs per encoder actor; fractions share a GPU, e.g. 0.5 (default: 1 when the cluster has GPUs, else 0)",
+    )
+    g.add_argument(
+        "--ray-encoder-cpus", type=float, default=1.0, metavar="C", help="CPUs per encoder actor (default: 1)"
+    )
+    g.add_argument(
+        "--ray-prepare-cpus", type=float, default=1.0, metavar="C", help="CPUs per decode/shots task (default: 1)"
+    )
+    g.add_argument(
+        "--ray-prepare-gpus",
+        type=float,
+        default=0.0,
+        metavar="G",
+        help="GPUs per decode/shots task: TransNetV2 then runs on CUDA (default: 0, CPU)",
+    )
+    g.add_argument(
+        "--ray-in-flight",
+        type=int,
+        default=None,
+        metavar="N",
+        help="videos in the pipeline at once (default: prepare tasks that fit next to the encoders + encoders)",
+    )
+    g.add_argument(
+        "--ray-retries",
+        type=int,
+        default=2,
+        metavar="K",
+        help="times a video is resubmitted after its worker or actor died before it is recorded as failed (default: 2)",
+    )
+    g.add_argument(
+        "--storage-options",
+        metavar="JSON",
+        default=None,
+        help="fsspec options for a URL --out (e.g. s3://bucket/prefix with --ray), as a JSON object",
+    )
     p.set_defaults(func=run)
 
 
@@ -68,9 +145,17 @@ def settings_from(args: argparse.Namespace, names: list[str]):
     from divita.features.plan import ExtractionSettings
 
     return ExtractionSettings(
-        names, weights=args.weights, fps=args.fps, fpc=args.fpc, min_clip_frames=args.min_clip_frames,
-        detector=args.detector, threshold=args.threshold, content_threshold=args.content_threshold,
-        precision=args.precision, frames_per_clip_2d=args.frames_per_clip_2d, batch_size=args.batch_size,
+        names,
+        weights=args.weights,
+        fps=args.fps,
+        fpc=args.fpc,
+        min_clip_frames=args.min_clip_frames,
+        detector=args.detector,
+        threshold=args.threshold,
+        content_threshold=args.content_threshold,
+        precision=args.precision,
+        frames_per_clip_2d=args.frames_per_clip_2d,
+        batch_size=args.batch_size,
     )
 
 
@@ -96,8 +181,14 @@ def run(args: argparse.Namespace) -> int:
         raise DivitaError(None, "--storage-options applies to a URL --out, which needs --ray")
     detector = Detector.from_args(args, segment_frames=args.fpc)
     summary = run_extraction(
-        args.videos, replace(settings, detector=detector), args.out, device=args.device, threads=args.threads,
-        decode_threads=args.decode_threads, labels=args.labels, split_seed=args.split_seed,
+        args.videos,
+        replace(settings, detector=detector),
+        args.out,
+        device=args.device,
+        threads=args.threads,
+        decode_threads=args.decode_threads,
+        labels=args.labels,
+        split_seed=args.split_seed,
         progress=not args.no_progress,
     )
     print(format_summary(summary), file=sys.stderr)
@@ -130,13 +221,25 @@ def run_ray(args: argparse.Namespace, settings) -> int:
     if encoder_gpus is None and str(args.device) == "cpu":
         encoder_gpus = 0.0  # --device cpu: no GPU share even on a GPU cluster
     ray_options = RayOptions(
-        address=args.ray, encoders=args.ray_encoders, encoder_gpus=encoder_gpus, encoder_cpus=args.ray_encoder_cpus,
-        prepare_cpus=args.ray_prepare_cpus, prepare_gpus=args.ray_prepare_gpus, in_flight=args.ray_in_flight,
+        address=args.ray,
+        encoders=args.ray_encoders,
+        encoder_gpus=encoder_gpus,
+        encoder_cpus=args.ray_encoder_cpus,
+        prepare_cpus=args.ray_prepare_cpus,
+        prepare_gpus=args.ray_prepare_gpus,
+        in_flight=args.ray_in_flight,
         retries=args.ray_retries,
     )
     summary = run_ray_extraction(
-        args.videos, settings, args.out, ray_options, storage_options=options, threads=args.threads,
-        decode_threads=args.decode_threads, labels=args.labels, split_seed=args.split_seed,
+        args.videos,
+        settings,
+        args.out,
+        ray_options,
+        storage_options=options,
+        threads=args.threads,
+        decode_threads=args.decode_threads,
+        labels=args.labels,
+        split_seed=args.split_seed,
         progress=not args.no_progress,
     )
     print(format_summary(summary), file=sys.stderr)

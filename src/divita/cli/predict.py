@@ -13,17 +13,34 @@ def add_parser(sub) -> None:
         "running `divita serve` instead, and the same lines are printed.",
     )
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files or directories")
-    p.add_argument("--checkpoint",
-                   help="best.ckpt of a `divita train` run on `divita extract` stores (required unless --server)")
-    p.add_argument("--server", metavar="URL", help="send the files to a running `divita serve` at URL "
-                   "(e.g. http://127.0.0.1:8000) instead of loading a checkpoint")
+    p.add_argument(
+        "--checkpoint", help="best.ckpt of a `divita train` run on `divita extract` stores (required unless --server)"
+    )
+    p.add_argument(
+        "--server",
+        metavar="URL",
+        help="send the files to a running `divita serve` at URL "
+        "(e.g. http://127.0.0.1:8000) instead of loading a checkpoint",
+    )
     p.add_argument("--token", default=None, help="with --server: the server's --token (default: $DIVITA_TOKEN)")
     p.add_argument("--json", action="store_true", help="one JSON object per video on stdout")
     p.add_argument("--top", type=int, default=None, metavar="K", help="show only the K most probable genres")
-    p.add_argument("--threshold", type=float, default=None, metavar="T", help="one decision threshold for every genre (default: the per-genre thresholds tuned on validation)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        metavar="T",
+        help="one decision threshold for every genre (default: the per-genre thresholds tuned on validation)",
+    )
     p.add_argument("--plot", metavar="FILE.png", help="timeline picture (with several videos: FILE_<video>.png)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    p.add_argument("--weights", action="append", default=[], metavar="BACKBONE=PATH", help="weights file for a backbone whose recorded weights cannot be fetched here")
+    p.add_argument(
+        "--weights",
+        action="append",
+        default=[],
+        metavar="BACKBONE=PATH",
+        help="weights file for a backbone whose recorded weights cannot be fetched here",
+    )
     p.add_argument("--failures", metavar="CSV", help="also write failed videos and reasons to this CSV")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
@@ -47,7 +64,9 @@ def print_result(res: dict, as_json: bool, top: int | None) -> None:
         print(json.dumps(res), flush=True)
         return
     genres = list(res["genres"].items())[: top or None]
-    print(f"{res['video']}  ({len(res['shots'])} shots, {len(res['snippets'])} snippets, {res['timings']['extract_s'] + res['timings']['head_s']:.1f}s)")
+    print(
+        f"{res['video']}  ({len(res['shots'])} shots, {len(res['snippets'])} snippets, {res['timings']['extract_s'] + res['timings']['head_s']:.1f}s)"
+    )
     for g, p in genres:
         mark = "*" if g in res["predicted"] else " "
         print(f"  {mark} {g:<10} {p:6.3f}  {'#' * int(round(30 * p))}")
@@ -142,11 +161,13 @@ def run_remote(args) -> int:
     from divita.serving.client import ServeClient, ServerRefused
 
     if args.checkpoint:
-        raise DivitaError(None, "--checkpoint and --server exclude each other: the server predicts with its own "
-                          "checkpoint")
+        raise DivitaError(
+            None, "--checkpoint and --server exclude each other: the server predicts with its own checkpoint"
+        )
     if args.threshold is not None or args.weights:
-        raise DivitaError(None, "--threshold and --weights are the server's settings; they cannot be given with "
-                          "--server")
+        raise DivitaError(
+            None, "--threshold and --weights are the server's settings; they cannot be given with --server"
+        )
     client = ServeClient(args.server, token=args.token or os.environ.get("DIVITA_TOKEN"))
     health = client.health()  # a wrong URL or token stops here, before any upload
     limit = float(health.get("max_upload_mb", float("inf"))) * 1024 * 1024

@@ -12,7 +12,9 @@ def add_parser(sub) -> None:
         "training curves) or a `divita reproduce`/`divita demo` results directory (μAP/mAP/wAP/sAP per Table 6 row next to "
         "the paper's, per-genre AP per row, and the pictures of one representative run per row).",
     )
-    p.add_argument("path", metavar="RUN_OR_RESULTS_DIR", help="a run directory, a results directory, or its transfer/ directory")
+    p.add_argument(
+        "path", metavar="RUN_OR_RESULTS_DIR", help="a run directory, a results directory, or its transfer/ directory"
+    )
     p.add_argument("--out", default=None, help="where to write the report (default RUN_OR_RESULTS_DIR/report)")
     p.add_argument("--quiet", action="store_true", help="print only the markdown file's path")
     p.set_defaults(func=run)

@@ -19,18 +19,29 @@ def add_parser(sub) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     p.add_argument("--data-dir", default="divita-serve", help="job table, uploads and results (default ./divita-serve)")
-    p.add_argument("--workers", type=int, default=1,
-                   help="jobs run at a time (default 1: on a CPU one job uses every core)")
+    p.add_argument(
+        "--workers", type=int, default=1, help="jobs run at a time (default 1: on a CPU one job uses every core)"
+    )
     p.add_argument("--max-upload-mb", type=float, default=1024, help="largest upload accepted, MiB (default 1024)")
-    p.add_argument("--max-queue", type=int, default=100,
-                   help="jobs waiting before uploads are refused with 503 (default 100)")
-    p.add_argument("--token", default=None,
-                   help="require `Authorization: Bearer TOKEN` on the API (default: $DIVITA_TOKEN, else none)")
+    p.add_argument(
+        "--max-queue", type=int, default=100, help="jobs waiting before uploads are refused with 503 (default 100)"
+    )
+    p.add_argument(
+        "--token",
+        default=None,
+        help="require `Authorization: Bearer TOKEN` on the API (default: $DIVITA_TOKEN, else none)",
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    p.add_argument("--weights", action="append", default=[], metavar="BACKBONE=PATH",
-                   help="weights file for a backbone whose recorded weights cannot be fetched here")
-    p.add_argument("--no-timeline", action="store_true",
-                   help="serve no timeline pictures (otherwise drawn on their first request)")
+    p.add_argument(
+        "--weights",
+        action="append",
+        default=[],
+        metavar="BACKBONE=PATH",
+        help="weights file for a backbone whose recorded weights cannot be fetched here",
+    )
+    p.add_argument(
+        "--no-timeline", action="store_true", help="serve no timeline pictures (otherwise drawn on their first request)"
+    )
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=run)
 
@@ -66,11 +77,22 @@ def run(args) -> int:
 
         torch.set_num_threads(max(1, default_threads() // args.workers))  # the cores shared between the jobs
     if not _is_loopback(args.host, ipaddress) and token is None:
-        print(f"divita serve: warning: listening on {args.host} without --token: anyone who reaches this port can "
-              "upload files and read every result", file=sys.stderr)
-    config = ServeConfig(checkpoint=args.checkpoint, data_dir=args.data_dir, workers=args.workers,
-                         max_upload_mb=args.max_upload_mb, max_queue=args.max_queue, token=token, device=device,
-                         weights=weights, timeline=not args.no_timeline)
+        print(
+            f"divita serve: warning: listening on {args.host} without --token: anyone who reaches this port can "
+            "upload files and read every result",
+            file=sys.stderr,
+        )
+    config = ServeConfig(
+        checkpoint=args.checkpoint,
+        data_dir=args.data_dir,
+        workers=args.workers,
+        max_upload_mb=args.max_upload_mb,
+        max_queue=args.max_queue,
+        token=token,
+        device=device,
+        weights=weights,
+        timeline=not args.no_timeline,
+    )
     service = Service.open(config)
     try:
         sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM)
@@ -81,8 +103,11 @@ def run(args) -> int:
         raise DivitaError(None, f"cannot listen on {args.host}:{args.port} ({e.strerror or e})") from None
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    print(f"divita serve: {args.checkpoint} on http://{shown}:{port} (data in {args.data_dir}, "
-          f"{args.workers} worker{'s' if args.workers != 1 else ''})", flush=True)
+    print(
+        f"divita serve: {args.checkpoint} on http://{shown}:{port} (data in {args.data_dir}, "
+        f"{args.workers} worker{'s' if args.workers != 1 else ''})",
+        flush=True,
+    )
     server = uvicorn.Server(uvicorn.Config(create_app(service), log_level=args.log_level, timeout_graceful_shutdown=5))
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again for the handler found here
     signal.signal(signal.SIGTERM, signal.default_int_handler)

@@ -12,11 +12,27 @@ def add_detector_args(p: argparse.ArgumentParser) -> None:
     """The shot detector's flags (``divita shots`` and ``divita extract``); ``Detector.from_args`` reads them."""
     from divita.shots.registry import DEFAULT_DETECTOR, detector_help, list_detectors
 
-    p.add_argument("--detector", default=DEFAULT_DETECTOR, metavar="NAME", choices=list_detectors(), help=detector_help())
-    p.add_argument("--threshold", type=float, default=0.5, metavar="P", help="TransNetV2 transition probability threshold (default: 0.5)")
-    p.add_argument("--content-threshold", type=float, default=27.0, metavar="T", help="PySceneDetect ContentDetector threshold (default: 27)")
+    p.add_argument(
+        "--detector", default=DEFAULT_DETECTOR, metavar="NAME", choices=list_detectors(), help=detector_help()
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        metavar="P",
+        help="TransNetV2 transition probability threshold (default: 0.5)",
+    )
+    p.add_argument(
+        "--content-threshold",
+        type=float,
+        default=27.0,
+        metavar="T",
+        help="PySceneDetect ContentDetector threshold (default: 27)",
+    )
     p.add_argument("--fps", type=float, default=24.0, help="frame rate the video is resampled to (default: 24)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto = cuda when there is one (default: auto)")
+    p.add_argument(
+        "--device", default="auto", help="cpu, cuda, cuda:N or auto = cuda when there is one (default: auto)"
+    )
 
 
 def add_parser(sub) -> None:
@@ -31,12 +47,19 @@ def add_parser(sub) -> None:
     )
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files or directories")
     add_detector_args(p)
-    p.add_argument("--segment-frames", type=int, default=24, metavar="N", help="segment length for --detector fixed (default: 24)")
+    p.add_argument(
+        "--segment-frames", type=int, default=24, metavar="N", help="segment length for --detector fixed (default: 24)"
+    )
     out = p.add_mutually_exclusive_group()
-    out.add_argument("--json", action="store_true",
-                     help='one JSON line per video: {"video", "fps", "num_frames", "shots" (inclusive frame spans), '
-                          '"shot_seconds" ([start_s, end_s) in seconds)}')
-    out.add_argument("--csv", metavar="DIR", help="write DIR/<stem>.csv per video (start_frame,end_frame,start_s,end_s)")
+    out.add_argument(
+        "--json",
+        action="store_true",
+        help='one JSON line per video: {"video", "fps", "num_frames", "shots" (inclusive frame spans), '
+        '"shot_seconds" ([start_s, end_s) in seconds)}',
+    )
+    out.add_argument(
+        "--csv", metavar="DIR", help="write DIR/<stem>.csv per video (start_frame,end_frame,start_s,end_s)"
+    )
     p.set_defaults(func=run)
 
 
@@ -47,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: no spinning threads next to the decoder
 
     from divita.errors import DivitaError
-    from divita.fileio import atomic_write_text
     from divita.features.extract import process_video
+    from divita.fileio import atomic_write_text
     from divita.shots import Detector
     from divita.video import VideoError, find_videos
 
@@ -70,8 +93,18 @@ def run(args: argparse.Namespace) -> int:
             continue
         shots = [list(s) for s in r.shots]
         if args.json:
-            print(json.dumps({"video": str(path), "fps": args.fps, "num_frames": r.num_frames, "shots": shots,
-                              "shot_seconds": r.shot_seconds()}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "video": str(path),
+                        "fps": args.fps,
+                        "num_frames": r.num_frames,
+                        "shots": shots,
+                        "shot_seconds": r.shot_seconds(),
+                    }
+                ),
+                flush=True,
+            )
         elif args.csv:
             lines = ["start_frame,end_frame,start_s,end_s"]
             lines += [f"{s},{e},{s / args.fps:.3f},{(e + 1) / args.fps:.3f}" for s, e in shots]

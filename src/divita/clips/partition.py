@@ -16,7 +16,7 @@ Rules (``partition_shot``), for a shot of ``n`` frames and ``min_frames`` (defau
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 Span = tuple[int, int]
 
@@ -41,8 +41,9 @@ def partition_shot(start: int, end: int, fpc: int = 24, min_frames: int | None =
     return clips
 
 
-def partition_shots(shots: Sequence[Sequence[int]], fpc: int = 24, min_frames: int | None = None,
-                    num_frames: int | None = None) -> list[Span]:
+def partition_shots(
+    shots: Sequence[Sequence[int]], fpc: int = 24, min_frames: int | None = None, num_frames: int | None = None
+) -> list[Span]:
     """Clip spans of all shots, in order; with ``num_frames``, the fallback clip when there would be none."""
     clips: list[Span] = []
     for s, e in shots:

@@ -34,15 +34,15 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zlib
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
 
 from divita import __version__
+from divita.datasets.release import LABELS_FILE, RELEASE_FILES, ZENODO_BASE_URL, ReleaseFile
 from divita.errors import DivitaError
 from divita.fileio import atomic_write_text, check_free_space, file_hexdigest, human_bytes
-from divita.datasets.release import LABELS_FILE, RELEASE_FILES, ZENODO_BASE_URL, ReleaseFile
 
 MARKER_NAME = ".divita-verified.json"
 LOCK_NAME = ".divita-download.lock"
@@ -150,14 +150,18 @@ def require_data(data_dir: str | os.PathLike, stores: Iterable[str]) -> None:
     d = Path(data_dir)
     q = shlex.quote(str(d))
     if not d.is_dir():
-        raise DivitaError(d, f"data directory not found; run `divita download --data-dir {q}` to fetch the Trailers12k release")
+        raise DivitaError(
+            d, f"data directory not found; run `divita download --data-dir {q}` to fetch the Trailers12k release"
+        )
     missing = missing_release_files(d, [LABELS_FILE, *stores])
     if not missing:
         return
     only = " ".join(_stem(resolve_release_file(m)) if m.endswith(".zarr") else m for m in missing)
     more = f" (also missing: {', '.join(missing[1:])})" if len(missing) > 1 else ""
     them = "them" if len(missing) > 1 else "it"
-    raise DivitaError(d / missing[0], f"missing{more}; run `divita download --data-dir {q} --only {only}` to fetch {them}")
+    raise DivitaError(
+        d / missing[0], f"missing{more}; run `divita download --data-dir {q} --only {only}` to fetch {them}"
+    )
 
 
 # ----------------------------------------------------------------------------------------------- marker
@@ -202,7 +206,9 @@ def _file_url(base_url: str, name: str) -> str:
 def _check_base_url(base_url: str) -> None:
     u = urllib.parse.urlsplit(base_url)
     if u.scheme not in ("http", "https") or not u.netloc:
-        raise DivitaError(base_url, "base URL must be an http:// or https:// URL of a directory holding the release files")
+        raise DivitaError(
+            base_url, "base URL must be an http:// or https:// URL of a directory holding the release files"
+        )
 
 
 def _parse_content_range(value: str | None) -> tuple[int, int | None] | None:
@@ -279,7 +285,9 @@ def _transfer_once(url: str, part: Path, name: str, progress: bool, timeout: flo
             if cr is None or cr[0] != offset:
                 # The server sent a different range than we asked for: start over next time.
                 part.unlink(missing_ok=True)
-                raise _Transient(f"server answered Range bytes={offset}- with {resp.headers.get('Content-Range')!r}", True)
+                raise _Transient(
+                    f"server answered Range bytes={offset}- with {resp.headers.get('Content-Range')!r}", True
+                )
             total = cr[1] if cr[1] is not None else (offset + length if length is not None else None)
             mode, resumed = "ab", True
         elif status in (200, 206):  # 200: fresh start (also when a server ignores our Range)
@@ -324,7 +332,14 @@ def _transfer_once(url: str, part: Path, name: str, progress: bool, timeout: flo
 
 
 def _download_verified(
-    url: str, data_dir: Path, f: ReleaseFile, md5: str, progress: bool, timeout: float, retries: int, backoff: float,
+    url: str,
+    data_dir: Path,
+    f: ReleaseFile,
+    md5: str,
+    progress: bool,
+    timeout: float,
+    retries: int,
+    backoff: float,
     log: Callable[[str], None],
 ) -> tuple[Path, bool]:
     """Fetch ``f`` into ``DIR/<name>.part``, verify its md5 and rename it to ``DIR/<name>``. Returns (path, resumed)."""
@@ -346,7 +361,9 @@ def _download_verified(
             if failures > retries:
                 have = part.stat().st_size if part.exists() else 0
                 kept = f"; {_human(have)} kept in {part.name}, rerun `divita download` to resume" if have else ""
-                raise DivitaError(url, f"download failed after {retries + 1} attempt{'s' if retries else ''}: {e}{kept}") from None
+                raise DivitaError(
+                    url, f"download failed after {retries + 1} attempt{'s' if retries else ''}: {e}{kept}"
+                ) from None
             wait = backoff * 2 ** max(failures - 1, 0)
             log(f"{f.name}: {e}; retrying in {wait:.0f} s")
             time.sleep(min(wait, 60.0))
@@ -359,7 +376,8 @@ def _download_verified(
         mismatches += 1
         if mismatches > 1:
             raise DivitaError(
-                f.name, f"md5 mismatch: expected {md5}, got {actual} (downloaded twice from {url}; the file was deleted)"
+                f.name,
+                f"md5 mismatch: expected {md5}, got {actual} (downloaded twice from {url}; the file was deleted)",
             )
         log(f"{f.name}: md5 mismatch (expected {md5}, got {actual}); downloading again from scratch")
 
@@ -469,8 +487,11 @@ def _download_lock(data_dir: Path):
         except BlockingIOError:
             f.seek(0)
             holder = f.read().strip() or "?"
-            raise DivitaError(data_dir, f"another `divita download` (pid {holder}) is writing into this directory; "
-                                        f"wait for it to finish (lock: {LOCK_NAME})") from None
+            raise DivitaError(
+                data_dir,
+                f"another `divita download` (pid {holder}) is writing into this directory; "
+                f"wait for it to finish (lock: {LOCK_NAME})",
+            ) from None
         f.seek(0)
         f.truncate()
         f.write(str(os.getpid()))

@@ -68,7 +68,9 @@ _I_SWIN, _IK_SWIN = "trailers_i_swin_fpc24.zarr", "trailers_ik_swin_fps24_fpc24.
 TABLE6: tuple[Table6Row, ...] = (
     Table6Row("ShuffleNet-2D", _I_SHUFFLE, None, _paper((71.69, 0.44), (66.47, 0.73), (70.51, 0.50), (76.60, 0.77))),
     Table6Row("ShuffleNet-3D", None, _K_SHUFFLE, _paper((63.43, 1.54), (58.18, 1.50), (63.59, 1.46), (69.49, 1.58))),
-    Table6Row("ShuffleNet-Fusion", _I_SHUFFLE, _K_SHUFFLE, _paper((72.11, 0.56), (67.08, 0.37), (71.42, 0.41), (76.66, 0.73))),
+    Table6Row(
+        "ShuffleNet-Fusion", _I_SHUFFLE, _K_SHUFFLE, _paper((72.11, 0.56), (67.08, 0.37), (71.42, 0.41), (76.66, 0.73))
+    ),
     Table6Row("ResNet", _I_RESNET, None, _paper((70.92, 3.49), (66.16, 2.45), (70.23, 2.11), (75.85, 3.05))),
     Table6Row("R2+1D", None, _K_R2P1D, _paper((71.76, 2.72), (66.09, 2.44), (70.81, 2.21), (76.33, 2.02))),
     Table6Row("ResNet-Fusion", _I_RESNET, _K_R2P1D, _paper((73.28, 0.66), (68.03, 0.63), (72.14, 0.72), (77.76, 0.44))),

@@ -61,7 +61,9 @@ def make_splits(num_trailers: int, rng: np.random.Generator, fractions=(0.7, 0.1
     return out
 
 
-def make_clips(labels_row: np.ndarray, prototypes: np.ndarray, genre_gain: np.ndarray, n: int, spec: SyntheticSpec, rng) -> np.ndarray:
+def make_clips(
+    labels_row: np.ndarray, prototypes: np.ndarray, genre_gain: np.ndarray, n: int, spec: SyntheticSpec, rng
+) -> np.ndarray:
     """(n, F) float32 clip features of one trailer for one modality."""
     num_features = prototypes.shape[1]
     genres = np.flatnonzero(labels_row)
@@ -107,7 +109,10 @@ def make_release(data_dir: str | Path, spec: SyntheticSpec | None = None, progre
 
     # Image stream sees genres 0-6 clearly, video stream genres 3-9: complementary evidence.
     gains = {"image": np.r_[np.ones(7), 0.25 * np.ones(3)], "video": np.r_[0.25 * np.ones(3), np.ones(7)]}
-    for modality, store, num_features in (("image", spec.image_store, spec.image_features), ("video", spec.video_store, spec.video_features)):
+    for modality, store, num_features in (
+        ("image", spec.image_store, spec.image_features),
+        ("video", spec.video_store, spec.video_features),
+    ):
         if not store:
             continue
         prototypes = rng.standard_normal((NUM_GENRES, num_features))
@@ -123,8 +128,6 @@ def make_release(data_dir: str | Path, spec: SyntheticSpec | None = None, progre
         write_store(data_dir / store, arrays, num_features)
     df.to_csv(data_dir / "mtgc.csv", index=False)
     return data_dir
-
-
 
 
 def make_mirror(data_dir: str | Path, mirror_dir: str | Path) -> dict[str, str]:

@@ -14,11 +14,21 @@ import importlib
 
 # public name -> the module that defines it
 _NAMES = {
-    "INSTALL_HINT": "cluster", "require_ray": "cluster", "connect": "cluster", "disconnect": "cluster",
+    "INSTALL_HINT": "cluster",
+    "require_ray": "cluster",
+    "connect": "cluster",
+    "disconnect": "cluster",
     "check_reachable": "cluster",
-    "EncoderWorker": "extract", "RayExtractStats": "extract", "RayOptions": "extract", "extract_ray": "extract",
-    "frame_plan": "extract", "prepare_video": "extract", "run_ray_extraction": "extract",
-    "train_grid": "grid", "train_run": "grid", "write_run_files": "grid",
+    "EncoderWorker": "extract",
+    "RayExtractStats": "extract",
+    "RayOptions": "extract",
+    "extract_ray": "extract",
+    "frame_plan": "extract",
+    "prepare_video": "extract",
+    "run_ray_extraction": "extract",
+    "train_grid": "grid",
+    "train_run": "grid",
+    "write_run_files": "grid",
 }
 
 

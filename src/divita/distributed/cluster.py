@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from divita.errors import DivitaError
 
@@ -31,8 +32,13 @@ def is_local_address(address: str | None) -> bool:
     return address in (None, "", "local")
 
 
-def connect(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None,
-            object_store_memory: int | None = None, quiet: bool = True) -> bool:
+def connect(
+    address: str | None = None,
+    num_cpus: int | None = None,
+    num_gpus: int | None = None,
+    object_store_memory: int | None = None,
+    quiet: bool = True,
+) -> bool:
     """Make sure this process is a Ray driver; returns True when this call started it (then call
     :func:`disconnect`). ``address`` None or "local": a new local instance on this machine; "auto": the
     cluster running here (``ray start --head`` / a worker node); "HOST:PORT" or "ray://HOST:10001": that one.
@@ -42,11 +48,18 @@ def connect(address: str | None = None, num_cpus: int | None = None, num_gpus: i
         return False
     import logging
 
-    kw: dict[str, Any] = {"log_to_driver": not quiet or bool(os.environ.get("DIVITA_DEBUG")),
-                          "logging_level": logging.WARNING if quiet else logging.INFO}
+    kw: dict[str, Any] = {
+        "log_to_driver": not quiet or bool(os.environ.get("DIVITA_DEBUG")),
+        "logging_level": logging.WARNING if quiet else logging.INFO,
+    }
     if is_local_address(address):
-        kw.update(address="local", include_dashboard=False, num_cpus=num_cpus, num_gpus=num_gpus,
-                  object_store_memory=object_store_memory)
+        kw.update(
+            address="local",
+            include_dashboard=False,
+            num_cpus=num_cpus,
+            num_gpus=num_gpus,
+            object_store_memory=object_store_memory,
+        )
     else:
         kw["address"] = address
         check_reachable(address)
@@ -68,8 +81,11 @@ def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as e:
         reason = "timed out" if isinstance(e, TimeoutError) else (e.strerror or str(e)).lower()
-        raise DivitaError(address, f"cannot reach a Ray cluster there ({reason}); start one with `ray start --head` "
-                                   "or give the address it printed") from None
+        raise DivitaError(
+            address,
+            f"cannot reach a Ray cluster there ({reason}); start one with `ray start --head` "
+            "or give the address it printed",
+        ) from None
 
 
 def disconnect(started: bool) -> None:

@@ -32,10 +32,11 @@ import sys
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -64,8 +65,15 @@ CHUNK_WINDOW = 4  # unanswered chunks per video (bounds the object store held by
 class EncoderWorker:
     """The body of an encoder actor: every backbone of the run, loaded once for the actor's lifetime."""
 
-    def __init__(self, backbones: Sequence[str], weights: str, device: str, precision: str, frames_per_clip_2d: int,
-                 threads: int | None = None):
+    def __init__(
+        self,
+        backbones: Sequence[str],
+        weights: str,
+        device: str,
+        precision: str,
+        frames_per_clip_2d: int,
+        threads: int | None = None,
+    ):
         import torch
 
         if threads:
@@ -114,8 +122,13 @@ class EncoderWorker:
 
     def status(self) -> dict:
         """pid, calls so far, the video being encoded (None when idle); answered even while encoding."""
-        return {"pid": os.getpid(), "calls": self.calls, "busy": self.busy, "uptime": time.time() - self.started,
-                "devices": sorted({str(getattr(e, "device", "cpu")) for e in self.encoders.values()})}
+        return {
+            "pid": os.getpid(),
+            "calls": self.calls,
+            "busy": self.busy,
+            "uptime": time.time() - self.started,
+            "devices": sorted({str(getattr(e, "device", "cpu")) for e in self.encoders.values()}),
+        }
 
 
 _ENCODER_ACTOR: list = []
@@ -156,8 +169,15 @@ def frame_plan(encoders: dict[str, dict], names: Sequence[str]) -> tuple[list[di
         k = _frame_key(d)
         if k not in keys:
             keys[k] = f"frames{len(keys)}"
-            captures.append({"key": keys[k], "kind": d["kind"], "min_side": d["min_side"],
-                             "clip_frames": d["clip_frames"], "frames_per_clip_2d": d["frames_per_clip_2d"]})
+            captures.append(
+                {
+                    "key": keys[k],
+                    "kind": d["kind"],
+                    "min_side": d["min_side"],
+                    "clip_frames": d["clip_frames"],
+                    "frames_per_clip_2d": d["frames_per_clip_2d"],
+                }
+            )
         mapping[name] = keys[k]
     return captures, mapping
 
@@ -168,7 +188,7 @@ class _FrameTap:
     would get; ``encode`` hands them to the batch collector and returns each clip's sequence number as
     its 'feature', from which the final (sorted) clip order is read back."""
 
-    def __init__(self, desc: dict, collector: "_Batches", index: int):
+    def __init__(self, desc: dict, collector: _Batches, index: int):
         self.spec = SimpleNamespace(name=desc["key"], kind=desc["kind"])
         self.min_side = desc["min_side"]
         self.clip_frames = desc["clip_frames"]
@@ -229,9 +249,20 @@ class _Batches:
         return [self.results[i] for i in range(self.batches)]
 
 
-def prepare_video(path: str, actor, captures: list[dict], names: dict[str, str], detector, fps: float, fpc: int,
-                  min_clip_frames: int | None, batch_size: int, decode_threads: int, window: int = CHUNK_WINDOW,
-                  threads: int | None = None) -> dict:
+def prepare_video(
+    path: str,
+    actor,
+    captures: list[dict],
+    names: dict[str, str],
+    detector,
+    fps: float,
+    fpc: int,
+    min_clip_frames: int | None,
+    batch_size: int,
+    decode_threads: int,
+    window: int = CHUNK_WINDOW,
+    threads: int | None = None,
+) -> dict:
     """One video on a CPU worker: decode, shots, clips (the local code), clip frames streamed to ``actor``.
 
     Returns {"error": reason} for a video that cannot be used, else its shots, clips, info and features
@@ -250,26 +281,43 @@ def prepare_video(path: str, actor, captures: list[dict], names: dict[str, str],
     batches = _Batches(actor, names, len(captures), window, Path(path).stem)
     taps = [_FrameTap(c, batches, i) for i, c in enumerate(captures)]
     try:
-        result = process_video(path, taps, detector, fps=fps, fpc=fpc, min_clip_frames=min_clip_frames,
-                               batch_size=batch_size, decode_threads=decode_threads)
+        result = process_video(
+            path,
+            taps,
+            detector,
+            fps=fps,
+            fpc=fpc,
+            min_clip_frames=min_clip_frames,
+            batch_size=batch_size,
+            decode_threads=decode_threads,
+        )
         parts = batches.finish()
     except ray.exceptions.RayError:
         raise
     except (VideoError, DivitaError) as err:
         return {"error": err.problem}
     except Exception as err:
-        return {"error": f"{type(err).__name__}: {err}".splitlines()[0][:300],
-                "traceback": traceback.format_exc(limit=3)}
+        return {
+            "error": f"{type(err).__name__}: {err}".splitlines()[0][:300],
+            "traceback": traceback.format_exc(limit=3),
+        }
     order = result.features[taps[0].spec.name][:, 0].astype(np.int64)  # sequence numbers in clip order
     features = {}
     for name in names:
         x = np.concatenate([p[name] for p in parts]) if parts else np.zeros((0, 0), np.float32)
         features[name] = x[order] if len(x) else x
     return {
-        "fps": result.fps, "num_frames": result.num_frames, "shots": result.shots, "clips": result.clips,
-        "info": result.info, "features": features,
-        "timings": {"prepare_wall": time.perf_counter() - t0, "waiting_for_encoders": batches.wait_s,
-                    "chunks": batches.batches},
+        "fps": result.fps,
+        "num_frames": result.num_frames,
+        "shots": result.shots,
+        "clips": result.clips,
+        "info": result.info,
+        "features": features,
+        "timings": {
+            "prepare_wall": time.perf_counter() - t0,
+            "waiting_for_encoders": batches.wait_s,
+            "chunks": batches.batches,
+        },
         "pid": os.getpid(),
     }
 
@@ -296,9 +344,13 @@ class RayOptions:
     retries: int = VIDEO_RETRIES
 
     def __post_init__(self):
-        for what, v in (("encoder CPUs", self.encoder_cpus), ("encoder GPUs", self.encoder_gpus),
-                        ("prepare CPUs", self.prepare_cpus), ("prepare GPUs", self.prepare_gpus),
-                        ("retries", self.retries)):
+        for what, v in (
+            ("encoder CPUs", self.encoder_cpus),
+            ("encoder GPUs", self.encoder_gpus),
+            ("prepare CPUs", self.prepare_cpus),
+            ("prepare GPUs", self.prepare_gpus),
+            ("retries", self.retries),
+        ):
             if v is not None and v < 0:
                 raise DivitaError(None, f"{what} must not be negative, got {v}")
         if self.in_flight is not None and self.in_flight < 1:
@@ -367,9 +419,19 @@ class _RayExtraction:
     """One :func:`extract_ray` run on a connected driver: :meth:`start` (actors, detector, stores), :meth:`run`
     (the submit/collect loop over the videos), :meth:`finish` (labels); the books are an ExtractionRun's."""
 
-    def __init__(self, settings: ExtractionSettings, options: RayOptions, output: FeatureOutput, *, threads: int | None,
-                 decode_threads: int, progress: bool, log: Callable[[str], None],
-                 on_event: Callable[[str, Any], None] | None, stats: RayExtractStats):
+    def __init__(
+        self,
+        settings: ExtractionSettings,
+        options: RayOptions,
+        output: FeatureOutput,
+        *,
+        threads: int | None,
+        decode_threads: int,
+        progress: bool,
+        log: Callable[[str], None],
+        on_event: Callable[[str, Any], None] | None,
+        stats: RayExtractStats,
+    ):
         from divita.features.extract import ExtractionRun
 
         self.ray = require_ray()
@@ -411,14 +473,17 @@ class _RayExtraction:
         if encoders < 1:
             raise DivitaError(None, f"need at least one encoder actor, got {encoders}")
         if encoder_gpus > 0 and gpus < encoder_gpus:
-            raise DivitaError(o.address or "local",
-                              f"encoder actors want {encoder_gpus:g} GPU each but the cluster has {gpus:g} GPUs")
+            raise DivitaError(
+                o.address or "local", f"encoder actors want {encoder_gpus:g} GPU each but the cluster has {gpus:g} GPUs"
+            )
         cpus = float(cluster.get("CPU", 0))
         spare = cpus - encoders * o.encoder_cpus
         if o.prepare_cpus > 0 and spare < o.prepare_cpus:
-            msg = (f"the Ray cluster has {cpus:g} CPUs: {encoders} encoder actor(s) x {o.encoder_cpus:g} CPU leave "
-                   f"{max(0.0, spare):g}, less than one prepare task needs ({o.prepare_cpus:g}); "
-                   "lower the encoder CPUs or add nodes")
+            msg = (
+                f"the Ray cluster has {cpus:g} CPUs: {encoders} encoder actor(s) x {o.encoder_cpus:g} CPU leave "
+                f"{max(0.0, spare):g}, less than one prepare task needs ({o.prepare_cpus:g}); "
+                "lower the encoder CPUs or add nodes"
+            )
             if is_local_address(o.address) or started is False:
                 raise DivitaError(None, msg)
             self.log(f"divita extract: warning: {msg} (waiting for an autoscaler)")
@@ -437,20 +502,31 @@ class _RayExtraction:
 
         detector = s.detector
         if isinstance(detector, str):
-            detector = Detector(detector, threshold=s.threshold, content_threshold=s.content_threshold,
-                                device=det_device, precision=s.precision, fps=s.fps, segment_frames=s.fpc)
+            detector = Detector(
+                detector,
+                threshold=s.threshold,
+                content_threshold=s.content_threshold,
+                device=det_device,
+                precision=s.precision,
+                fps=s.fps,
+                segment_frames=s.fpc,
+            )
         else:
             detector = replace(detector, device=det_device)
         self.detector = detector
         enc_threads = self.threads or max(1, int(o.encoder_cpus))
         self.prep_threads = self.threads or max(1, int(o.prepare_cpus))
-        actor_opts = dict(num_cpus=o.encoder_cpus, num_gpus=encoder_gpus, max_restarts=ACTOR_RESTARTS,
-                          max_task_retries=TASK_RETRIES)
+        actor_opts = dict(
+            num_cpus=o.encoder_cpus, num_gpus=encoder_gpus, max_restarts=ACTOR_RESTARTS, max_task_retries=TASK_RETRIES
+        )
         self.prep_opts = dict(num_cpus=o.prepare_cpus, num_gpus=o.prepare_gpus, max_retries=TASK_RETRIES)
 
         def make_actor():
-            return encoder_actor().options(**actor_opts).remote(list(s.names), s.weights, enc_device, s.precision,
-                                                                s.frames_per_clip_2d, enc_threads)
+            return (
+                encoder_actor()
+                .options(**actor_opts)
+                .remote(list(s.names), s.weights, enc_device, s.precision, s.frames_per_clip_2d, enc_threads)
+            )
 
         det_ref = remote(_detector_params).options(**self.prep_opts).remote(detector)
         self.pool = _ActorPool(ray, make_actor, encoders)
@@ -472,8 +548,13 @@ class _RayExtraction:
         if self.progress:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=self.books.total, initial=len(self.summary.skipped), desc="videos", unit="video",
-                            dynamic_ncols=True)
+            self.bar = tqdm(
+                total=self.books.total,
+                initial=len(self.summary.skipped),
+                desc="videos",
+                unit="video",
+                dynamic_ncols=True,
+            )
         self.t0 = time.perf_counter()
         try:
             while self.queue or self.running:
@@ -507,9 +588,23 @@ class _RayExtraction:
             job.actor = self.pool.pick()
             job.submitted = time.perf_counter()
             src = str(Path(job.path).resolve()) if Path(job.path).exists() else str(job.path)
-            ref = remote(prepare_video).options(**self.prep_opts).remote(
-                src, self.pool.actors[job.actor], captures, mapping, self.detector, s.fps, s.fpc, s.min_clip_frames,
-                s.batch_size, self.decode_threads, self.options.chunk_window, self.prep_threads,
+            ref = (
+                remote(prepare_video)
+                .options(**self.prep_opts)
+                .remote(
+                    src,
+                    self.pool.actors[job.actor],
+                    captures,
+                    mapping,
+                    self.detector,
+                    s.fps,
+                    s.fpc,
+                    s.min_clip_frames,
+                    s.batch_size,
+                    self.decode_threads,
+                    self.options.chunk_window,
+                    self.prep_threads,
+                )
             )
             self.running[ref] = job
 
@@ -547,8 +642,15 @@ class _RayExtraction:
     def _commit(self, job: _Job, res: dict) -> None:
         from divita.features.extract import VideoResult
 
-        result = VideoResult(path=str(job.path), fps=res["fps"], num_frames=res["num_frames"], shots=res["shots"],
-                             clips=res["clips"], features=res["features"], info=res["info"])
+        result = VideoResult(
+            path=str(job.path),
+            fps=res["fps"],
+            num_frames=res["num_frames"],
+            shots=res["shots"],
+            clips=res["clips"],
+            features=res["features"],
+            info=res["info"],
+        )
         self.books.commit(job.mid, result, job.names)
         self.stats.video_wall.append(time.perf_counter() - job.submitted)
         self.stats.prepare_wall.append(res["timings"]["prepare_wall"])
@@ -624,16 +726,44 @@ def extract_ray(
     """
     require_ray()
     settings = ExtractionSettings(
-        backbones, weights=weights, fps=fps, fpc=fpc, min_clip_frames=min_clip_frames, detector=detector,
-        threshold=threshold, content_threshold=content_threshold, precision=precision,
-        frames_per_clip_2d=frames_per_clip_2d, batch_size=batch_size,
+        backbones,
+        weights=weights,
+        fps=fps,
+        fpc=fpc,
+        min_clip_frames=min_clip_frames,
+        detector=detector,
+        threshold=threshold,
+        content_threshold=content_threshold,
+        precision=precision,
+        frames_per_clip_2d=frames_per_clip_2d,
+        batch_size=batch_size,
     )
-    options = RayOptions(address=address, encoders=encoders, encoder_gpus=encoder_gpus, encoder_cpus=encoder_cpus,
-                         prepare_cpus=prepare_cpus, prepare_gpus=prepare_gpus, in_flight=in_flight,
-                         chunk_window=chunk_window, retries=retries)
-    return run_ray_extraction(inputs, settings, out_dir, options, storage_options=storage_options, threads=threads,
-                              decode_threads=decode_threads, labels=labels, split_seed=split_seed, progress=progress,
-                              log=log, on_event=on_event, stats=stats)
+    options = RayOptions(
+        address=address,
+        encoders=encoders,
+        encoder_gpus=encoder_gpus,
+        encoder_cpus=encoder_cpus,
+        prepare_cpus=prepare_cpus,
+        prepare_gpus=prepare_gpus,
+        in_flight=in_flight,
+        chunk_window=chunk_window,
+        retries=retries,
+    )
+    return run_ray_extraction(
+        inputs,
+        settings,
+        out_dir,
+        options,
+        storage_options=storage_options,
+        threads=threads,
+        decode_threads=decode_threads,
+        labels=labels,
+        split_seed=split_seed,
+        progress=progress,
+        log=log,
+        on_event=on_event,
+        stats=stats,
+    )
 
 
 def run_ray_extraction(
@@ -672,8 +802,17 @@ def run_ray_extraction(
 
     t_start = time.perf_counter()
     started = connect(options.address)  # first: an unreachable cluster leaves nothing behind
-    job = _RayExtraction(settings, options, output, threads=threads, decode_threads=decode_threads, progress=progress,
-                         log=log, on_event=on_event, stats=stats)
+    job = _RayExtraction(
+        settings,
+        options,
+        output,
+        threads=threads,
+        decode_threads=decode_threads,
+        progress=progress,
+        log=log,
+        on_event=on_event,
+        stats=stats,
+    )
     try:
         job.start(t_start, started)
         job.run(videos)

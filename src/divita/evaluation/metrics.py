@@ -41,7 +41,8 @@ at once by a vectorised form of the same curve (one ``precision_recall_curve`` p
 
 from __future__ import annotations
 
-from typing import Literal, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import numpy as np
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve

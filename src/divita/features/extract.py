@@ -26,9 +26,10 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -119,9 +120,14 @@ class VideoResult:
     def record(self) -> dict:
         """JSON-able summary (shots/<id>.json; units in docs/outputs.md)."""
         return {
-            "video": self.path, "fps": self.fps, "num_frames": self.num_frames,
-            "shots": [list(s) for s in self.shots], "shot_seconds": self.shot_seconds(),
-            "clips": [list(c) for c in self.clips], "clip_seconds": self.clip_seconds(), **self.info,
+            "video": self.path,
+            "fps": self.fps,
+            "num_frames": self.num_frames,
+            "shots": [list(s) for s in self.shots],
+            "shot_seconds": self.shot_seconds(),
+            "clips": [list(c) for c in self.clips],
+            "clip_seconds": self.clip_seconds(),
+            **self.info,
         }
 
 
@@ -148,7 +154,7 @@ def _side_key(side: int | None) -> str:
     return f"side{side}" if side else "native"
 
 
-def _decode_thread(decoder: VideoDecoder, q: "queue.Queue", stop: threading.Event) -> None:
+def _decode_thread(decoder: VideoDecoder, q: queue.Queue, stop: threading.Event) -> None:
     """Put chunks {name: (n, H, W, 3)} on ``q``, then None; an exception is put as itself."""
     try:
         buf: dict[str, list[np.ndarray]] = {}
@@ -197,7 +203,9 @@ def process_video(
     info = decoder.info
     aspect = max(info.width, info.height) / max(1, min(info.width, info.height))
     if aspect > MAX_ASPECT:
-        raise VideoError(path, f"extreme aspect ratio {info.width}x{info.height} (over {MAX_ASPECT:g}:1): no sensible centre crop")
+        raise VideoError(
+            path, f"extreme aspect ratio {info.width}x{info.height} (over {MAX_ASPECT:g}:1): no sensible centre crop"
+        )
 
     stream = detector.stream()
     clip_stream = ClipStream(fpc, min_clip_frames)
@@ -285,9 +293,20 @@ def process_video(
             raise VideoError(path, f"backbone {name} produced NaN/inf features")
     wall = time.perf_counter() - t_start
     return VideoResult(
-        path=str(path), fps=float(fps), num_frames=n, shots=shots, clips=clips, features=features,
-        info={"width": info.width, "height": info.height, "rotation": info.rotation, "source_fps": round(info.fps, 4),
-              "source_frames": decoder.stats.source_frames, "duration": round(decoder.stats.duration, 4)},
+        path=str(path),
+        fps=float(fps),
+        num_frames=n,
+        shots=shots,
+        clips=clips,
+        features=features,
+        info={
+            "width": info.width,
+            "height": info.height,
+            "rotation": info.rotation,
+            "source_fps": round(info.fps, 4),
+            "source_frames": decoder.stats.source_frames,
+            "duration": round(decoder.stats.duration, 4),
+        },
         timings={"wall": wall, "encode": t_encode},
     )
 
@@ -311,15 +330,24 @@ class ExtractSummary:
         return not self.failed
 
 
-def load_encoders(backbones: Sequence[Any], weights: str = "default", device: str = "cpu", precision: str = "auto",
-                  frames_per_clip_2d: int = 3) -> list:
+def load_encoders(
+    backbones: Sequence[Any],
+    weights: str = "default",
+    device: str = "cpu",
+    precision: str = "auto",
+    frames_per_clip_2d: int = 3,
+) -> list:
     """Backbone names (or ready encoder objects, passed through) -> ClipEncoders."""
     out = []
     for b in backbones:
         if isinstance(b, str):
             from divita.backbones import load_encoder
 
-            out.append(load_encoder(b, weights=weights, device=device, precision=precision, frames_per_clip_2d=frames_per_clip_2d))
+            out.append(
+                load_encoder(
+                    b, weights=weights, device=device, precision=precision, frames_per_clip_2d=frames_per_clip_2d
+                )
+            )
         else:
             out.append(b)
     names = [e.spec.name for e in out]
@@ -333,9 +361,13 @@ def describe_encoder(encoder: Any) -> dict:
     reads (kind, decode side, frames per clip)."""
     spec = encoder.spec
     return {
-        "kind": getattr(spec, "kind", None), "num_features": int(spec.num_features), "store_prefix": spec.store_prefix,
-        "min_side": int(getattr(encoder, "min_side", 0) or 0), "clip_frames": getattr(encoder, "clip_frames", None),
-        "frames_per_clip_2d": getattr(encoder, "frames_per_clip_2d", None), "settings": encoder.settings(),
+        "kind": getattr(spec, "kind", None),
+        "num_features": int(spec.num_features),
+        "store_prefix": spec.store_prefix,
+        "min_side": int(getattr(encoder, "min_side", 0) or 0),
+        "clip_frames": getattr(encoder, "clip_frames", None),
+        "frames_per_clip_2d": getattr(encoder, "frames_per_clip_2d", None),
+        "settings": encoder.settings(),
     }
 
 
@@ -427,9 +459,11 @@ class ExtractionRun:
             return e
         self.stopped_by = e
         done, complete = len(self.summary.done), len(self.summary.done) + len(self.summary.skipped)
-        return DivitaError(e.filename or str(self.output),
-                           f"{os_error_reason(e)}; extraction stopped with {done} video(s) committed in this run, "
-                           f"{complete} of {self.total} complete (a rerun with room finishes the job)")
+        return DivitaError(
+            e.filename or str(self.output),
+            f"{os_error_reason(e)}; extraction stopped with {done} video(s) committed in this run, "
+            f"{complete} of {self.total} complete (a rerun with room finishes the job)",
+        )
 
     def finish(self) -> None:
         """``videos.csv`` for the videos now complete in every store (also after an interrupted run; after a
@@ -473,12 +507,30 @@ def extract(
     :func:`run_extraction` for the rest.
     """
     settings = ExtractionSettings(
-        backbones, weights=weights, fps=fps, fpc=fpc, min_clip_frames=min_clip_frames, detector=detector,
-        threshold=threshold, content_threshold=content_threshold, precision=precision,
-        frames_per_clip_2d=frames_per_clip_2d, batch_size=batch_size,
+        backbones,
+        weights=weights,
+        fps=fps,
+        fpc=fpc,
+        min_clip_frames=min_clip_frames,
+        detector=detector,
+        threshold=threshold,
+        content_threshold=content_threshold,
+        precision=precision,
+        frames_per_clip_2d=frames_per_clip_2d,
+        batch_size=batch_size,
     )
-    return run_extraction(inputs, settings, out_dir, device=device, threads=threads, decode_threads=decode_threads,
-                          labels=labels, split_seed=split_seed, progress=progress, log=log)
+    return run_extraction(
+        inputs,
+        settings,
+        out_dir,
+        device=device,
+        threads=threads,
+        decode_threads=decode_threads,
+        labels=labels,
+        split_seed=split_seed,
+        progress=progress,
+        log=log,
+    )
 
 
 def run_extraction(
@@ -517,11 +569,19 @@ def run_extraction(
         torch.set_num_threads(int(threads))
     detector = settings.detector
     if isinstance(detector, str):
-        detector = Detector(detector, threshold=settings.threshold, content_threshold=settings.content_threshold,
-                            device=device, precision=settings.precision, fps=settings.fps, segment_frames=settings.fpc)
+        detector = Detector(
+            detector,
+            threshold=settings.threshold,
+            content_threshold=settings.content_threshold,
+            device=device,
+            precision=settings.precision,
+            fps=settings.fps,
+            segment_frames=settings.fpc,
+        )
     detector.load()
-    encoders = load_encoders(settings.backbones, settings.weights, device, settings.precision,
-                             settings.frames_per_clip_2d)
+    encoders = load_encoders(
+        settings.backbones, settings.weights, device, settings.precision, settings.frames_per_clip_2d
+    )
     by_name = {e.spec.name: e for e in encoders}
 
     from divita.features.store import check_array_id
@@ -535,8 +595,9 @@ def run_extraction(
     if progress:
         from tqdm import tqdm
 
-        bar_videos = tqdm(total=run.total, initial=len(summary.skipped), desc="videos", unit="video", position=0,
-                          dynamic_ncols=True)
+        bar_videos = tqdm(
+            total=run.total, initial=len(summary.skipped), desc="videos", unit="video", position=0, dynamic_ncols=True
+        )
         bar_frames = tqdm(desc="frames", unit="frame", position=1, dynamic_ncols=True, smoothing=0.1)
     t0 = time.perf_counter()
     try:
@@ -544,9 +605,15 @@ def run_extraction(
             try:
                 check_array_id(mid)
                 result = process_video(
-                    path, [by_name[n] for n in names], detector, fps=settings.fps, fpc=settings.fpc,
-                    min_clip_frames=settings.min_clip_frames, batch_size=settings.batch_size,
-                    decode_threads=decode_threads, on_frames=(bar_frames.update if bar_frames is not None else None),
+                    path,
+                    [by_name[n] for n in names],
+                    detector,
+                    fps=settings.fps,
+                    fpc=settings.fpc,
+                    min_clip_frames=settings.min_clip_frames,
+                    batch_size=settings.batch_size,
+                    decode_threads=decode_threads,
+                    on_frames=(bar_frames.update if bar_frames is not None else None),
                 )
             except (VideoError, DivitaError) as err:
                 run.fail(path, err.problem)
@@ -574,7 +641,11 @@ def run_extraction(
 def format_summary(s: ExtractSummary) -> str:
     lines = [
         f"extracted {len(s.done)} video(s), skipped {len(s.skipped)} already done, {len(s.failed)} failed"
-        + (f"; {s.frames} frames in {s.seconds:.1f} s ({s.frames / s.seconds:.0f} frames/s)" if s.seconds > 0 and s.frames else ""),
+        + (
+            f"; {s.frames} frames in {s.seconds:.1f} s ({s.frames / s.seconds:.0f} frames/s)"
+            if s.seconds > 0 and s.frames
+            else ""
+        ),
     ]
     for name, p in s.stores.items():
         lines.append(f"  {name}: {p}")

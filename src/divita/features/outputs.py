@@ -25,8 +25,8 @@ import os
 import sys
 import tempfile
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -49,7 +49,7 @@ def is_url(path: str | os.PathLike) -> bool:
 def local_path(path: str | os.PathLike) -> Path:
     """A local path, with a ``file://`` prefix removed."""
     s = str(path)
-    return Path(s[len("file://"):]) if s.startswith("file://") else Path(s)
+    return Path(s[len("file://") :]) if s.startswith("file://") else Path(s)
 
 
 def csv_text(header: Sequence[str], rows) -> str:
@@ -113,7 +113,7 @@ class FeatureOutput(ABC):
         """``shots/<id>.json``: a video's ``VideoResult.record()`` with its id first."""
         self.write_text(f"{SHOTS_DIR}/{mid}.json", json.dumps({"id": mid, **record}))
 
-    def failure_log(self) -> "FailureLog":
+    def failure_log(self) -> FailureLog:
         return FailureLog(self)
 
     def write_videos_csv(self, names: Sequence[str]) -> None:
@@ -128,12 +128,22 @@ class FeatureOutput(ABC):
                 r = json.loads(self.read_text(f"{SHOTS_DIR}/{mid}.json"))
             except (OSError, ValueError):
                 continue
-            rows.append([mid, r.get("video", ""), r.get("fps"), r.get("num_frames"), len(r.get("shots", [])),
-                         len(r.get("clips", [])), r.get("duration", "")])
+            rows.append(
+                [
+                    mid,
+                    r.get("video", ""),
+                    r.get("fps"),
+                    r.get("num_frames"),
+                    len(r.get("shots", [])),
+                    len(r.get("clips", [])),
+                    r.get("duration", ""),
+                ]
+            )
         self.write_text(VIDEOS_FILE, csv_text(VIDEOS_HEADER, rows))
 
-    def write_labels(self, labels: str | os.PathLike, names: Sequence[str], seed: int = 0,
-                     log: Callable[[str], None] | None = None) -> str:
+    def write_labels(
+        self, labels: str | os.PathLike, names: Sequence[str], seed: int = 0, log: Callable[[str], None] | None = None
+    ) -> str:
         """``mtgc.csv`` from a labels CSV, keeping the trailers complete in every store of ``names``
         (:func:`labels_table`); returns where it was written."""
         self.write_text(LABELS_FILE, labels_table(labels, self.complete(names), seed=seed, log=log))
@@ -229,13 +239,17 @@ class FsspecOutput(FeatureOutput):
             except (OSError, ValueError) as e:
                 raise DivitaError(where, f"existing store metadata unreadable ({e})") from None
             if attrs.get("num_features") != int(num_features):
-                raise DivitaError(where, f"existing store has num_features={attrs.get('num_features')}, "
-                                         f"this run makes {num_features}; use another --out")
+                raise DivitaError(
+                    where,
+                    f"existing store has num_features={attrs.get('num_features')}, "
+                    f"this run makes {num_features}; use another --out",
+                )
             a, b = _settings_fingerprint(attrs.get("extraction") or {}), _settings_fingerprint(extraction)
             if a != b:
                 diff = ", ".join(k for k in a if a[k] != b.get(k))
-                raise DivitaError(where, f"existing store was extracted with different settings ({diff}); "
-                                         "use another --out")
+                raise DivitaError(
+                    where, f"existing store was extracted with different settings ({diff}); use another --out"
+                )
             return
         group = zarr.open_group(self.store(name), mode="a", zarr_format=3, storage_options=self.storage_options or None)
         group.attrs.update({"num_features": int(num_features), "extraction": extraction})
@@ -257,8 +271,9 @@ class FsspecOutput(FeatureOutput):
             with tempfile.TemporaryDirectory(prefix="divita-commit-") as tmp:
                 staged = Path(tmp) / mid
                 write_array(staged, features, attrs)  # the local path's array, byte for byte
-                files = {f.relative_to(staged).as_posix(): f.read_bytes()
-                         for f in sorted(staged.rglob("*")) if f.is_file()}
+                files = {
+                    f.relative_to(staged).as_posix(): f.read_bytes() for f in sorted(staged.rglob("*")) if f.is_file()
+                }
             array_dir = self._path(name, mid)
             if self.fs.exists(array_dir + "/zarr.json"):
                 self.fs.rm_file(array_dir + "/zarr.json")  # uncommitted from here on
@@ -360,8 +375,9 @@ def make_splits(labels: np.ndarray, seed: int = 0, fractions=(0.7, 0.15, 0.15), 
     return out
 
 
-def labels_table(labels_csv: str | os.PathLike, complete: set[str], seed: int = 0,
-                 log: Callable[[str], None] | None = None) -> str:
+def labels_table(
+    labels_csv: str | os.PathLike, complete: set[str], seed: int = 0, log: Callable[[str], None] | None = None
+) -> str:
     """The text of ``mtgc.csv`` in the release layout from a labels CSV (mid + the 10 genre columns, split0..2
     optional), keeping the trailers in ``complete``; splits are generated (:func:`make_splits`) when the CSV has
     none."""
@@ -375,8 +391,9 @@ def labels_table(labels_csv: str | os.PathLike, complete: set[str], seed: int = 
     df = read_labels_csv(src, "labels file not found")
     missing = [c for c in ("mid", *GENRES) if c not in df.columns]
     if missing:
-        raise DivitaError(src, f"missing column(s) {', '.join(missing)} "
-                               f"(needs mid and the 10 genre columns: {', '.join(GENRES)})")
+        raise DivitaError(
+            src, f"missing column(s) {', '.join(missing)} (needs mid and the 10 genre columns: {', '.join(GENRES)})"
+        )
     has_splits = [c in df.columns for c in SPLIT_COLUMNS]
     if any(has_splits) and not all(has_splits):
         raise DivitaError(src, "has some but not all of split0, split1, split2")
@@ -391,8 +408,10 @@ def labels_table(labels_csv: str | os.PathLike, complete: set[str], seed: int = 
     keep = df["mid"].isin(complete)
     dropped = df.loc[~keep, "mid"].tolist()
     if dropped:
-        log(f"divita extract: {len(dropped)} labelled trailer(s) have no features (failed or not given) and are left "
-            "out of mtgc.csv: " + ", ".join(dropped[:10]) + (" ..." if len(dropped) > 10 else ""))
+        log(
+            f"divita extract: {len(dropped)} labelled trailer(s) have no features (failed or not given) and are left "
+            "out of mtgc.csv: " + ", ".join(dropped[:10]) + (" ..." if len(dropped) > 10 else "")
+        )
     df = df.loc[keep].reset_index(drop=True)
     if len(df) == 0:
         raise DivitaError(src, "no labelled trailer has features in the output; mtgc.csv not written")
@@ -403,8 +422,13 @@ def labels_table(labels_csv: str | os.PathLike, complete: set[str], seed: int = 
     return df[list(LABEL_COLUMNS)].to_csv(index=False)
 
 
-def write_labels(labels_csv: str | os.PathLike, out: str | os.PathLike, stores: dict[str, str], seed: int = 0,
-                 log: Callable[[str], None] | None = None) -> Path:
+def write_labels(
+    labels_csv: str | os.PathLike,
+    out: str | os.PathLike,
+    stores: dict[str, str],
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> Path:
     """``OUT/mtgc.csv`` (:func:`labels_table`) keeping the trailers present in every store at ``stores``
     (backbone -> store path); returns its path."""
     from divita.features.store import committed_ids

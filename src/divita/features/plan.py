@@ -101,15 +101,24 @@ class ExtractionSettings:
         from divita import __version__
 
         return {
-            "backbone": backbone, "fps": float(self.fps), "fpc": int(self.fpc), "min_clip_frames": self.min_frames,
-            "detector": detector, "divita": __version__, "clips": CLIPS_NOTE,
+            "backbone": backbone,
+            "fps": float(self.fps),
+            "fpc": int(self.fpc),
+            "min_clip_frames": self.min_frames,
+            "detector": detector,
+            "divita": __version__,
+            "clips": CLIPS_NOTE,
         }
 
     def array_attrs(self, record: dict, source: str) -> dict:
         """Attributes of one video's array: its shots, clips and their seconds, from ``VideoResult.record()``."""
         return {
-            "shots": record["shots"], "clips": record["clips"], "clip_seconds": record["clip_seconds"],
-            "fps": float(self.fps), "source": source, "num_frames": record["num_frames"],
+            "shots": record["shots"],
+            "clips": record["clips"],
+            "clip_seconds": record["clip_seconds"],
+            "fps": float(self.fps),
+            "source": source,
+            "num_frames": record["num_frames"],
         }
 
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,7 +40,7 @@ class ExtractionPlan:
     backbones: dict[str, dict]  # modality -> backbone settings as recorded in the store
 
     @classmethod
-    def from_checkpoint(cls, ckpt: dict, path: str | Path) -> "ExtractionPlan":
+    def from_checkpoint(cls, ckpt: dict, path: str | Path) -> ExtractionPlan:
         features = ckpt.get("features") or {}
         plans = {}
         for modality, info in features.items():
@@ -59,7 +60,10 @@ class ExtractionPlan:
         for modality, ext in plans.items():
             for key in _SAME_ACROSS_STREAMS:
                 if ext.get(key) != first.get(key):
-                    raise DivitaError(path, f"streams were extracted with different {key} ({first.get(key)!r} vs {ext.get(key)!r}): cannot extract both in one pass")
+                    raise DivitaError(
+                        path,
+                        f"streams were extracted with different {key} ({first.get(key)!r} vs {ext.get(key)!r}): cannot extract both in one pass",
+                    )
         return cls(
             fps=float(first["fps"]),
             fpc=int(first["fpc"]),
@@ -108,8 +112,14 @@ class GenreClassifier:
     timings: dict = field(default_factory=dict)
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, device: str = "cpu", weights: dict[str, str] | None = None,
-                        precision: str | None = None, threshold: float | None = None) -> "GenreClassifier":
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike,
+        device: str = "cpu",
+        weights: dict[str, str] | None = None,
+        precision: str | None = None,
+        threshold: float | None = None,
+    ) -> GenreClassifier:
         """Load a checkpoint and the extractors its features need.
 
         ``weights``: backbone name -> weights argument (a PATH, or "default"), for backbones whose recorded
@@ -133,20 +143,38 @@ class GenreClassifier:
             got = encoders[modality].settings().get("weights_sha256")
             want = settings.get("weights_sha256")
             if want and got and want != got:
-                raise DivitaError(path, f"{settings['name']} weights differ from the ones the features were extracted with (sha256 {got[:12]}… vs {want[:12]}…)")
+                raise DivitaError(
+                    path,
+                    f"{settings['name']} weights differ from the ones the features were extracted with (sha256 {got[:12]}… vs {want[:12]}…)",
+                )
         detector = _detector_from(plan.detector, plan.fpc, plan.fps, device).load()
         thr = ckpt.get("thresholds") or [0.5] * len(GENRES)
         if threshold is not None:
             thr = [threshold] * len(GENRES)
-        return cls(model.to(device), ckpt, plan, encoders, detector, np.asarray(thr, dtype=np.float32),
-                   int(ckpt.get("num_clips", 30)), device, str(path))
+        return cls(
+            model.to(device),
+            ckpt,
+            plan,
+            encoders,
+            detector,
+            np.asarray(thr, dtype=np.float32),
+            int(ckpt.get("num_clips", 30)),
+            device,
+            str(path),
+        )
 
     def extract(self, video: str | os.PathLike):
         """Shots, clips and every stream's clip features of one video (:class:`divita.features.extract.VideoResult`)."""
         from divita.features.extract import process_video
 
-        return process_video(video, list(self.encoders.values()), self.detector, fps=self.plan.fps, fpc=self.plan.fpc,
-                             min_clip_frames=self.plan.min_clip_frames)
+        return process_video(
+            video,
+            list(self.encoders.values()),
+            self.detector,
+            fps=self.plan.fps,
+            fpc=self.plan.fpc,
+            min_clip_frames=self.plan.min_clip_frames,
+        )
 
     @torch.inference_mode()
     def classify(self, features: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -154,7 +182,10 @@ class GenreClassifier:
         from divita.features.snippets import SnippetSet
         from divita.features.store import FeatureTable
 
-        tables = [FeatureTable(["video"], np.ascontiguousarray(f, np.float32), np.array([0]), np.array([len(f)])) for f in features]
+        tables = [
+            FeatureTable(["video"], np.ascontiguousarray(f, np.float32), np.array([0]), np.array([len(f)]))
+            for f in features
+        ]
         snippets = SnippetSet(tables, np.zeros((1, len(GENRES)), np.float32), self.num_clips)
         probs = []
         self.model.eval()
@@ -189,20 +220,36 @@ class GenreClassifier:
             "predicted": [GENRES[i] for i in order if probs[i] >= self.thresholds[i]],
             "thresholds": {g: round(float(t), 4) for g, t in zip(GENRES, self.thresholds)},
             "snippets": [
-                {"start_s": seconds[a][0], "end_s": seconds[b][1], "start_frame": clips[a][0], "end_frame": clips[b][1],
-                 "genres": {g: round(float(p), 4) for g, p in zip(GENRES, row)}}
+                {
+                    "start_s": seconds[a][0],
+                    "end_s": seconds[b][1],
+                    "start_frame": clips[a][0],
+                    "end_frame": clips[b][1],
+                    "genres": {g: round(float(p), 4) for g, p in zip(GENRES, row)},
+                }
                 for (a, b), row in zip(spans, per_snippet)
             ],
-            "shots": [list(s) for s in result.shots],  # frame spans; earlier releases gave seconds here, now in shot_seconds
+            "shots": [
+                list(s) for s in result.shots
+            ],  # frame spans; earlier releases gave seconds here, now in shot_seconds
             "shot_seconds": result.shot_seconds(),
             "fps": result.fps,
             "num_frames": result.num_frames,
-            "timings": {"extract_s": round(t_extract, 3), "head_s": round(t_head, 4), **{k: round(v, 3) for k, v in result.timings.items()}},
+            "timings": {
+                "extract_s": round(t_extract, 3),
+                "head_s": round(t_head, 4),
+                **{k: round(v, 3) for k, v in result.timings.items()},
+            },
         }
 
 
-def predict_many(classifier: GenreClassifier, videos: Sequence[str | os.PathLike], on_result: Callable[[dict], None],
-                 on_failure: Callable[[str, str], None], progress: bool = True) -> tuple[int, int]:
+def predict_many(
+    classifier: GenreClassifier,
+    videos: Sequence[str | os.PathLike],
+    on_result: Callable[[dict], None],
+    on_failure: Callable[[str, str], None],
+    progress: bool = True,
+) -> tuple[int, int]:
     """Predict every video; a failing one is reported to ``on_failure(video, reason)`` and the rest go on
     (a full disk or an unwritable output raises: every later video would fail the same way).
 
@@ -259,8 +306,9 @@ def thumbnails(video: str | os.PathLike, times: Sequence[float], height: int = 7
     return out
 
 
-def plot_timeline(result: dict, out_png: str | os.PathLike, thumbs: int = 10,
-                  video: str | os.PathLike | None = None) -> Path:
+def plot_timeline(
+    result: dict, out_png: str | os.PathLike, thumbs: int = 10, video: str | os.PathLike | None = None
+) -> Path:
     """Timeline picture: thumbnails, shot boundaries, per-snippet genre probabilities (heat map) and the
     trailer-level probabilities with their decision thresholds. ``video``: the file to take the thumbnails
     from when it is not ``result["video"]`` (which titles the picture)."""
@@ -291,7 +339,10 @@ def plot_timeline(result: dict, out_png: str | os.PathLike, thumbs: int = 10,
     ax_strip.set_yticks([])
     ax_strip.tick_params(labelbottom=False)
     plural = lambda n, w: f"{n} {w}{'' if n == 1 else 's'}"  # noqa: E731
-    ax_strip.set_title(f"{Path(result['video']).name}: {plural(len(result['shots']), 'shot')}, {plural(len(snippets), 'snippet')}", loc="left")
+    ax_strip.set_title(
+        f"{Path(result['video']).name}: {plural(len(result['shots']), 'shot')}, {plural(len(snippets), 'snippet')}",
+        loc="left",
+    )
 
     mesh = ax_heat.pcolormesh(edges, np.arange(len(GENRES) + 1), heat, cmap="magma", vmin=0, vmax=1, shading="flat")
     ax_heat.set_yticks(np.arange(len(GENRES)) + 0.5, GENRES)

@@ -77,8 +77,9 @@ class TransformerAggregator(Aggregator):
         self.attention_dropout = FastDropout(self.block.self_attn.dropout)
 
     @classmethod
-    def from_sizes(cls, hidden: int, heads: int, ff_mult: int, dropout: float,
-                   num_features: int | None = None) -> TransformerAggregator:
+    def from_sizes(
+        cls, hidden: int, heads: int, ff_mult: int, dropout: float, num_features: int | None = None
+    ) -> TransformerAggregator:
         return cls(hidden, heads, ff_mult, dropout)
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor, all_real: bool | None = None) -> torch.Tensor:
@@ -188,8 +189,9 @@ class SimpleAverageAggregator(Aggregator):
         self.out_features = num_features
 
     @classmethod
-    def from_sizes(cls, hidden: int, heads: int, ff_mult: int, dropout: float,
-                   num_features: int | None = None) -> SimpleAverageAggregator:
+    def from_sizes(
+        cls, hidden: int, heads: int, ff_mult: int, dropout: float, num_features: int | None = None
+    ) -> SimpleAverageAggregator:
         return cls(num_features or hidden)
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor, all_real: bool | None = None) -> torch.Tensor:
@@ -208,8 +210,9 @@ class GRUAggregator(_GRU):
         super().__init__(num_features, hidden)
 
     @classmethod
-    def from_sizes(cls, hidden: int, heads: int, ff_mult: int, dropout: float,
-                   num_features: int | None = None) -> GRUAggregator:
+    def from_sizes(
+        cls, hidden: int, heads: int, ff_mult: int, dropout: float, num_features: int | None = None
+    ) -> GRUAggregator:
         return cls(num_features or hidden)
 
 
@@ -223,13 +226,15 @@ class ConvAggregator(_Conv):
         super().__init__(num_features, channels, kernel_size)
 
     @classmethod
-    def from_sizes(cls, hidden: int, heads: int, ff_mult: int, dropout: float,
-                   num_features: int | None = None) -> ConvAggregator:
+    def from_sizes(
+        cls, hidden: int, heads: int, ff_mult: int, dropout: float, num_features: int | None = None
+    ) -> ConvAggregator:
         return cls(num_features or hidden)
 
 
-def build_aggregator(name: str, hidden: int, heads: int, ff_mult: int, dropout: float,
-                     num_features: int | None = None) -> Aggregator:
+def build_aggregator(
+    name: str, hidden: int, heads: int, ff_mult: int, dropout: float, num_features: int | None = None
+) -> Aggregator:
     """The registry's aggregator ``name`` for a head of these sizes (each class takes the ones it uses).
 
     ``num_features``: F, the input width of the authors' heads (``savg``, ``gru``, ``conv``), which see the

@@ -60,7 +60,9 @@ class _NormProject(torch.autograd.Function):
         return None, None, dgamma.to(tg), dbeta.to(tb), dweight.to(tw), db.to(tbias), None, None
 
 
-def normalize_project(norm: nn.BatchNorm1d, project: nn.Linear, x: torch.Tensor, mask: torch.Tensor, all_real: bool) -> torch.Tensor:
+def normalize_project(
+    norm: nn.BatchNorm1d, project: nn.Linear, x: torch.Tensor, mask: torch.Tensor, all_real: bool
+) -> torch.Tensor:
     """``project(norm(x))`` over the real clips: x (B, S, F), mask (B, S) -> (B, S, H).
 
     Training uses (and records in the running statistics) the batch statistics of the real clips, as
@@ -78,7 +80,9 @@ def normalize_project(norm: nn.BatchNorm1d, project: nn.Linear, x: torch.Tensor,
         ones = torch.ones(x2.shape[0], dtype=x2.dtype, device=x2.device)
         # two matrix-vector products: a column reduction of a (N, F) tensor is ~10x slower on CPU
         mean = torch.mv(x2.t(), ones).float() / n
-        var = (torch.mv(x2.square().t(), ones).float() / n - mean * mean).clamp_min(0.0)  # square(): 2x faster than x2 * x2
+        var = (torch.mv(x2.square().t(), ones).float() / n - mean * mean).clamp_min(
+            0.0
+        )  # square(): 2x faster than x2 * x2
         with torch.no_grad():
             momentum = norm.momentum if norm.momentum is not None else 1.0 / float(norm.num_batches_tracked + 1)
             norm.running_mean.lerp_(mean.to(norm.running_mean.dtype), momentum)

@@ -31,9 +31,9 @@ backend change, never a window) and written atomically.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -60,7 +60,7 @@ class RunData:
     """What a report needs from one run directory."""
 
     run_dir: Path
-    metrics: "object"  # pandas DataFrame of metrics.csv
+    metrics: object  # pandas DataFrame of metrics.csv
     selection: str  # "loss" or "uap": the checkpoint the predictions come from
     mids: np.ndarray
     y_true: np.ndarray  # (N, 10) test labels
@@ -68,7 +68,7 @@ class RunData:
     thresholds: np.ndarray  # (10,) decision thresholds
     threshold_source: str  # where the thresholds came from, for captions
     val: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # mids, y_true, y_prob of validation
-    history: "object | None" = None  # DataFrame of history.csv
+    history: object | None = None  # DataFrame of history.csv
     hparams: dict = field(default_factory=dict)
 
     def row(self, subset: str, convention: str):
@@ -97,7 +97,10 @@ def _read_predictions(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise DivitaError(path, f"not a readable predictions file ({type(e).__name__})") from None
     g = len(GENRES)
     if y_true.ndim != 2 or y_true.shape[1] != g or y_prob.shape != y_true.shape or len(mids) != len(y_true):
-        raise DivitaError(path, f"expected y_true and y_prob of shape (N, {g}) and N mids, got {y_true.shape}, {y_prob.shape}, {len(mids)}")
+        raise DivitaError(
+            path,
+            f"expected y_true and y_prob of shape (N, {g}) and N mids, got {y_true.shape}, {y_prob.shape}, {len(mids)}",
+        )
     if len(y_true) == 0:
         raise DivitaError(path, "no trailers in the predictions file")
     if not np.isin(y_true, (0, 1)).all():
@@ -139,7 +142,9 @@ def _read_thresholds(run_dir: Path, val) -> tuple[np.ndarray, str]:
     if val is not None:
         from divita.training import tune_thresholds
 
-        return np.asarray(tune_thresholds(val[1], val[2])), "F1-optimal on the validation predictions (recomputed: best.ckpt unreadable or missing)"
+        return np.asarray(
+            tune_thresholds(val[1], val[2])
+        ), "F1-optimal on the validation predictions (recomputed: best.ckpt unreadable or missing)"
     return np.full(len(GENRES), 0.5), "0.5 (no checkpoint and no validation predictions)"
 
 
@@ -184,7 +189,9 @@ def _find_transfer(path: Path) -> Path | None:
     if len(below) == 1:
         return below[0]
     if len(below) > 1:
-        raise DivitaError(path, f"holds several results directories ({', '.join(str(p.parent.name) for p in below)}); name one")
+        raise DivitaError(
+            path, f"holds several results directories ({', '.join(str(p.parent.name) for p in below)}); name one"
+        )
     return None
 
 
@@ -301,8 +308,25 @@ def fig_run_ap(run: RunData):
         bars = ax.bar(xs + (k - 0.5) * width, np.nan_to_num(vals), width, color=color, label=CONVENTION_LABELS[conv])
         for b, v, f in zip(bars, vals, floor):
             txt = "n/a" if not np.isfinite(v) else f"{v:.1f}"
-            ax.text(b.get_x() + b.get_width() / 2, max(b.get_height(), f) + 1, txt, ha="center", va="bottom", fontsize=8, rotation=90)
-    ax.scatter(xs[4:], prev, marker="_", s=500, color="black", linewidths=2, zorder=3, label="positive rate (step AP of a random ranking)")
+            ax.text(
+                b.get_x() + b.get_width() / 2,
+                max(b.get_height(), f) + 1,
+                txt,
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                rotation=90,
+            )
+    ax.scatter(
+        xs[4:],
+        prev,
+        marker="_",
+        s=500,
+        color="black",
+        linewidths=2,
+        zorder=3,
+        label="positive rate (step AP of a random ranking)",
+    )
     ax.set_xticks(xs, [LABELS[m] for m in METRICS] + list(GENRES), fontsize=10)
     ax.axvline(3.9, color="grey", lw=0.8, ls=":")
     ax.set_ylim(0, 118)
@@ -310,7 +334,9 @@ def fig_run_ap(run: RunData):
     ax.set_ylabel("test AP (%)")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="upper center", ncol=3, fontsize=9, frameon=False, bbox_to_anchor=(0.5, 1.0))
-    ax.set_title(f"Test AP, {len(run.y_true)} trailers (checkpoint selected by validation {LABELS.get(run.selection, run.selection)})")
+    ax.set_title(
+        f"Test AP, {len(run.y_true)} trailers (checkpoint selected by validation {LABELS.get(run.selection, run.selection)})"
+    )
     return fig
 
 
@@ -330,7 +356,15 @@ def fig_pr_curves(run: RunData):
         ax.grid(alpha=0.3)
         if n == 0:
             ax.set_title(f"{g} (0 positives)", fontsize=10)
-            ax.text(0.5, 0.5, "no positive trailer\nin the test set:\nno curve", ha="center", va="center", fontsize=10, color="grey")
+            ax.text(
+                0.5,
+                0.5,
+                "no positive trailer\nin the test set:\nno curve",
+                ha="center",
+                va="center",
+                fontsize=10,
+                color="grey",
+            )
             continue
         prev = n / len(run.y_true)
         ax.plot(recall, precision, color=OURS_COLOR, lw=1.6, label="precision-recall")
@@ -402,11 +436,29 @@ def fig_errors(run: RunData):
             v = rates[i, j]
             if i == j:
                 ax.add_patch(_square(i, j, "#c7e9c0" if np.isfinite(v) else "#eeeeee"))
-                ax.text(j, i, f"R {100 * v:.0f}" if np.isfinite(v) else "–", ha="center", va="center", fontsize=9, fontweight="bold")
+                ax.text(
+                    j,
+                    i,
+                    f"R {100 * v:.0f}" if np.isfinite(v) else "–",
+                    ha="center",
+                    va="center",
+                    fontsize=9,
+                    fontweight="bold",
+                )
             else:
-                ax.text(j, i, f"{100 * v:.0f}" if np.isfinite(v) else "–", ha="center", va="center", fontsize=9, color=_text_color(v))
+                ax.text(
+                    j,
+                    i,
+                    f"{100 * v:.0f}" if np.isfinite(v) else "–",
+                    ha="center",
+                    va="center",
+                    fontsize=9,
+                    color=_text_color(v),
+                )
     ax.axhline(g - 0.5, color="black", lw=1.5)
-    ax.set_xticks(range(g), [f"{x}\n(thr {t:.2f})" for x, t in zip(GENRES, run.thresholds)], rotation=40, ha="right", fontsize=9)
+    ax.set_xticks(
+        range(g), [f"{x}\n(thr {t:.2f})" for x, t in zip(GENRES, run.thresholds)], rotation=40, ha="right", fontsize=9
+    )
     n = run.y_true.sum(0)
     ax.set_yticks(range(g + 1), [f"{x} (n={int(k)})" for x, k in zip(GENRES, n)] + ["all without the column genre"])
     ax.set_xlabel("predicted genre (probability ≥ its threshold)")
@@ -447,8 +499,15 @@ def fig_training(run: RunData):
             continue
         chosen = sel == run.selection
         for ax in (ax_loss, ax_uap, ax_lr):
-            ax.axvline(e, color="black" if chosen else "grey", ls=style, lw=1.2,
-                       label=f"best val {LABELS.get(sel, sel)} (epoch {e}){', selected' if chosen else ''}" if ax is not ax_lr else None)
+            ax.axvline(
+                e,
+                color="black" if chosen else "grey",
+                ls=style,
+                lw=1.2,
+                label=f"best val {LABELS.get(sel, sel)} (epoch {e}){', selected' if chosen else ''}"
+                if ax is not ax_lr
+                else None,
+            )
     for ax in (ax_loss, ax_uap, ax_lr):
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
@@ -466,15 +525,36 @@ def fig_summary_vs_paper(tst, paper: dict[str, dict]):
     for ax, m in zip(axes, METRICS):
         mean = tst[f"{m}_mean"].to_numpy(float)
         std = tst[f"{m}_std"].to_numpy(float)
-        ours = ax.bar(x - width / 2, mean, width, yerr=std, capsize=3, color=OURS_COLOR, label="ours (mean ± std over splits)")
+        ours = ax.bar(
+            x - width / 2, mean, width, yerr=std, capsize=3, color=OURS_COLOR, label="ours (mean ± std over splits)"
+        )
         pm = np.array([paper[n][m][0] if n in paper else np.nan for n in names])
         ps = np.array([paper[n][m][1] if n in paper else np.nan for n in names])
         has = np.isfinite(pm)
-        theirs = ax.bar(x[has] + width / 2, pm[has], width, yerr=ps[has], capsize=3, color=PAPER_COLOR, hatch="//", edgecolor="#777777", label="paper, Table 6")
+        theirs = ax.bar(
+            x[has] + width / 2,
+            pm[has],
+            width,
+            yerr=ps[has],
+            capsize=3,
+            color=PAPER_COLOR,
+            hatch="//",
+            edgecolor="#777777",
+            label="paper, Table 6",
+        )
         for b, v in [*zip(ours, mean), *zip(theirs, pm[has])]:
             mine = b in ours
-            ax.text(b.get_x() + b.get_width() / 2, 2, f"{v:.1f}", ha="center", va="bottom", fontsize=8, rotation=90,
-                    color="white" if mine else "black", bbox=None if mine else {"facecolor": PAPER_COLOR, "edgecolor": "none", "pad": 1})
+            ax.text(
+                b.get_x() + b.get_width() / 2,
+                2,
+                f"{v:.1f}",
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                rotation=90,
+                color="white" if mine else "black",
+                bbox=None if mine else {"facecolor": PAPER_COLOR, "edgecolor": "none", "pad": 1},
+            )
         ax.set_title(f"test {LABELS[m]}", fontsize=11)
         ax.set_xticks(x, names, rotation=30 if len(names) > 3 else 0, ha="right" if len(names) > 3 else "center")
         ax.set_ylim(0, 100)
@@ -497,8 +577,16 @@ def fig_genre_ap_rows(tst):
     for i, name in enumerate(names):
         mean = np.array([tst.loc[name, f"{g}_mean"] for g in GENRES], dtype=float)
         std = np.array([tst.loc[name, f"{g}_std"] for g in GENRES], dtype=float)
-        ax.bar(x - 0.4 + (i + 0.5) * width, np.nan_to_num(mean), width, yerr=np.nan_to_num(std), capsize=2 if k <= 4 else 1,
-               color=colors[i], label=name, error_kw={"lw": 0.8})
+        ax.bar(
+            x - 0.4 + (i + 0.5) * width,
+            np.nan_to_num(mean),
+            width,
+            yerr=np.nan_to_num(std),
+            capsize=2 if k <= 4 else 1,
+            color=colors[i],
+            label=name,
+            error_kw={"lw": 0.8},
+        )
     ax.set_xticks(x, GENRES, fontsize=10)
     ax.set_ylim(0, 105)
     ax.set_ylabel("test AP (%, paper convention)")
@@ -527,7 +615,9 @@ def _image(md: list[str], out: Path, png: Path, alt: str, caption: str) -> None:
     md += [f"![{alt}]({png.relative_to(out).as_posix()})", "", f"*{caption}*", ""]
 
 
-def _run_sections(run: RunData, out: Path, sub: Path, md: list[str], level: str = "##", log=None, with_cooccurrence: bool = True) -> list[Path]:
+def _run_sections(
+    run: RunData, out: Path, sub: Path, md: list[str], level: str = "##", log=None, with_cooccurrence: bool = True
+) -> list[Path]:
     """Draw the run figures into ``sub`` and append their markdown; returns the PNG paths."""
     pngs: list[Path] = []
     n = len(run.y_true)
@@ -536,9 +626,15 @@ def _run_sections(run: RunData, out: Path, sub: Path, md: list[str], level: str 
 
     md += [f"{level} Per-genre test AP", ""]
     p = save(fig_run_ap(run), "ap_per_genre.png")
-    _image(md, out, p, "per-genre test AP", f"Test AP in % ({n} trailers) of the checkpoint selected by validation {sel}: the summary metrics, then each genre, "
-           "in the paper's convention (area under the precision-recall curve by the trapezoid rule, what Table 6 reports) and the standard "
-           "step-wise AP. The black mark is the genre's positive rate, the step-wise AP a random ranking would get.")
+    _image(
+        md,
+        out,
+        p,
+        "per-genre test AP",
+        f"Test AP in % ({n} trailers) of the checkpoint selected by validation {sel}: the summary metrics, then each genre, "
+        "in the paper's convention (area under the precision-recall curve by the trapezoid rule, what Table 6 reports) and the standard "
+        "step-wise AP. The black mark is the genre's positive rate, the step-wise AP a random ranking would get.",
+    )
     head = ["convention", *[LABELS[m] for m in METRICS], *GENRES]
     md += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for conv in ("paper", "sklearn"):
@@ -549,31 +645,60 @@ def _run_sections(run: RunData, out: Path, sub: Path, md: list[str], level: str 
 
     md += [f"{level} Precision-recall curves", ""]
     p = save(fig_pr_curves(run), "pr_curves.png")
-    _image(md, out, p, "precision-recall curves", "Test-set precision-recall curve of each genre, AP (paper convention) and step-wise AP in the title. "
-           f"The dashed line is the positive rate; the red dot is the operating point of the decision threshold ({run.threshold_source}).")
+    _image(
+        md,
+        out,
+        p,
+        "precision-recall curves",
+        "Test-set precision-recall curve of each genre, AP (paper convention) and step-wise AP in the title. "
+        f"The dashed line is the positive rate; the red dot is the operating point of the decision threshold ({run.threshold_source}).",
+    )
 
     if with_cooccurrence:
         md += [f"{level} Label co-occurrence", ""]
         y, what = _labels_of_run(run)
         p = save(fig_cooccurrence(y, f"True-label co-occurrence, {what}"), "cooccurrence.png")
-        _image(md, out, p, "label co-occurrence", f"Number of trailers ({what}) labelled with both the row and the column genre; the diagonal (bold) "
-               "is the number labelled with the genre. Colour: the share of the row genre's trailers that also carry the column genre.")
+        _image(
+            md,
+            out,
+            p,
+            "label co-occurrence",
+            f"Number of trailers ({what}) labelled with both the row and the column genre; the diagonal (bold) "
+            "is the number labelled with the genre. Colour: the share of the row genre's trailers that also carry the column genre.",
+        )
 
     md += [f"{level} Prediction errors", ""]
     p = save(fig_errors(run), "errors.png")
-    _image(md, out, p, "prediction-error matrix", "A genre counts as predicted when its probability reaches its threshold (under each column). "
-           "Diagonal: recall, the % of the row genre's test trailers that get that genre. Off-diagonal: of the test trailers labelled with the row "
-           "genre but not the column genre, the % that get the column genre predicted (false positives, broken down by a genre the trailer really has). "
-           "Last row: the column genre's false-positive rate over all trailers without it, the baseline for its column. '–': no such trailer.")
+    _image(
+        md,
+        out,
+        p,
+        "prediction-error matrix",
+        "A genre counts as predicted when its probability reaches its threshold (under each column). "
+        "Diagonal: recall, the % of the row genre's test trailers that get that genre. Off-diagonal: of the test trailers labelled with the row "
+        "genre but not the column genre, the % that get the column genre predicted (false positives, broken down by a genre the trailer really has). "
+        "Last row: the column genre's false-positive rate over all trailers without it, the baseline for its column. '–': no such trailer.",
+    )
 
     if run.history is not None:
         md += [f"{level} Training curves", ""]
         p = save(fig_training(run), "training.png")
         e = run.epoch(run.selection)
-        _image(md, out, p, "training curves", f"Per epoch: training and validation loss (binary cross-entropy over snippets), validation μAP over trailers, "
-               f"learning rate (ReduceLROnPlateau). {len(run.history)} epochs; the selected checkpoint (best validation {sel}) is epoch {e}.")
+        _image(
+            md,
+            out,
+            p,
+            "training curves",
+            f"Per epoch: training and validation loss (binary cross-entropy over snippets), validation μAP over trailers, "
+            f"learning rate (ReduceLROnPlateau). {len(run.history)} epochs; the selected checkpoint (best validation {sel}) is epoch {e}.",
+        )
     else:
-        md += [f"{level} Training curves", "", "*No readable history.csv in the run directory: no training curves.*", ""]
+        md += [
+            f"{level} Training curves",
+            "",
+            "*No readable history.csv in the run directory: no training curves.*",
+            "",
+        ]
     return pngs
 
 
@@ -588,15 +713,24 @@ def _labels_of_run(run: RunData) -> tuple[np.ndarray, str]:
 
 def _run_summary(run: RunData) -> list[str]:
     hp = run.hparams
-    stores = ", ".join(f"{k}: `{v}`" for k, v in (("image", hp.get("image_store", hp.get("ix"))), ("video", hp.get("video_store", hp.get("vx")))) if v)
+    stores = ", ".join(
+        f"{k}: `{v}`"
+        for k, v in (("image", hp.get("image_store", hp.get("ix"))), ("video", hp.get("video_store", hp.get("vx"))))
+        if v
+    )
     lines = []
     if hp:
-        lines.append(f"Split {hp.get('split', '?')}; stores {stores or '?'}; fusion {hp.get('fusion', '?')}, aggregator {hp.get('aggregator', '?')}, "
-                     f"lr {hp.get('lr', '?')}, batch {hp.get('batch_size', '?')}, at most {hp.get('max_epochs', '?')} epochs.")
+        lines.append(
+            f"Split {hp.get('split', '?')}; stores {stores or '?'}; fusion {hp.get('fusion', '?')}, aggregator {hp.get('aggregator', '?')}, "
+            f"lr {hp.get('lr', '?')}, batch {hp.get('batch_size', '?')}, at most {hp.get('max_epochs', '?')} epochs."
+        )
     e = run.epoch(run.selection)
     epochs = len(run.history) if run.history is not None else "?"
-    lines.append(f"Checkpoint selected by validation {LABELS.get(run.selection, run.selection)}: epoch {e} of {epochs} trained. "
-                 f"{len(run.y_true)} test trailers" + (f", {len(run.val[0])} validation trailers." if run.val is not None else "."))
+    lines.append(
+        f"Checkpoint selected by validation {LABELS.get(run.selection, run.selection)}: epoch {e} of {epochs} trained. "
+        f"{len(run.y_true)} test trailers"
+        + (f", {len(run.val[0])} validation trailers." if run.val is not None else ".")
+    )
     lines.append("")
     head = ["subset", "convention", *[LABELS[m] for m in METRICS]]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -604,7 +738,11 @@ def _run_summary(run: RunData) -> list[str]:
         for conv in ("paper", "sklearn"):
             r = run.row(subset, conv)
             if r is not None:
-                lines.append("| " + " | ".join([{"val": "validation", "tst": "test"}[subset], conv, *[_pct(r[m]) for m in METRICS]]) + " |")
+                lines.append(
+                    "| "
+                    + " | ".join([{"val": "validation", "tst": "test"}[subset], conv, *[_pct(r[m]) for m in METRICS]])
+                    + " |"
+                )
     return lines + [""]
 
 
@@ -628,8 +766,8 @@ def _read_results(transfer: Path):
     """(tst DataFrame in percent indexed by row name, {row name: {split: run_dir}}, select_by, grid config)."""
     import pandas as pd
 
-    from divita.evaluation.reproduce import slug, summarise
     from divita.datasets.release import TABLE6_BY_NAME
+    from divita.evaluation.reproduce import slug, summarise
 
     grid = {}
     if (transfer / "grid.json").is_file():
@@ -650,7 +788,10 @@ def _read_results(transfer: Path):
         need = [f"{k}_{s}" for k in (*METRICS, *GENRES) for s in ("mean", "std")]
         missing = [c for c in need if c not in tst.columns]
         if missing:
-            raise DivitaError(transfer / "tst.csv", f"not a divita results table: missing column(s) {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}")
+            raise DivitaError(
+                transfer / "tst.csv",
+                f"not a divita results table: missing column(s) {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}",
+            )
         if tst.empty:
             raise DivitaError(transfer / "tst.csv", "the results table has no rows")
         by_slug = {slug(str(n)): str(n) for n in tst.index}
@@ -698,15 +839,32 @@ def _non_paper_settings(grid: dict) -> str:
 
     cfg = grid.get("config") or {}
     ref = TrainConfig(data_dir=".", image_store="x", video_store=None).identity()
-    diff = [f"{k}={cfg[k]}" for k in ("num_clips", "batch_size", "max_epochs", "lr", "weight_decay", "scheduler_patience",
-                                      "stop_patience", "select_by", "fusion", "aggregator", "hidden", "heads", "ff_mult", "dropout")
-            if k in cfg and cfg[k] != ref[k]]
+    diff = [
+        f"{k}={cfg[k]}"
+        for k in (
+            "num_clips",
+            "batch_size",
+            "max_epochs",
+            "lr",
+            "weight_decay",
+            "scheduler_patience",
+            "stop_patience",
+            "select_by",
+            "fusion",
+            "aggregator",
+            "hidden",
+            "heads",
+            "ff_mult",
+            "dropout",
+        )
+        if k in cfg and cfg[k] != ref[k]
+    ]
     return ", ".join(diff)
 
 
 def report_results(transfer: Path, out: Path, log=None) -> Path:
-    from divita.evaluation.reproduce import slug
     from divita.datasets.release import TABLE6_BY_NAME
+    from divita.evaluation.reproduce import slug
 
     tst, runs, select_by, grid = _read_results(transfer)
     paper = {n: TABLE6_BY_NAME[n].paper for n in tst.index if n in TABLE6_BY_NAME}
@@ -715,20 +873,38 @@ def report_results(transfer: Path, out: Path, log=None) -> Path:
 
     md = [f"# divita report: results `{transfer}`", ""]
     splits = sorted({int(s) for s in tst["splits"]}) if "splits" in tst else []
-    md.append(f"{len(tst)} model(s) ({', '.join(map(str, tst.index))}); test-set metrics in %, mean ± sample std over "
-              f"{'/'.join(map(str, splits)) or '?'} split(s), paper AP convention, checkpoint selected by validation {LABELS.get(select_by, select_by)}.")
+    md.append(
+        f"{len(tst)} model(s) ({', '.join(map(str, tst.index))}); test-set metrics in %, mean ± sample std over "
+        f"{'/'.join(map(str, splits)) or '?'} split(s), paper AP convention, checkpoint selected by validation {LABELS.get(select_by, select_by)}."
+    )
     diff = _non_paper_settings(grid)
     if diff:
         md.append(f"Trained with settings other than the paper's: {diff}.")
-    md.append("The paper's numbers are Table 6 of Montalvo-Lezama et al. (2023) on the real Trailers12k; on other data (such as the "
-              "`divita demo` synthetic set) they show the paper's scale only, not a like-for-like comparison.")
+    md.append(
+        "The paper's numbers are Table 6 of Montalvo-Lezama et al. (2023) on the real Trailers12k; on other data (such as the "
+        "`divita demo` synthetic set) they show the paper's scale only, not a like-for-like comparison."
+    )
     md.append("")
 
     md += ["## Table 6: ours vs the paper", ""]
     p = save(fig_summary_vs_paper(tst, paper), "summary_vs_paper.png")
-    _image(md, out, p, "Table 6 ours vs paper", "Test μAP, mAP, wAP and sAP per model: ours (blue, mean ± std over splits) next to the paper's Table 6 "
-           "(grey, hatched, mean ± std over its 3 splits)" + ("" if len(paper) == len(tst) else "; models outside Table 6 have no paper bar") + ".")
-    head = ["model", "splits", *[f"{LABELS[m]} ours" for m in METRICS], *[f"{LABELS[m]} paper" for m in METRICS], *[f"Δ{LABELS[m]}" for m in METRICS]]
+    _image(
+        md,
+        out,
+        p,
+        "Table 6 ours vs paper",
+        "Test μAP, mAP, wAP and sAP per model: ours (blue, mean ± std over splits) next to the paper's Table 6 "
+        "(grey, hatched, mean ± std over its 3 splits)"
+        + ("" if len(paper) == len(tst) else "; models outside Table 6 have no paper bar")
+        + ".",
+    )
+    head = [
+        "model",
+        "splits",
+        *[f"{LABELS[m]} ours" for m in METRICS],
+        *[f"{LABELS[m]} paper" for m in METRICS],
+        *[f"Δ{LABELS[m]}" for m in METRICS],
+    ]
     md += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in tst.index:
         r = tst.loc[name]
@@ -743,13 +919,21 @@ def report_results(transfer: Path, out: Path, log=None) -> Path:
 
     md += ["## Per-genre test AP", ""]
     p = save(fig_genre_ap_rows(tst), "ap_per_genre_rows.png")
-    _image(md, out, p, "per-genre AP per model", "Test AP of each genre per model (paper convention, mean ± std over splits). "
-           "The paper reports no per-genre AP for Table 6, so there is nothing of theirs to compare with here.")
+    _image(
+        md,
+        out,
+        p,
+        "per-genre AP per model",
+        "Test AP of each genre per model (paper convention, mean ± std over splits). "
+        "The paper reports no per-genre AP for Table 6, so there is nothing of theirs to compare with here.",
+    )
     head = ["model", *GENRES]
     md += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in tst.index:
         r = tst.loc[name]
-        md.append("| " + " | ".join([str(name), *[f"{r[f'{g}_mean']:.1f} ± {r[f'{g}_std']:.1f}" for g in GENRES]]) + " |")
+        md.append(
+            "| " + " | ".join([str(name), *[f"{r[f'{g}_mean']:.1f} ± {r[f'{g}_std']:.1f}" for g in GENRES]]) + " |"
+        )
     md.append("")
 
     sel_path = transfer / "selection.csv"
@@ -759,8 +943,14 @@ def report_results(transfer: Path, out: Path, log=None) -> Path:
         try:
             sel = pd.read_csv(sel_path)
             if {"model", "selected_by", "tst_uap_mean", "tst_uap_std"} <= set(sel.columns):
-                md += ["## Checkpoint selection", "", "Test μAP (%) when the epoch is picked by validation loss (the paper) or by validation μAP:", "",
-                       "| model | by val loss | by val μAP |", "|---|---|---|"]
+                md += [
+                    "## Checkpoint selection",
+                    "",
+                    "Test μAP (%) when the epoch is picked by validation loss (the paper) or by validation μAP:",
+                    "",
+                    "| model | by val loss | by val μAP |",
+                    "|---|---|---|",
+                ]
                 for name, grp in sel.groupby("model", sort=False):
                     v = {s: f"{a:.2f} ± {b:.2f}" for s, a, b in zip(grp.selected_by, grp.tst_uap_mean, grp.tst_uap_std)}
                     md.append(f"| {name} | {v.get('loss', '–')} | {v.get('uap', '–')} |")
@@ -779,12 +969,26 @@ def report_results(transfer: Path, out: Path, log=None) -> Path:
     if labels:
         y = np.stack(list(labels.values()))
         md += ["## Label co-occurrence", ""]
-        p = save(fig_cooccurrence(y, f"True-label co-occurrence, {len(y)} trailers (validation and test sets of all runs)"), "cooccurrence.png")
-        _image(md, out, p, "label co-occurrence", f"Number of trailers (the {len(y)} distinct trailers of the runs' validation and test sets) labelled "
-               "with both the row and the column genre; the diagonal (bold) is the number labelled with the genre. Colour: the share of the row "
-               "genre's trailers that also carry the column genre.")
+        p = save(
+            fig_cooccurrence(y, f"True-label co-occurrence, {len(y)} trailers (validation and test sets of all runs)"),
+            "cooccurrence.png",
+        )
+        _image(
+            md,
+            out,
+            p,
+            "label co-occurrence",
+            f"Number of trailers (the {len(y)} distinct trailers of the runs' validation and test sets) labelled "
+            "with both the row and the column genre; the diagonal (bold) is the number labelled with the genre. Colour: the share of the row "
+            "genre's trailers that also carry the column genre.",
+        )
 
-    md += ["## One run per model", "", "For each model, the split whose test μAP is closest to the model's mean over splits (the representative run).", ""]
+    md += [
+        "## One run per model",
+        "",
+        "For each model, the split whose test μAP is closest to the model's mean over splits (the representative run).",
+        "",
+    ]
     for name in tst.index:
         by_split = runs.get(str(name), {})
         rep = _representative(by_split, float(tst.loc[name, "uap_mean"]), select_by) if by_split else None
@@ -794,8 +998,19 @@ def report_results(transfer: Path, out: Path, log=None) -> Path:
             continue
         split, u = rep
         run = load_run(by_split[split])
-        md += [f"Split {split} (`{by_split[split]}`): test μAP {u:.2f} against the mean {float(tst.loc[name, 'uap_mean']):.2f}.", ""]
-        pngs += _run_sections(run, out, out / "runs" / f"{slug(str(name))}-split{split}", md, level="####", log=log, with_cooccurrence=False)
+        md += [
+            f"Split {split} (`{by_split[split]}`): test μAP {u:.2f} against the mean {float(tst.loc[name, 'uap_mean']):.2f}.",
+            "",
+        ]
+        pngs += _run_sections(
+            run,
+            out,
+            out / "runs" / f"{slug(str(name))}-split{split}",
+            md,
+            level="####",
+            log=log,
+            with_cooccurrence=False,
+        )
     return _write_md(out / "report.md", md)
 
 

@@ -104,8 +104,12 @@ class Service:
             store.close()
             raise
         if counts["requeued"] or counts["gave_up"]:
-            log.warning("divita serve: %d interrupted job(s) queued again, %d failed after %d starts",
-                        counts["requeued"], counts["gave_up"], MAX_ATTEMPTS)
+            log.warning(
+                "divita serve: %d interrupted job(s) queued again, %d failed after %d starts",
+                counts["requeued"],
+                counts["gave_up"],
+                MAX_ATTEMPTS,
+            )
         return cls(config, store, classifiers)
 
     def start(self) -> None:
@@ -127,8 +131,12 @@ def checkpoint_info(classifier: Any, path: str) -> dict:
         "epoch": ckpt.get("epoch"),
         "selected_by": ckpt.get("selected_by"),
         "backbones": {m: s.get("name") for m, s in plan.backbones.items()},
-        "extraction": {"fps": plan.fps, "fpc": plan.fpc, "detector": plan.detector.get("name"),
-                       "num_clips": classifier.num_clips},
+        "extraction": {
+            "fps": plan.fps,
+            "fpc": plan.fpc,
+            "detector": plan.detector.get("name"),
+            "num_clips": classifier.num_clips,
+        },
         "metrics": training_metrics(Path(path).with_name("metrics.csv"), ckpt.get("selected_by") or "loss"),
     }
 
@@ -207,10 +215,17 @@ def _errors(*codes: int) -> dict:
 UPLOAD_BODY = {
     "requestBody": {
         "required": True,
-        "content": {"multipart/form-data": {"schema": {
-            "type": "object", "required": ["file"],
-            "properties": {"file": {"type": "string", "format": "binary", "description": "a trailer (any video file)"}},
-        }}},
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary", "description": "a trailer (any video file)"}
+                    },
+                }
+            }
+        },
     }
 }
 
@@ -253,8 +268,9 @@ def create_app(service: Service) -> FastAPI:
         fault = os_error_in_chain(exc)
         if fault is not None and is_output_fault(fault):  # full disk, quota, read-only: the next upload meets it too
             log.error("divita serve: cannot write the data directory: %s", fault)
-            return JSONResponse({"error": f"the server cannot write its data directory ({fault.strerror})"},
-                                status_code=507)
+            return JSONResponse(
+                {"error": f"the server cannot write its data directory ({fault.strerror})"}, status_code=507
+            )
         log.exception("divita serve: %s %s", request.method, request.url.path)
         return JSONResponse({"error": f"internal error ({type(exc).__name__})"}, status_code=500)
 
@@ -269,8 +285,11 @@ def create_app(service: Service) -> FastAPI:
             return
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), cfg.token.encode()):
-            raise Refusal(401, "missing or wrong token (send the header `Authorization: Bearer TOKEN`)",
-                          {"WWW-Authenticate": "Bearer"})
+            raise Refusal(
+                401,
+                "missing or wrong token (send the header `Authorization: Bearer TOKEN`)",
+                {"WWW-Authenticate": "Bearer"},
+            )
 
     auth = [Depends(require_token)]
 
@@ -285,14 +304,19 @@ def create_app(service: Service) -> FastAPI:
 
     @app.get("/", include_in_schema=False)
     async def index():
-        return FileResponse(str(static / "index.html"), media_type="text/html; charset=utf-8",
-                            headers={"Cache-Control": "no-cache"})
+        return FileResponse(
+            str(static / "index.html"), media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"}
+        )
 
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
 
     # -- health ----------------------------------------------------------------------------------------------
-    @app.get("/healthz", dependencies=auth, responses=_errors(401),
-             summary="Health, the served checkpoint (backbones, training metrics) and the queue")
+    @app.get(
+        "/healthz",
+        dependencies=auth,
+        responses=_errors(401),
+        summary="Health, the served checkpoint (backbones, training metrics) and the queue",
+    )
     def healthz():
         counts = store.counts()
         return {
@@ -309,15 +333,22 @@ def create_app(service: Service) -> FastAPI:
         }
 
     # -- predictions -----------------------------------------------------------------------------------------
-    @app.post("/v1/predictions", status_code=202, dependencies=auth, response_model=Accepted,
-              openapi_extra=UPLOAD_BODY, responses=_errors(401, 413, 422, 503),
-              summary="Upload a trailer (multipart field `file`); its job is queued")
+    @app.post(
+        "/v1/predictions",
+        status_code=202,
+        dependencies=auth,
+        response_model=Accepted,
+        openapi_extra=UPLOAD_BODY,
+        responses=_errors(401, 413, 422, 503),
+        summary="Upload a trailer (multipart field `file`); its job is queued",
+    )
     async def create_prediction(request: Request):
         limit = cfg.max_upload_bytes
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limit + CHUNK_SLACK:
-            raise Refusal(413, f"upload of {int(length)} bytes is over the limit of {_mib(limit)}",
-                          {"Connection": "close"})
+            raise Refusal(
+                413, f"upload of {int(length)} bytes is over the limit of {_mib(limit)}", {"Connection": "close"}
+            )
         queued = store.counts()["queued"]
         if queued >= cfg.max_queue:
             raise _queue_full(service)
@@ -328,8 +359,9 @@ def create_app(service: Service) -> FastAPI:
         try:
             await upload.receive(request)
             await run_in_threadpool(upload.probe)
-            job = await run_in_threadpool(store.accept, job_id, upload.filename, partial, upload.suffix, upload.size,
-                                          cfg.max_queue)
+            job = await run_in_threadpool(
+                store.accept, job_id, upload.filename, partial, upload.suffix, upload.size, cfg.max_queue
+            )
             if job is None:
                 raise _queue_full(service)
             accepted = True
@@ -338,23 +370,40 @@ def create_app(service: Service) -> FastAPI:
             if not accepted:
                 partial.unlink(missing_ok=True)
         service.pool.notify()
-        return JSONResponse({"id": job.id, "status": job.status}, status_code=202,
-                            headers={"Location": f"/v1/predictions/{job.id}"})
+        return JSONResponse(
+            {"id": job.id, "status": job.status}, status_code=202, headers={"Location": f"/v1/predictions/{job.id}"}
+        )
 
-    @app.get("/v1/predictions", dependencies=auth, response_model=JobPage, responses=_errors(401),
-             summary="Recent jobs, newest first (paged)")
+    @app.get(
+        "/v1/predictions",
+        dependencies=auth,
+        response_model=JobPage,
+        responses=_errors(401),
+        summary="Recent jobs, newest first (paged)",
+    )
     def list_predictions(limit: int = Query(20, ge=1, le=100), offset: int = Query(0, ge=0)):
         jobs, total = store.recent(limit, offset)
         return {"items": [j.public(with_result=False) for j in jobs], "total": total, "limit": limit, "offset": offset}
 
-    @app.get("/v1/predictions/{job_id}", dependencies=auth, response_model=PredictionJob, responses=_errors(401, 404),
-             summary="A job's state and, once done, its result (the object `divita predict --json` prints)")
+    @app.get(
+        "/v1/predictions/{job_id}",
+        dependencies=auth,
+        response_model=PredictionJob,
+        responses=_errors(401, 404),
+        summary="A job's state and, once done, its result (the object `divita predict --json` prints)",
+    )
     def get_prediction(job_id: str):
         return JSONResponse(job_or_404(job_id).public())
 
-    @app.get("/v1/predictions/{job_id}/timeline.png", dependencies=auth, responses={
-        200: {"content": {"image/png": {}}, "description": "the timeline picture (`divita predict --plot`)"},
-        **_errors(401, 404, 409, 500)}, summary="The job's timeline picture, once done (drawn on the first request)")
+    @app.get(
+        "/v1/predictions/{job_id}/timeline.png",
+        dependencies=auth,
+        responses={
+            200: {"content": {"image/png": {}}, "description": "the timeline picture (`divita predict --plot`)"},
+            **_errors(401, 404, 409, 500),
+        },
+        summary="The job's timeline picture, once done (drawn on the first request)",
+    )
     def get_timeline(job_id: str):
         job = job_or_404(job_id)
         if job.status != "done":
@@ -363,8 +412,12 @@ def create_app(service: Service) -> FastAPI:
             raise Refusal(404, "this server draws no timeline pictures (it was started with --no-timeline)")
         return FileResponse(str(draw_timeline(service, job)), media_type="image/png")
 
-    @app.delete("/v1/predictions/{job_id}", dependencies=auth, responses=_errors(401, 404, 409),
-                summary="Delete a job with its upload and result")
+    @app.delete(
+        "/v1/predictions/{job_id}",
+        dependencies=auth,
+        responses=_errors(401, 404, 409),
+        summary="Delete a job with its upload and result",
+    )
     def delete_prediction(job_id: str):
         job = job_or_404(job_id)
         outcome = store.delete(job.id)
@@ -404,8 +457,9 @@ def draw_timeline(service: Service, job) -> Path:
 def _queue_full(service: Service) -> Refusal:
     mean = service.store.mean_seconds() or 10.0
     retry = max(1, min(3600, math.ceil(mean / len(service.classifiers))))
-    return Refusal(503, f"the queue is full ({service.config.max_queue} jobs waiting); retry later",
-                   {"Retry-After": str(retry)})
+    return Refusal(
+        503, f"the queue is full ({service.config.max_queue} jobs waiting); retry later", {"Retry-After": str(retry)}
+    )
 
 
 def _mib(n: int) -> str:
@@ -443,21 +497,30 @@ class _Upload:
         boundary = params.get(b"boundary")
         if ctype != b"multipart/form-data" or not boundary:
             raise Refusal(422, "expected a multipart/form-data body with the trailer in the field `file`")
-        parser = MultipartParser(boundary, {
-            "on_part_begin": self._part_begin, "on_header_field": self._header_field,
-            "on_header_value": self._header_value, "on_header_end": self._header_end,
-            "on_headers_finished": self._headers_finished, "on_part_data": self._part_data,
-            "on_part_end": self._part_end, "on_end": self._end,
-        })
+        parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._part_begin,
+                "on_header_field": self._header_field,
+                "on_header_value": self._header_value,
+                "on_header_end": self._header_end,
+                "on_headers_finished": self._headers_finished,
+                "on_part_data": self._part_data,
+                "on_part_end": self._part_end,
+                "on_end": self._end,
+            },
+        )
         try:
             async for chunk in request.stream():
                 parser.write(chunk)
                 if self.too_big:
-                    raise Refusal(413, f"{self.filename}: larger than the limit of {_mib(self.limit)}",
-                                  {"Connection": "close"})
+                    raise Refusal(
+                        413, f"{self.filename}: larger than the limit of {_mib(self.limit)}", {"Connection": "close"}
+                    )
                 if self.other_bytes > FIELD_LIMIT:
-                    raise Refusal(413, f"form fields other than `file` are over {FIELD_LIMIT} bytes",
-                                  {"Connection": "close"})
+                    raise Refusal(
+                        413, f"form fields other than `file` are over {FIELD_LIMIT} bytes", {"Connection": "close"}
+                    )
                 if self._ended:
                     break
             parser.finalize()

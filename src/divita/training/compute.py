@@ -30,7 +30,6 @@ from torch import nn
 
 from divita.model import DIViTA
 
-
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
@@ -107,7 +106,9 @@ class HeadRunner:
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="divita-head")
         return self._pool
 
-    def forward(self, model: DIViTA, xs: list[torch.Tensor], masks: list[torch.Tensor], grad: bool) -> list[torch.Tensor]:
+    def forward(
+        self, model: DIViTA, xs: list[torch.Tensor], masks: list[torch.Tensor], grad: bool
+    ) -> list[torch.Tensor]:
         heads = list(model.heads.values())
         if len(heads) == 1 and len(xs) > 1:  # early fusion: one head over concatenated features
             return [model(xs, masks)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import lightning as L
 import numpy as np
@@ -27,8 +27,17 @@ class SnippetModule(L.LightningModule):
     the optimizer steps the float32 ``self.model``.
     """
 
-    def __init__(self, model_config: dict, lr: float, weight_decay: float, scheduler_patience: int, num_val_trailers: int,
-                 val_labels: np.ndarray, compute_dtype: torch.dtype = torch.float32, threads: int = 1):
+    def __init__(
+        self,
+        model_config: dict,
+        lr: float,
+        weight_decay: float,
+        scheduler_patience: int,
+        num_val_trailers: int,
+        val_labels: np.ndarray,
+        compute_dtype: torch.dtype = torch.float32,
+        threads: int = 1,
+    ):
         super().__init__()
         self.automatic_optimization = False
         self.model = DIViTA(ModelConfig(**model_config))
@@ -39,7 +48,9 @@ class SnippetModule(L.LightningModule):
         self.runner = HeadRunner(threads)
         self.compute: ComputeCopy | None = None
         self._val_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-        self.epoch_train_losses: list[torch.Tensor] = []  # this epoch's step losses (validation runs before Lightning aggregates them)
+        self.epoch_train_losses: list[
+            torch.Tensor
+        ] = []  # this epoch's step losses (validation runs before Lightning aggregates them)
 
     def on_fit_start(self):
         # after Lightning has moved the model to its device; a low-precision copy only on CPU
@@ -85,7 +96,9 @@ class SnippetModule(L.LightningModule):
 
     def configure_optimizers(self):
         # fused: one kernel for all parameters instead of a Python loop over them (CPU and CUDA)
-        opt = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay, amsgrad=True, fused=True)
+        opt = torch.optim.AdamW(
+            self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay, amsgrad=True, fused=True
+        )
         sch = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", patience=self.scheduler_patience)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sch}}  # stepped on val_loss in on_validation_epoch_end
 
@@ -95,8 +108,9 @@ class BestStates(L.Callback):
     and a per-epoch history, shown as one progress bar over epochs. ``on_epoch(history)`` after each
     validated epoch (the run directory's history.csv is written there)."""
 
-    def __init__(self, max_epochs: int, progress: bool, desc: str,
-                 on_epoch: Callable[[list[dict]], object] | None = None):
+    def __init__(
+        self, max_epochs: int, progress: bool, desc: str, on_epoch: Callable[[list[dict]], object] | None = None
+    ):
         self.best = {"loss": (float("inf"), -1, None), "uap": (-float("inf"), -1, None)}  # (value, epoch, state_dict)
         self.history: list[dict] = []
         self.on_epoch = on_epoch

@@ -20,17 +20,31 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping
 
 import numpy as np
 
 from divita.errors import DivitaError
 
 VIDEO_EXTENSIONS = (
-    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".m2ts", ".mts", ".wmv", ".flv",
-    ".3gp", ".ogv", ".gif",
+    ".mp4",
+    ".m4v",
+    ".mov",
+    ".mkv",
+    ".webm",
+    ".avi",
+    ".mpg",
+    ".mpeg",
+    ".ts",
+    ".m2ts",
+    ".mts",
+    ".wmv",
+    ".flv",
+    ".3gp",
+    ".ogv",
+    ".gif",
 )
 DEFAULT_FPS = 24.0
 TRUNCATION_TOLERANCE = 0.9  # decoded duration below this fraction of the declared one (and 1 s short) = truncated
@@ -192,8 +206,16 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
             duration = container.duration / 1_000_000
         dw, dh = _display_size(w, h, sar, rotation)
         return VideoInfo(
-            path=str(path), width=dw, height=dh, coded_width=w, coded_height=h, rotation=rotation,
-            sample_aspect_ratio=sar, fps=fps, duration=max(0.0, duration), codec=cc.name or "",
+            path=str(path),
+            width=dw,
+            height=dh,
+            coded_width=w,
+            coded_height=h,
+            rotation=rotation,
+            sample_aspect_ratio=sar,
+            fps=fps,
+            duration=max(0.0, duration),
+            codec=cc.name or "",
             has_audio=bool(container.streams.audio),
         )
 
@@ -206,8 +228,14 @@ class VideoDecoder:
     Raises :class:`VideoError` (no frames, decode error, truncated file) from the iteration.
     """
 
-    def __init__(self, path: str | os.PathLike, fps: float = DEFAULT_FPS, outputs: Mapping[str, OutputSize] | None = None,
-                 threads: int = 0, check_truncation: bool = True):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        fps: float = DEFAULT_FPS,
+        outputs: Mapping[str, OutputSize] | None = None,
+        threads: int = 0,
+        check_truncation: bool = True,
+    ):
         if not fps or fps <= 0 or not math.isfinite(fps):
             raise DivitaError(None, f"fps must be a positive number, got {fps!r}")
         self.path = str(path)
@@ -286,7 +314,11 @@ class VideoDecoder:
                         last_dur = t - t_prev
                     if plan is None:
                         self.stats.first_time = t
-                        sar = float(frame.sample_aspect_ratio) if getattr(frame, "sample_aspect_ratio", None) else self.info.sample_aspect_ratio
+                        sar = (
+                            float(frame.sample_aspect_ratio)
+                            if getattr(frame, "sample_aspect_ratio", None)
+                            else self.info.sample_aspect_ratio
+                        )
                         rotation = _rotation_of(getattr(frame, "rotation", 0)) or self.info.rotation
                         plan = self._plan(rotation, sar or 1.0, frame.width, frame.height) + (rotation,)
                     if prev is not None:
@@ -302,7 +334,10 @@ class VideoDecoder:
             except av.error.FFmpegError as e:
                 if self.stats.source_frames == 0:
                     raise VideoError(self.path, f"no decodable video frame ({_ffmpeg_reason(e)})") from None
-                raise VideoError(self.path, f"decoding failed after {self.stats.source_frames} frames ({_ffmpeg_reason(e)}): corrupt or truncated") from None
+                raise VideoError(
+                    self.path,
+                    f"decoding failed after {self.stats.source_frames} frames ({_ffmpeg_reason(e)}): corrupt or truncated",
+                ) from None
             if prev is None:
                 raise VideoError(self.path, "no decodable video frame (zero frames)")
             duration = prev[1] - self.stats.first_time + max(last_dur, 0.0)
@@ -315,7 +350,12 @@ class VideoDecoder:
                 k += 1
             self.stats.output_frames = k
             declared = self.info.duration
-            if self.check_truncation and declared > 0 and duration < TRUNCATION_TOLERANCE * declared and declared - duration > 1.0:
+            if (
+                self.check_truncation
+                and declared > 0
+                and duration < TRUNCATION_TOLERANCE * declared
+                and declared - duration > 1.0
+            ):
                 raise VideoError(
                     self.path,
                     f"truncated or corrupt: decoded {duration:.2f} s of the {declared:.2f} s the container declares",
@@ -324,8 +364,13 @@ class VideoDecoder:
             container.close()
 
 
-def decode_video(path: str | os.PathLike, fps: float = DEFAULT_FPS, min_side: int | None = None,
-                 size: tuple[int, int] | None = None, threads: int = 0) -> Iterator[np.ndarray]:
+def decode_video(
+    path: str | os.PathLike,
+    fps: float = DEFAULT_FPS,
+    min_side: int | None = None,
+    size: tuple[int, int] | None = None,
+    threads: int = 0,
+) -> Iterator[np.ndarray]:
     """Frames of ``path`` at ``fps`` as uint8 (H, W, 3) RGB: shorter side ``min_side`` (never upscaled), or
     exactly ``size`` = (width, height), or the display size when neither is given."""
     out = OutputSize(exact=tuple(size)) if size is not None else OutputSize(min_side=min_side)
@@ -333,8 +378,9 @@ def decode_video(path: str | os.PathLike, fps: float = DEFAULT_FPS, min_side: in
         yield frames["frame"]
 
 
-def read_frames(path: str | os.PathLike, fps: float = DEFAULT_FPS, min_side: int | None = None,
-                size: tuple[int, int] | None = None) -> np.ndarray:
+def read_frames(
+    path: str | os.PathLike, fps: float = DEFAULT_FPS, min_side: int | None = None, size: tuple[int, int] | None = None
+) -> np.ndarray:
     """All frames of a (short) video as one uint8 array (N, H, W, 3)."""
     frames = list(decode_video(path, fps, min_side=min_side, size=size))
     return np.stack(frames)
@@ -347,7 +393,11 @@ def find_videos(inputs, recursive: bool = True) -> list[Path]:
         p = Path(item)
         if p.is_dir():
             it = p.rglob("*") if recursive else p.iterdir()
-            out.extend(sorted(f for f in it if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS and not f.name.startswith(".")))
+            out.extend(
+                sorted(
+                    f for f in it if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS and not f.name.startswith(".")
+                )
+            )
         else:
             out.append(p)
     return out
