@@ -10,7 +10,7 @@ LOCK := requirements/lock.txt
 # Extra pip-compile options for `make lock`, e.g. LOCK_ARGS=--upgrade or LOCK_ARGS='--upgrade-package ruff'
 LOCK_ARGS ?=
 
-.PHONY: demo demo-study test lint check-lock check-cli-docs cli-docs lock install bench clean
+.PHONY: demo demo-study test lint format check-lock check-cli-docs cli-docs lock install bench clean
 
 # The lock pins pip itself (a release pip-tools supports), setuptools and wheel: the editable install builds
 # with those (--no-build-isolation) instead of fetching the newest setuptools.
@@ -35,6 +35,12 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Rewrites the code in the project's format and applies ruff's safe fixes.
+format: $(STAMP)
+	$(BIN)/ruff check --fix-only .
+	$(BIN)/ruff format .
 
 # Fails when requirements/lock.txt is not the lock of pyproject.toml and requirements/dev.in.
 check-lock: $(STAMP)
