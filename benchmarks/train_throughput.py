@@ -143,7 +143,8 @@ def compute_floor(data_dir: str, precision: str, repeats: int = 3) -> dict:
 
 
 def in_child(*args: str) -> dict:
-    """Run this script with ``args`` in a fresh process (its own threads and peak memory); its last stdout line, as JSON."""
+    """Run this script with ``args`` in a fresh process (its own threads and peak memory); its last stdout line,
+    as JSON."""
     out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -182,16 +183,19 @@ def main() -> None:
             progress=True,
         )
         print(
-            f"generated 2,000 trailers x 40-150 clips x (1024 + 1024) features in {time.perf_counter() - t:.0f}s -> {data_dir}"
+            f"generated 2,000 trailers x 40-150 clips x (1024 + 1024) features in {time.perf_counter() - t:.0f}s "
+            f"-> {data_dir}"
         )
     print(
-        f"{'threads':>7} {'precision':>9} {'snippets/s':>10} {'train s':>8} {'val s':>6} {'epoch s':>8} {'load s':>7} {'peak GB':>8}"
+        f"{'threads':>7} {'precision':>9} {'snippets/s':>10} {'train s':>8} {'val s':>6} {'epoch s':>8} "
+        f"{'load s':>7} {'peak GB':>8}"
     )
     for prec in args.precision:
         for th in args.threads:
             r = in_child("--epochs", str(args.epochs), "--_one", f"{data_dir},{th},{prec}")
             print(
-                f"{th:>7} {prec:>9} {r['snippets_per_s']:>10.0f} {r['train_s']:>8.3f} {r['val_s']:>6.3f} {r['epoch_s']:>8.3f} {r['load_s']:>7.1f} {r['peak_rss_gb']:>8.2f}"
+                f"{th:>7} {prec:>9} {r['snippets_per_s']:>10.0f} {r['train_s']:>8.3f} {r['val_s']:>6.3f} "
+                f"{r['epoch_s']:>8.3f} {r['load_s']:>7.1f} {r['peak_rss_gb']:>8.2f}"
             )
     print(
         f"({r['train_trailers']} training snippets and {r['val_windows']} validation windows per epoch; "
@@ -201,15 +205,18 @@ def main() -> None:
         for prec in args.precision:
             f = in_child("--_floor", f"{data_dir},{prec}")
             print(
-                f"model compute floor, precision {prec}: one head alone on one core, per epoch: training forward+backward "
-                f"{f['train_head0_s']:.3f} / {f['train_head1_s']:.3f} s, validation {f['val_head0_s']:.3f} / {f['val_head1_s']:.3f} s "
+                f"model compute floor, precision {prec}: one head alone on one core, per epoch: "
+                f"training forward+backward {f['train_head0_s']:.3f} / {f['train_head1_s']:.3f} s, "
+                f"validation {f['val_head0_s']:.3f} / {f['val_head1_s']:.3f} s "
                 f"-> at least {f['floor_s']:.3f} s/epoch on 2 cores even with perfect parallelism and nothing else"
             )
             n = f["train_steps"]
             budget_ms = (EPOCH_BUDGET_S - max(f["val_head0_s"], f["val_head1_s"])) / n * 1e3
             print(
-                f"  per training step ({n} per epoch): one head's forward+backward alone {min(f['train_head0_s'], f['train_head1_s']) / n * 1e3:.1f} ms "
-                f"(the same head from torch's stock modules: {f['train_stock_s'] / n * 1e3:.1f} ms); a {EPOCH_BUDGET_S} s epoch leaves "
+                f"  per training step ({n} per epoch): one head's forward+backward alone "
+                f"{min(f['train_head0_s'], f['train_head1_s']) / n * 1e3:.1f} ms "
+                f"(the same head from torch's stock modules: {f['train_stock_s'] / n * 1e3:.1f} ms); "
+                f"a {EPOCH_BUDGET_S} s epoch leaves "
                 f"{budget_ms:.1f} ms a step for both heads' forward+backward, the loss and the optimizer"
             )
     if tmp:

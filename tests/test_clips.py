@@ -110,7 +110,7 @@ def test_streaming_partition_of_a_combined_detector(seed):
         tolerance=3,
     )
     cs = ClipStream(fpc=24)
-    got, finals = [], []
+    got = []
     i = 0
     while i < n:
         k = int(rng.integers(1, 50))

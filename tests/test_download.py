@@ -82,7 +82,7 @@ def _assert_store(store: Path, arrays: dict[str, np.ndarray]) -> None:
     assert store.is_dir()
     assert store_num_features(store) == next(iter(arrays.values())).shape[1]
     table = load_features(store, list(arrays))
-    for i, (mid, x) in enumerate(arrays.items()):
+    for i, (_mid, x) in enumerate(arrays.items()):
         np.testing.assert_array_equal(table.trailer(i), x)
 
 
@@ -239,7 +239,8 @@ def test_a_second_download_into_the_same_directory_fails_at_once_naming_the_firs
     d = tmp_path / "data"
     d.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from divita.datasets.download import _download_lock\n"
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
+         "from divita.datasets.download import _download_lock\n"
          "with _download_lock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(60)", str(d)],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip

@@ -312,8 +312,8 @@ def test_the_boundary_maps_faults_but_keeps_the_traceback_of_a_bug(tmp_path, cap
     def bug():
         try:
             open(tmp_path / "missing.csv")
-        except FileNotFoundError:
-            raise ValueError("a bug while handling a missing file")
+        except FileNotFoundError as e:
+            raise ValueError("a bug while handling a missing file") from e
 
     with pytest.raises(ValueError):
         run_command("x", bug)

@@ -65,7 +65,8 @@ def print_result(res: dict, as_json: bool, top: int | None) -> None:
         return
     genres = list(res["genres"].items())[: top or None]
     print(
-        f"{res['video']}  ({len(res['shots'])} shots, {len(res['snippets'])} snippets, {res['timings']['extract_s'] + res['timings']['head_s']:.1f}s)"
+        f"{res['video']}  ({len(res['shots'])} shots, {len(res['snippets'])} snippets, "
+        f"{res['timings']['extract_s'] + res['timings']['head_s']:.1f}s)"
     )
     for g, p in genres:
         mark = "*" if g in res["predicted"] else " "

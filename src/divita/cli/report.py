@@ -8,9 +8,10 @@ def add_parser(sub) -> None:
         "report",
         help="figures and a markdown page for a run or results directory",
         description="Draw PNG figures and write report.md for RUN_OR_RESULTS_DIR: a `divita train` run directory "
-        "(per-genre test AP in both conventions, precision-recall curves, label co-occurrence, prediction-error matrix, "
-        "training curves) or a `divita reproduce`/`divita demo` results directory (μAP/mAP/wAP/sAP per Table 6 row next to "
-        "the paper's, per-genre AP per row, and the pictures of one representative run per row).",
+        "(per-genre test AP in both conventions, precision-recall curves, label co-occurrence, "
+        "prediction-error matrix, training curves) or a `divita reproduce`/`divita demo` results directory "
+        "(μAP/mAP/wAP/sAP per Table 6 row next to the paper's, per-genre AP per row, and the pictures of one "
+        "representative run per row).",
     )
     p.add_argument(
         "path", metavar="RUN_OR_RESULTS_DIR", help="a run directory, a results directory, or its transfer/ directory"

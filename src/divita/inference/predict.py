@@ -49,7 +49,8 @@ class ExtractionPlan:
                 raise DivitaError(
                     path,
                     f"the {modality} stream was trained on {info.get('store')!r}, a store without extraction settings "
-                    "(e.g. the published Trailers12k features, whose frame sampling and preprocessing were not released): "
+                    "(e.g. the published Trailers12k features, whose frame sampling and preprocessing were not "
+                    "released): "
                     "no matching extractor is known, so predicting on video files would give garbage; "
                     "train on stores written by `divita extract` to predict",
                 )
@@ -57,12 +58,13 @@ class ExtractionPlan:
         if not plans:
             raise DivitaError(path, "checkpoint records no feature streams")
         first = next(iter(plans.values()))
-        for modality, ext in plans.items():
+        for _modality, ext in plans.items():
             for key in _SAME_ACROSS_STREAMS:
                 if ext.get(key) != first.get(key):
                     raise DivitaError(
                         path,
-                        f"streams were extracted with different {key} ({first.get(key)!r} vs {ext.get(key)!r}): cannot extract both in one pass",
+                        f"streams were extracted with different {key} ({first.get(key)!r} vs {ext.get(key)!r}): "
+                        "cannot extract both in one pass",
                     )
         return cls(
             fps=float(first["fps"]),
@@ -145,7 +147,8 @@ class GenreClassifier:
             if want and got and want != got:
                 raise DivitaError(
                     path,
-                    f"{settings['name']} weights differ from the ones the features were extracted with (sha256 {got[:12]}… vs {want[:12]}…)",
+                    f"{settings['name']} weights differ from the ones the features were extracted with "
+                    f"(sha256 {got[:12]}… vs {want[:12]}…)",
                 )
         detector = _detector_from(plan.detector, plan.fpc, plan.fps, device).load()
         thr = ckpt.get("thresholds") or [0.5] * len(GENRES)

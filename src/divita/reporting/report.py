@@ -335,7 +335,8 @@ def fig_run_ap(run: RunData):
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="upper center", ncol=3, fontsize=9, frameon=False, bbox_to_anchor=(0.5, 1.0))
     ax.set_title(
-        f"Test AP, {len(run.y_true)} trailers (checkpoint selected by validation {LABELS.get(run.selection, run.selection)})"
+        f"Test AP, {len(run.y_true)} trailers "
+        f"(checkpoint selected by validation {LABELS.get(run.selection, run.selection)})"
     )
     return fig
 
@@ -631,9 +632,10 @@ def _run_sections(
         out,
         p,
         "per-genre test AP",
-        f"Test AP in % ({n} trailers) of the checkpoint selected by validation {sel}: the summary metrics, then each genre, "
-        "in the paper's convention (area under the precision-recall curve by the trapezoid rule, what Table 6 reports) and the standard "
-        "step-wise AP. The black mark is the genre's positive rate, the step-wise AP a random ranking would get.",
+        f"Test AP in % ({n} trailers) of the checkpoint selected by validation {sel}: the summary metrics, "
+        "then each genre, in the paper's convention (area under the precision-recall curve by the trapezoid rule, "
+        "what Table 6 reports) and the standard step-wise AP. The black mark is the genre's positive rate, "
+        "the step-wise AP a random ranking would get.",
     )
     head = ["convention", *[LABELS[m] for m in METRICS], *GENRES]
     md += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -651,7 +653,8 @@ def _run_sections(
         p,
         "precision-recall curves",
         "Test-set precision-recall curve of each genre, AP (paper convention) and step-wise AP in the title. "
-        f"The dashed line is the positive rate; the red dot is the operating point of the decision threshold ({run.threshold_source}).",
+        "The dashed line is the positive rate; the red dot is the operating point of the decision threshold "
+        f"({run.threshold_source}).",
     )
 
     if with_cooccurrence:
@@ -664,7 +667,8 @@ def _run_sections(
             p,
             "label co-occurrence",
             f"Number of trailers ({what}) labelled with both the row and the column genre; the diagonal (bold) "
-            "is the number labelled with the genre. Colour: the share of the row genre's trailers that also carry the column genre.",
+            "is the number labelled with the genre. Colour: the share of the row genre's trailers that also carry "
+            "the column genre.",
         )
 
     md += [f"{level} Prediction errors", ""]
@@ -675,9 +679,10 @@ def _run_sections(
         p,
         "prediction-error matrix",
         "A genre counts as predicted when its probability reaches its threshold (under each column). "
-        "Diagonal: recall, the % of the row genre's test trailers that get that genre. Off-diagonal: of the test trailers labelled with the row "
-        "genre but not the column genre, the % that get the column genre predicted (false positives, broken down by a genre the trailer really has). "
-        "Last row: the column genre's false-positive rate over all trailers without it, the baseline for its column. '–': no such trailer.",
+        "Diagonal: recall, the % of the row genre's test trailers that get that genre. Off-diagonal: of the test "
+        "trailers labelled with the row genre but not the column genre, the % that get the column genre predicted "
+        "(false positives, broken down by a genre the trailer really has). Last row: the column genre's "
+        "false-positive rate over all trailers without it, the baseline for its column. '–': no such trailer.",
     )
 
     if run.history is not None:
@@ -689,8 +694,9 @@ def _run_sections(
             out,
             p,
             "training curves",
-            f"Per epoch: training and validation loss (binary cross-entropy over snippets), validation μAP over trailers, "
-            f"learning rate (ReduceLROnPlateau). {len(run.history)} epochs; the selected checkpoint (best validation {sel}) is epoch {e}.",
+            "Per epoch: training and validation loss (binary cross-entropy over snippets), "
+            f"validation μAP over trailers, learning rate (ReduceLROnPlateau). {len(run.history)} epochs; "
+            f"the selected checkpoint (best validation {sel}) is epoch {e}.",
         )
     else:
         md += [
@@ -721,7 +727,8 @@ def _run_summary(run: RunData) -> list[str]:
     lines = []
     if hp:
         lines.append(
-            f"Split {hp.get('split', '?')}; stores {stores or '?'}; fusion {hp.get('fusion', '?')}, aggregator {hp.get('aggregator', '?')}, "
+            f"Split {hp.get('split', '?')}; stores {stores or '?'}; fusion {hp.get('fusion', '?')}, "
+            f"aggregator {hp.get('aggregator', '?')}, "
             f"lr {hp.get('lr', '?')}, batch {hp.get('batch_size', '?')}, at most {hp.get('max_epochs', '?')} epochs."
         )
     e = run.epoch(run.selection)
@@ -790,7 +797,8 @@ def _read_results(transfer: Path):
         if missing:
             raise DivitaError(
                 transfer / "tst.csv",
-                f"not a divita results table: missing column(s) {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}",
+                "not a divita results table: missing column(s) "
+                f"{', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}",
             )
         if tst.empty:
             raise DivitaError(transfer / "tst.csv", "the results table has no rows")
@@ -875,14 +883,16 @@ def report_results(transfer: Path, out: Path, log=None) -> Path:
     splits = sorted({int(s) for s in tst["splits"]}) if "splits" in tst else []
     md.append(
         f"{len(tst)} model(s) ({', '.join(map(str, tst.index))}); test-set metrics in %, mean ± sample std over "
-        f"{'/'.join(map(str, splits)) or '?'} split(s), paper AP convention, checkpoint selected by validation {LABELS.get(select_by, select_by)}."
+        f"{'/'.join(map(str, splits)) or '?'} split(s), paper AP convention, "
+        f"checkpoint selected by validation {LABELS.get(select_by, select_by)}."
     )
     diff = _non_paper_settings(grid)
     if diff:
         md.append(f"Trained with settings other than the paper's: {diff}.")
     md.append(
-        "The paper's numbers are Table 6 of Montalvo-Lezama et al. (2023) on the real Trailers12k; on other data (such as the "
-        "`divita demo` synthetic set) they show the paper's scale only, not a like-for-like comparison."
+        "The paper's numbers are Table 6 of Montalvo-Lezama et al. (2023) on the real Trailers12k; "
+        "on other data (such as the `divita demo` synthetic set) they show the paper's scale only, "
+        "not a like-for-like comparison."
     )
     md.append("")
 
@@ -960,8 +970,8 @@ def report_results(transfer: Path, out: Path, log=None) -> Path:
 
     # label co-occurrence over every val/test trailer any run saw (the splits' test sets overlap: unique ids)
     labels: dict[str, np.ndarray] = {}
-    for name, by_split in runs.items():
-        for split, d in by_split.items():
+    for _name, by_split in runs.items():
+        for _split, d in by_split.items():
             for f in ("predictions_val.npz", "predictions_tst.npz"):
                 if (d / f).is_file():
                     mids, y, _ = _read_predictions(d / f)
@@ -979,8 +989,8 @@ def report_results(transfer: Path, out: Path, log=None) -> Path:
             p,
             "label co-occurrence",
             f"Number of trailers (the {len(y)} distinct trailers of the runs' validation and test sets) labelled "
-            "with both the row and the column genre; the diagonal (bold) is the number labelled with the genre. Colour: the share of the row "
-            "genre's trailers that also carry the column genre.",
+            "with both the row and the column genre; the diagonal (bold) is the number labelled with the genre. "
+            "Colour: the share of the row genre's trailers that also carry the column genre.",
         )
 
     md += [
@@ -999,7 +1009,8 @@ def report_results(transfer: Path, out: Path, log=None) -> Path:
         split, u = rep
         run = load_run(by_split[split])
         md += [
-            f"Split {split} (`{by_split[split]}`): test μAP {u:.2f} against the mean {float(tst.loc[name, 'uap_mean']):.2f}.",
+            f"Split {split} (`{by_split[split]}`): test μAP {u:.2f} "
+            f"against the mean {float(tst.loc[name, 'uap_mean']):.2f}.",
             "",
         ]
         pngs += _run_sections(

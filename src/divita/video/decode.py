@@ -336,7 +336,8 @@ class VideoDecoder:
                     raise VideoError(self.path, f"no decodable video frame ({_ffmpeg_reason(e)})") from None
                 raise VideoError(
                     self.path,
-                    f"decoding failed after {self.stats.source_frames} frames ({_ffmpeg_reason(e)}): corrupt or truncated",
+                    f"decoding failed after {self.stats.source_frames} frames ({_ffmpeg_reason(e)}): "
+                    "corrupt or truncated",
                 ) from None
             if prev is None:
                 raise VideoError(self.path, "no decodable video frame (zero frames)")
