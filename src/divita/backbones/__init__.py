@@ -17,8 +17,15 @@ Every name below is importable from ``divita.backbones`` as before the split.
 
 from __future__ import annotations
 
-# The family modules register their backbones as they are imported: this order is the registry order.
-from divita.backbones import efficientnet_lite, shufflenet3d, torchvision_2d, torchvision_3d  # noqa: F401
+# isort: off
+# The family modules register their backbones as they are imported: this order is the registry order (the
+# order `divita backbones` lists them in), so it is kept by hand.
+from divita.backbones import torchvision_2d  # noqa: F401
+from divita.backbones import torchvision_3d  # noqa: F401
+from divita.backbones import shufflenet3d  # noqa: F401
+from divita.backbones import efficientnet_lite  # noqa: F401
+
+# isort: on
 from divita.backbones._registry import (
     IMAGENET_MEAN,
     IMAGENET_STD,

@@ -22,8 +22,17 @@ From Python::
 
 from __future__ import annotations
 
-# The study modules register their studies as they are imported: this order is the registry order.
-from divita.studies import aggregation, cost, extension, fps, fusion, segmentation  # noqa: F401
+# isort: off
+# The study modules register their studies as they are imported: this order is the registry order (the order
+# above, the order `divita study --help` lists them in), so it is kept by hand.
+from divita.studies import segmentation  # noqa: F401
+from divita.studies import fps  # noqa: F401
+from divita.studies import extension  # noqa: F401
+from divita.studies import aggregation  # noqa: F401
+from divita.studies import fusion  # noqa: F401
+from divita.studies import cost  # noqa: F401
+
+# isort: on
 from divita.studies._registry import get_study, list_studies, register_study
 from divita.studies.base import FeatureVariant, Row, RunSpec, Stream, Study, StudyOptions, StudyResult, parse_weights
 
