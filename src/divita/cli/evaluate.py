@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from divita.cli._train_options import add_store_options
+from divita.cli._train_options import add_config_option, add_store_options
+from divita.features.cache import CACHE_DTYPES
 
 
 def add_parser(sub) -> None:
@@ -23,6 +24,9 @@ def add_parser(sub) -> None:
                         "trailers the checkpoint was trained on")
     add_store_options(p, required=False, help="{} store (default: the checkpoint's)")
     p.add_argument("--json", action="store_true", help="print metrics as JSON")
+    add_config_option(p, "cache_dir")
+    p.add_argument("--cache-dtype", choices=CACHE_DTYPES, default=None,
+                   help="dtype of the cached features (default: the one the checkpoint was trained with)")
     p.set_defaults(func=run)
 
 
@@ -53,7 +57,8 @@ def run(args) -> int:
                                            "hold its training trailers (the splits partition the same trailers): "
                                            f"use --split {trained_on}, or --allow-other-split to score it anyway")
     cfg = replace(cfg, data_dir=args.data_dir, split=trained_on if args.split is None else args.split,
-                  image_store=args.image_store or cfg.image_store, video_store=args.video_store or cfg.video_store)
+                  image_store=args.image_store or cfg.image_store, video_store=args.video_store or cfg.video_store,
+                  cache_dir=args.cache_dir, cache_dtype=args.cache_dtype or cfg.cache_dtype)
     expect = {m: store_num_features(resolve(args.data_dir, s)) for m, s in cfg.stores.items()}
     check_features(args.checkpoint, model.cfg, expect)
     sets, _ = load_split(cfg)

@@ -3,6 +3,10 @@
 A task (one GPU, or ``cpus_per_run`` CPUs) trains into a temporary directory on its worker and returns the
 run's files; the driver writes them into the run directory with ``metrics.csv`` last, so finished runs are
 recognised by :func:`divita.evaluation.reproduce.check_resumable` exactly as the local grid's.
+
+Features: each task reads its stores through the feature caches (:mod:`divita.features.cache`) that the driver
+built before submitting (``divita reproduce`` does), at the same absolute cache directory; a node that does not
+see that directory builds its own copy once (one builder per store at a time), and every later run reads it.
 """
 
 from __future__ import annotations
@@ -24,37 +28,42 @@ from divita.distributed.cluster import (
     require_ray,
 )
 from divita.errors import DivitaError
+from divita.features.cache import NO_CACHE, cache_root
 
 _TRAIN_CACHE = None
 
 
 def _train_cache(cfg):
     """A per-worker-process feature cache holding only the stores of the current run (a worker that trains
-    several runs of one row in turn reads its stores once; memory stays at one row's stores)."""
+    several runs of one row in turn opens its stores once; with ``--cache-dir none``, memory stays at one row's
+    stores)."""
     global _TRAIN_CACHE
     from divita.training import FeatureCache, resolve
 
     if _TRAIN_CACHE is None:
         _TRAIN_CACHE = FeatureCache(progress=False)
-    wanted = {str(resolve(cfg.data_dir, ref).resolve()) for ref in cfg.stores.values()}
-    _TRAIN_CACHE._tables = {k: v for k, v in _TRAIN_CACHE._tables.items() if k[0] in wanted}
+    _TRAIN_CACHE.keep_only([resolve(cfg.data_dir, ref) for ref in cfg.stores.values()])
     return _TRAIN_CACHE
 
 
 def train_run(cfg) -> dict:
-    """One training run on a Ray worker: trains into a temporary directory and returns the run's files."""
+    """One training run on a Ray worker: trains into a temporary directory and returns the run's files, with the
+    seconds its loading took and how many feature caches it had to build."""
     from divita.cli._train_options import quiet_lightning
     from divita.training import train_model
 
     quiet_lightning()
     try:
+        cache = _train_cache(cfg)
+        builds = cache.builds
         with tempfile.TemporaryDirectory(prefix="divita-run-") as tmp:
-            res = train_model(cfg, tmp, cache=_train_cache(cfg), progress=False)
+            res = train_model(cfg, tmp, cache=cache, progress=False)
             files = {f.name: f.read_bytes() for f in sorted(Path(tmp).iterdir()) if f.is_file()}
     except DivitaError as e:
         return {"error": (e.where, e.problem)}
     return {"files": files, "best_epoch": res.best_epoch, "epochs": res.epochs, "seconds": res.seconds,
-            "metrics": res.metrics, "pid": os.getpid()}
+            "metrics": res.metrics, "pid": os.getpid(), "load_seconds": res.load_seconds,
+            "cache_builds": cache.builds - builds}
 
 
 def write_run_files(run_dir: Path, files: dict[str, bytes]) -> None:
@@ -97,6 +106,8 @@ def train_grid(
         running = {}
         for cfg, run_dir, label in jobs:
             c = replace(cfg, data_dir=str(Path(cfg.data_dir).resolve()))
+            root = cache_root(c.data_dir, c.cache_dir)  # as the driver sees it (its DIVITA_CACHE, its working directory)
+            c = replace(c, cache_dir=NO_CACHE if root is None else str(root.resolve()))
             if c.threads is None:
                 c = replace(c, threads=max(1, int(cpus_per_run)))
             if gpus_per_run <= 0 and c.accelerator == "auto":

@@ -7,12 +7,17 @@ Layout under ``out`` (default ``results``):
     transfer/val_sklearn.csv, ...         the same in the step-wise (scikit-learn) AP convention
     transfer/selection.csv                test μAP when the epoch is picked by val loss vs by val μAP
     transfer/table6.md                    ours next to the paper's Table 6, with the difference
+
+Before the first run, each store the rows need is opened once for all labelled trailers: its feature cache
+(:mod:`divita.features.cache`) is built where missing or stale, and every run of every row reads it (on Ray, the
+workers open the caches the driver built); a second ``reproduce`` over the same data reuses them.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -24,6 +29,7 @@ from divita.genres import GENRES
 from divita.evaluation.metrics import METRIC_NAMES
 from divita.datasets.release import SUMMARY_LABELS, TABLE6, TABLE6_BY_NAME, Table6Row
 from divita.training import FeatureCache, TrainConfig, read_finished_run, train_model, with_old_names
+from divita.training.config import ADDED_FIELDS
 
 
 def slug(name: str) -> str:
@@ -49,12 +55,13 @@ def run_config(base: TrainConfig, row: Table6Row, split: int) -> TrainConfig:
 
 def check_resumable(run_dir: Path, cfg: TrainConfig) -> bool:
     """True when ``run_dir`` holds a finished run of exactly ``cfg``; raises when it holds another one. A run
-    written as it stood when it was interrupted (``"interrupted": true``) is not finished: it is trained again."""
+    written as it stood when it was interrupted (``"interrupted": true``) is not finished: it is trained again.
+    A run that does not record a field added since (``ADDED_FIELDS``) was trained with that field's old behaviour."""
     done = read_finished_run(run_dir)
     if done is None:
         return False
     want = cfg.identity()
-    have = {k: done.get(k) for k in want}
+    have = {k: done.get(k, ADDED_FIELDS.get(k)) for k in want}
     if have != want:
         diff = ", ".join(f"{k}={have[k]!r} (asked {want[k]!r})" for k in want if have[k] != want[k])
         raise DivitaError(run_dir / "hparams.json", f"a finished run with another configuration: {diff}; use another --out or delete it")
@@ -107,11 +114,32 @@ def markdown_table(tst, rows: list[Table6Row], title: str = "Table 6 (test set)"
     return "\n".join(lines) + "\n"
 
 
-def run_line(label: str, metrics, best_epoch: int, epochs: int, seconds: float, select_by: str) -> str:
-    """One progress line for a finished run: its best epoch and test μAP (paper convention)."""
+def run_line(label: str, metrics, best_epoch: int, epochs: int, seconds: float, select_by: str,
+             load_seconds: float | None = None, builds: int = 0) -> str:
+    """One progress line for a finished run: its best epoch and test μAP (paper convention), its time and of that
+    the time loading its features took (``builds``: feature caches it had to build)."""
     m = metrics
     uap = m[(m.subset == "tst") & (m.convention == "paper") & (m.selection == select_by)]["uap"].iloc[0]
-    return f"  {label}: best epoch {best_epoch}/{epochs}, test μAP {100 * uap:.2f} ({seconds:.1f}s)"
+    timing = f"{seconds:.1f}s"
+    if load_seconds is not None:
+        timing += f", loading {load_seconds:.2f}s" + (f" incl. building {builds} feature cache(s)" if builds else "")
+    return f"  {label}: best epoch {best_epoch}/{epochs}, test μAP {100 * uap:.2f} ({timing})"
+
+
+def prepare_features(base: TrainConfig, stores: Sequence[str], cache: FeatureCache) -> str:
+    """Open each of ``stores`` once for all labelled trailers, building the feature caches that are missing or
+    stale; returns what was done, in words."""
+    from divita.features.cache import cache_root
+    from divita.training.batches import prepare_stores
+
+    t = time.perf_counter()
+    builds = cache.builds
+    prepare_stores(base, list(stores), cache)
+    root = cache_root(base.data_dir, base.cache_dir)
+    if root is None:
+        return f"{len(stores)} store(s) read into memory ({base.cache_dtype}) in {time.perf_counter() - t:.1f}s"
+    return (f"{len(stores)} store(s) ready in {time.perf_counter() - t:.1f}s ({cache.builds - builds} feature cache(s) built, "
+            f"{base.cache_dtype}, in {root})")
 
 
 def reproduce(
@@ -155,12 +183,19 @@ def reproduce(
         runs[(row.name, split)] = run_dir
         if not check_resumable(run_dir, run_config(base, row, split)):
             todo.append((row, split))
-    log(f"Table 6 grid: {len(grid)} runs, {len(grid) - len(todo)} already finished, {len(todo)} to train")
+    from divita.features.cache import cache_root
+
+    features = ""
+    if todo and (ray_address is None or cache_root(base.data_dir, base.cache_dir) is not None):
+        # each store once, before the runs (on Ray: the caches the workers open; stores in memory stay with the workers)
+        features = "; features: " + prepare_features(base, sorted({s for row, _ in todo for s in row.stores}), cache)
+    log(f"Table 6 grid: {len(grid)} runs, {len(grid) - len(todo)} already finished, {len(todo)} to train{features}")
     if ray_address is not None:
         from divita.distributed.grid import train_grid
 
         def report(label: str, res: dict) -> None:
-            log(run_line(label, res["metrics"], res["best_epoch"], res["epochs"], res["seconds"], base.select_by))
+            log(run_line(label, res["metrics"], res["best_epoch"], res["epochs"], res["seconds"], base.select_by,
+                         res.get("load_seconds"), res.get("cache_builds", 0)))
 
         jobs = [(run_config(base, row, split), runs[(row.name, split)], f"{row.name} split{split}") for row, split in todo]
         if jobs:
@@ -176,6 +211,7 @@ def reproduce(
         for row, split in todo:
             cfg = run_config(base, row, split)
             label = f"{row.name} split{split}"
+            builds = cache.builds
             try:
                 res = train_model(cfg, runs[(row.name, split)], cache=cache, progress=progress, desc=label, stop=stop)
             except Interrupted as e:
@@ -186,7 +222,8 @@ def reproduce(
                                   f"{label} stopped after {res.epochs} epoch(s) and written as it stands (not counted "
                                   f"as finished); {finished} of {len(grid)} runs finished and kept")
             finished += 1
-            log(run_line(label, res.metrics, res.best_epoch, res.epochs, res.seconds, base.select_by))
+            log(run_line(label, res.metrics, res.best_epoch, res.epochs, res.seconds, base.select_by, res.load_seconds,
+                         cache.builds - builds))
             if bar is not None:
                 bar.update(1)
     finally:

@@ -2,8 +2,9 @@
 
 A *snippet* is a window of ``num_clips`` consecutive clips of one trailer. Training draws one random
 window per trailer per epoch; evaluation cuts every trailer into consecutive windows (the last one padded)
-and averages the probabilities of a trailer's windows. Features live in memory (:class:`FeatureTable`);
-batches are built by one vectorised gather, never by per-item zarr reads.
+and averages the probabilities of a trailer's windows. Features come from a :class:`FeatureTable` (in memory:
+one vectorised gather per batch) or a :class:`~divita.features.store.FileFeatureTable` (the feature cache: one
+read per window into the batch), never from per-item zarr reads.
 
 With two modalities (image and video stores) whose clip counts for a trailer differ, each modality's
 window is placed at the same relative position in the trailer (identical indices when counts agree).
@@ -71,16 +72,10 @@ class SnippetSet:
     # -- window placement -------------------------------------------------------------------------
     def _gather(self, trailer: np.ndarray, starts: np.ndarray) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """starts: (M, B) first clip of each window per modality -> features (B, S, F_m) and masks (B, S)."""
-        s = np.arange(self.num_clips)
         xs, masks = [], []
         for m, table in enumerate(self.tables):
-            lengths = table.lengths[trailer]  # (B,)
-            idx = starts[m][:, None] + s[None, :]  # (B, S)
-            valid = idx < lengths[:, None]
-            rows = table.offsets[trailer][:, None] + np.minimum(idx, lengths[:, None] - 1)
-            x = table.features[rows.reshape(-1)].reshape(len(trailer), self.num_clips, -1)
-            x[~valid] = 0.0
-            xs.append(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+            x, valid = table.windows(trailer, starts[m], self.num_clips)
+            xs.append(torch.from_numpy(x))
             masks.append(torch.from_numpy(valid))
         return xs, masks
 

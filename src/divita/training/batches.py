@@ -1,7 +1,9 @@
-"""A run's data: each store read once into memory, the split's snippet sets, and the batches of an epoch."""
+"""A run's data: each store read once (through the on-disk feature cache, or into memory), the split's snippet
+sets, and the batches of an epoch."""
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -9,35 +11,79 @@ import numpy as np
 
 from divita.datasets.labels import read_labels
 from divita.errors import DivitaError
+from divita.features.cache import cache_root, open_cache, store_key
 from divita.features.snippets import SnippetSet
-from divita.features.store import FeatureTable, load_features, open_store
+from divita.features.store import FeatureTable, encode_rows, load_features, open_store
 from divita.genres import GENRES
 from divita.training.config import TrainConfig, resolve
 
 
 class FeatureCache:
-    """Loads each store once (all labelled trailers) and serves every split and run from memory."""
+    """Opens each store once (all labelled trailers) and serves every split and run of this process from it.
+
+    ``table(store, mids, root, dtype)``: with a cache directory ``root``, the store's on-disk cache (built there
+    first when missing or stale; see :mod:`divita.features.cache`), which costs no memory per store; with
+    ``root=None``, the store read into memory (``dtype`` bfloat16 keeps it as bfloat16). ``builds`` counts the
+    caches this process built and ``seconds`` the time spent opening, building or reading stores."""
 
     def __init__(self, progress: bool = True):
         self.progress = progress
-        self._tables: dict[tuple[str, tuple[str, ...]], FeatureTable] = {}
+        self._tables: dict[tuple, FeatureTable] = {}
+        self.builds = 0
+        self.seconds = 0.0
 
-    def table(self, store: Path | str, mids: list[str]) -> FeatureTable:
-        key = (str(Path(store).resolve()) if "://" not in str(store) else str(store), tuple(mids))
+    def table(self, store: Path | str, mids: list[str], root: Path | str | None = None, dtype: str = "float32") -> FeatureTable:
+        key = (store_key(store), tuple(mids), None if root is None else str(Path(root).resolve()), dtype)
         if key not in self._tables:
-            self._tables[key] = load_features(store, mids, progress=self.progress)
+            t = time.perf_counter()
+            if root is None:
+                table = load_features(store, mids, progress=self.progress)
+                if dtype != "float32":
+                    table.features, table.dtype = encode_rows(table.features, dtype), dtype
+            else:
+                table, built = open_cache(store, mids, root, dtype, progress=self.progress)
+                self.builds += built
+            self._tables[key] = table
+            self.seconds += time.perf_counter() - t
         return self._tables[key]
 
+    def keep_only(self, stores: list[Path | str]) -> None:
+        """Forget the tables of every other store (a long-lived worker that moves on to other stores)."""
+        keep = {store_key(s) for s in stores}
+        self._tables = {k: v for k, v in self._tables.items() if k[0] in keep}
 
-def load_split(cfg: TrainConfig, cache: FeatureCache | None = None) -> tuple[dict[str, SnippetSet], dict[str, dict]]:
-    """SnippetSets for 'trn', 'val', 'tst' of ``cfg.split``, and per-modality store info."""
-    cache = cache or FeatureCache()
+
+def read_split_labels(cfg: TrainConfig):
+    """The labels of ``cfg``'s data directory (a DataFrame, checked) and their path."""
     labels_path = resolve(cfg.data_dir, cfg.labels)
     if not Path(cfg.data_dir).is_dir():
         raise DivitaError(cfg.data_dir, "data directory not found (`divita download --data-dir DIR` fetches the release)")
     if not labels_path.is_file():
         raise DivitaError(labels_path, "labels file missing (`divita download` fetches mtgc.csv)")
-    df = read_labels(labels_path)
+    return read_labels(labels_path), labels_path
+
+
+def store_table(cfg: TrainConfig, ref: str, mids: list[str], cache: FeatureCache) -> FeatureTable:
+    """The rows of ``mids`` in the store ``ref`` of ``cfg``, as ``cfg.cache_dir`` and ``cfg.cache_dtype`` say."""
+    path = resolve(cfg.data_dir, ref)
+    if "://" not in str(path) and not path.is_dir():
+        raise DivitaError(path, "feature store missing (`divita download` fetches the release stores)")
+    return cache.table(path, mids, cache_root(cfg.data_dir, cfg.cache_dir), cfg.cache_dtype)
+
+
+def prepare_stores(cfg: TrainConfig, stores: list[str], cache: FeatureCache) -> None:
+    """Open every store of ``stores`` for all labelled trailers of ``cfg``'s data, building the caches that are
+    missing or stale (a grid does this once before its runs)."""
+    df, _ = read_split_labels(cfg)
+    mids = df["mid"].tolist()
+    for ref in stores:
+        store_table(cfg, ref, mids, cache)
+
+
+def load_split(cfg: TrainConfig, cache: FeatureCache | None = None) -> tuple[dict[str, SnippetSet], dict[str, dict]]:
+    """SnippetSets for 'trn', 'val', 'tst' of ``cfg.split``, and per-modality store info."""
+    cache = cache or FeatureCache()
+    df, labels_path = read_split_labels(cfg)
     all_mids = df["mid"].tolist()
     info: dict[str, dict] = {}
     tables: dict[str, FeatureTable] = {}
@@ -46,7 +92,7 @@ def load_split(cfg: TrainConfig, cache: FeatureCache | None = None) -> tuple[dic
         if "://" not in str(path) and not path.is_dir():
             raise DivitaError(path, "feature store missing (`divita download` fetches the release stores)")
         group = open_store(path)
-        tables[modality] = cache.table(path, all_mids)
+        tables[modality] = store_table(cfg, ref, all_mids, cache)
         info[modality] = {
             "store": ref,
             "num_features": int(group.attrs["num_features"]),
@@ -88,11 +134,13 @@ class EpochBatches:
 
 class EvalBatches:
     """The validation windows in batches; the same every epoch, so kept after the first epoch when they
-    take at most ``cache_bytes`` (the gather is then done once per run instead of once per epoch)."""
+    take at most ``cache_bytes`` (the gather is then done once per run instead of once per epoch). The bound is
+    small so that a run's memory does not grow with the data: larger validation sets are gathered again each
+    epoch (from the page cache, for the feature cache's files)."""
 
-    def __init__(self, snippets: SnippetSet, batch_size: int, cache_bytes: int = 1 << 30):
+    def __init__(self, snippets: SnippetSet, batch_size: int, cache_bytes: int = 256 << 20):
         self.snippets, self.batch_size = snippets, batch_size
-        width = sum(t.features.shape[1] for t in snippets.tables)
+        width = sum(t.num_features for t in snippets.tables)
         self.keep = snippets.num_eval_windows() * snippets.num_clips * width * 4 <= cache_bytes
         self._batches: list | None = None
 

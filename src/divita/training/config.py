@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from divita.datasets.release import LABELS_FILE
 from divita.errors import DivitaError
+from divita.features.cache import CACHE_DTYPES, CACHE_ENV
 from divita.hardware import cpu_has_native_bf16
 from divita.model.names import AGGREGATORS, FUSIONS
 
@@ -26,6 +27,8 @@ SPLITS = (0, 1, 2)
 PRECISIONS = ("auto", "32", "bf16")  # the command line's; resolve_precision also takes Lightning's spellings
 # earlier names of fields: still accepted as keywords and dict keys, and written beside the new ones to hparams.json
 OLD_NAMES = {"ix": "image_store", "vx": "video_store"}
+# identity fields added after runs were written: what a run that does not record one of them was trained with
+ADDED_FIELDS = {"cache_dtype": "float32"}
 
 
 def option(default, help: str | None = None, choices: tuple | None = None, common: bool = True):
@@ -70,6 +73,11 @@ class TrainConfig:
     accelerator: str = option("auto", "auto, cpu or gpu")
     precision: str = option("auto", "auto: bfloat16 compute with float32 master weights where the CPU has native bf16 "
                                     "(AMX/AVX512-BF16), bf16 autocast on CUDA, else float32", PRECISIONS)
+    cache_dir: str | None = option(None, f"feature cache directory: each store is copied there once, uncompressed, and read from "
+                                         f"disk batch by batch (default: ${CACHE_ENV}, else DATA_DIR/.divita-cache); 'none' "
+                                         "reads the stores into memory instead")
+    cache_dtype: str = option("float32", "dtype of the cached features: float32 (exact, the default) or bfloat16 (half the disk "
+                                         "and page cache; features rounded, so results differ slightly)", CACHE_DTYPES)
 
     def __post_init__(self):
         if not self.image_store and not self.video_store:
@@ -82,6 +90,8 @@ class TrainConfig:
             raise DivitaError(None, f"aggregator must be one of {AGGREGATORS}, got {self.aggregator!r}")
         if self.split not in SPLITS:
             raise DivitaError(None, f"split must be 0, 1 or 2, got {self.split}")
+        if self.cache_dtype not in CACHE_DTYPES:
+            raise DivitaError(None, f"cache_dtype must be one of {CACHE_DTYPES}, got {self.cache_dtype!r}")
 
     @property
     def ix(self) -> str | None:
@@ -107,9 +117,10 @@ class TrainConfig:
         return {m: s for m, s in (("image", self.image_store), ("video", self.video_store)) if s}
 
     def identity(self) -> dict[str, Any]:
-        """The fields that change results (not where files are or how many threads run)."""
+        """The fields that change results (not where files are or how many threads run). ``cache_dtype`` is one
+        (bfloat16 rounds the features); ``cache_dir`` is not (a float32 cache gives the in-memory path's results)."""
         d = asdict(self)
-        for k in ("data_dir", "threads", "accelerator", "eval_batch_size", "precision"):
+        for k in ("data_dir", "threads", "accelerator", "eval_batch_size", "precision", "cache_dir"):
             d.pop(k)
         return d
 

@@ -78,6 +78,7 @@ class RunResult:
     seconds: float
     history: list[dict] = field(default_factory=list)
     interrupted: bool = False  # stopped on request before training ended by itself: the run as it stood
+    load_seconds: float = 0.0  # reading the labels and opening (or building) the stores' features
 
 
 # the run's other files besides the checkpoint (predictions, history, hparams, metrics): a generous bound
@@ -123,6 +124,7 @@ def train_model(cfg: TrainConfig, run_dir: str | Path, cache: FeatureCache | Non
         return Interrupted(signum(), f"stopped before the first epoch finished; nothing written to {run_dir}")
 
     sets, features = load_split(cfg, cache or FeatureCache(progress))
+    load_seconds = time.perf_counter() - t0
     if stop is not None and stop.is_set():
         raise interrupted_before_an_epoch()
     L.seed_everything(cfg.seed, workers=False, verbose=False)
@@ -234,4 +236,5 @@ def train_model(cfg: TrainConfig, run_dir: str | Path, cache: FeatureCache | Non
     metrics = pd.DataFrame(rows)
     atomic_write_text(run_dir / "metrics.csv", metrics.to_csv(index=False, float_format="%.6f"))
     seconds = time.perf_counter() - t0
-    return RunResult(run_dir, metrics, selected["epoch"], len(tracker.history), seconds, tracker.history, interrupted)
+    return RunResult(run_dir, metrics, selected["epoch"], len(tracker.history), seconds, tracker.history, interrupted,
+                     load_seconds)

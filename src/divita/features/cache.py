@@ -1,0 +1,330 @@
+"""The feature cache: each store's trailers as one uncompressed file on local disk, read batch by batch.
+
+Training reads the same rows many times; decompressing zarr chunks for each run costs minutes on the release,
+and holding every store in memory as float32 costs ~17 GB for the heaviest Table 6 rows. So each store is
+copied once into a cache directory (``--cache-dir``; default ``$DIVITA_CACHE``, else ``DATA_DIR/.divita-cache``)::
+
+    <cache dir>/<store name>-<hash of its path>/
+        manifest-float32.json          format, store, dtype, num_features, fingerprint, trailer ids and clip counts
+        data-float32-<build id>.bin    (total clips, num_features) rows, trailer after trailer, row-major
+        manifest-bfloat16.json, data-bfloat16-<build id>.bin   the same in bfloat16 (uint16 bit patterns)
+        .lock                          held by the process building a cache of this store
+
+A build reads the store through :func:`divita.features.store.load_features` (the same checks and errors as the
+in-memory path), a slice of trailers at a time, writes the data file under a temporary name and renames it into
+place (:func:`divita.fileio.atomic_write_bytes`), then writes the manifest the same way: the manifest is the
+commit, so a killed build leaves no manifest naming its file and is never used; the next build removes its
+leftovers. Rows are read back with :class:`divita.features.store.FileFeatureTable` (``pread`` per window into
+the batch): the process holds only the batch, and the file's pages sit in the page cache, which the kernel
+reclaims when memory is short.
+
+A cache is used only while its manifest's fingerprint matches the store: the size and modification time of
+every file of the store's group metadata and of each cached trailer's array. A changed, added or removed
+array, or new group attributes, rebuild it.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import re
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+from collections.abc import Iterator, Sequence
+
+from divita.errors import DivitaError
+
+if TYPE_CHECKING:
+    from divita.features.store import FileFeatureTable
+
+CACHE_FORMAT = "divita-feature-cache/1"
+CACHE_ENV = "DIVITA_CACHE"  # the cache directory when --cache-dir is not given
+CACHE_DIR_NAME = ".divita-cache"  # inside the data directory, when neither is given
+CACHE_DTYPES = ("float32", "bfloat16")
+NO_CACHE = "none"  # --cache-dir none: read the stores into memory instead
+BUILD_CHUNK_BYTES = 64 << 20  # float32 rows read from the store per step of a build
+SYNC_BYTES = 256 << 20  # a build flushes its data file to disk every this many bytes (bounded dirty page cache)
+ITEMSIZE = {"float32": 4, "bfloat16": 2}
+
+
+def cache_root(data_dir: str | os.PathLike, cache_dir: str | None) -> Path | None:
+    """Where the caches live: ``cache_dir``, else ``$DIVITA_CACHE``, else ``data_dir/.divita-cache``;
+    None when it is ``none`` (the stores are then read into memory)."""
+    chosen = cache_dir or os.environ.get(CACHE_ENV) or str(Path(data_dir) / CACHE_DIR_NAME)
+    if chosen.lower() == NO_CACHE:
+        return None
+    return Path(chosen).expanduser()
+
+
+def store_key(store: str | os.PathLike) -> str:
+    """A store's identity: its absolute path, or its URL."""
+    s = str(store)
+    return s if "://" in s else str(Path(s).resolve())
+
+
+def store_cache_dir(root: str | os.PathLike, store: str | os.PathLike) -> Path:
+    """The directory of one store's caches inside ``root``: the store's name and a hash of its path or URL."""
+    key = store_key(store)
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", key.rstrip("/").rsplit("/", 1)[-1]) or "store"
+    return Path(root) / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+# ------------------------------------------------------------------------------------------------ fingerprint
+def _local_files(dir_: str, rel: str) -> Iterator[tuple[str, int, int]]:
+    """(relative path, size, mtime ns) of every file below ``dir_``, sorted."""
+    with os.scandir(dir_) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    for e in entries:
+        if e.is_dir(follow_symlinks=False):
+            yield from _local_files(e.path, f"{rel}/{e.name}")
+        else:
+            st = e.stat()
+            yield f"{rel}/{e.name}", st.st_size, st.st_mtime_ns
+
+
+def _local_stamps(store: str, mids: Sequence[str]) -> Iterator[str]:
+    with os.scandir(store) as it:
+        top = sorted((e for e in it if e.is_file()), key=lambda e: e.name)
+    for e in top:  # the group's metadata: .zgroup/.zattrs/.zmetadata (format 2) or zarr.json (format 3)
+        st = e.stat()
+        yield f"{e.name}\0{st.st_size}\0{st.st_mtime_ns}"
+    for mid in mids:
+        try:
+            yield from (f"{rel}\0{size}\0{mtime}" for rel, size, mtime in _local_files(os.path.join(store, mid), mid))
+        except (FileNotFoundError, NotADirectoryError):
+            yield f"{mid}\0missing"
+
+
+def _url_stamps(store: str, mids: Sequence[str]) -> Iterator[str]:
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(store)
+    root = root.rstrip("/")
+    wanted = set(mids)
+    by_mid: dict[str, list[str]] = {}
+    top = []
+    for path, info in sorted(fs.find(root, detail=True, withdirs=False).items()):
+        rel = path[len(root):].lstrip("/")
+        stamp = next((str(info[k]) for k in ("mtime", "LastModified", "last_modified", "ETag", "etag", "created", "md5")
+                      if info.get(k) is not None), "")
+        line = f"{rel}\0{info.get('size')}\0{stamp}"
+        head = rel.split("/", 1)[0]
+        if "/" not in rel:
+            top.append(line)
+        elif head in wanted:
+            by_mid.setdefault(head, []).append(line)
+    yield from top
+    for mid in mids:
+        yield from by_mid.get(mid, [f"{mid}\0missing"])
+
+
+def store_fingerprint(store: str | os.PathLike, mids: Sequence[str]) -> str:
+    """A digest of the size and modification time of the store's top-level metadata files and of every file of
+    the arrays of ``mids`` (a URL: what its filesystem lists). Changes whenever those arrays or attributes do."""
+    s = str(store)
+    h = hashlib.sha256()
+    for line in (_url_stamps(s, mids) if "://" in s else _local_stamps(s, mids)):
+        h.update(line.encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------ reading
+def _read_manifest(path: Path) -> dict | None:
+    try:
+        m = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return m if isinstance(m, dict) and m.get("format") == CACHE_FORMAT else None
+
+
+def _open_if_fresh(dir_: Path, store: str, mids: Sequence[str], dtype: str) -> FileFeatureTable | None:
+    """The cache of ``store`` in ``dir_`` over ``mids`` when it holds them all and matches the store, else None."""
+    import numpy as np
+
+    from divita.features.store import STORAGE, FileFeatureTable, RowFile
+
+    m = _read_manifest(dir_ / f"manifest-{dtype}.json")
+    if m is None or m.get("dtype") != dtype or m.get("store") != store_key(store):
+        return None
+    cached = m["mids"]
+    index = {mid: i for i, mid in enumerate(cached)}
+    if any(mid not in index for mid in mids):
+        return None
+    if store_fingerprint(store, cached) != m.get("fingerprint"):
+        return None
+    path = dir_ / m["data"]
+    try:
+        file = RowFile(path)
+    except OSError:
+        return None
+    num_features, rows = int(m["num_features"]), int(m["rows"])
+    if os.fstat(file.fd).st_size != rows * num_features * ITEMSIZE[dtype]:
+        return None
+    all_lengths = np.asarray(m["lengths"], dtype=np.int64)
+    all_offsets = np.zeros(len(all_lengths), dtype=np.int64)
+    all_offsets[1:] = np.cumsum(all_lengths)[:-1]
+    idx = np.array([index[mid] for mid in mids], dtype=np.int64)
+    if rows:
+        features = np.memmap(path, dtype=STORAGE[dtype], mode="r", shape=(rows, num_features))
+    else:
+        features = np.zeros((0, num_features), dtype=STORAGE[dtype])
+    return FileFeatureTable(list(mids), features, all_offsets[idx], all_lengths[idx], str(store), dtype, file)
+
+
+# ------------------------------------------------------------------------------------------------ building
+def _write_error(path: Path, e: OSError) -> DivitaError:
+    what = e.strerror or str(e)
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        what = "no space left on device"
+    return DivitaError(e.filename or path, f"cannot write the feature cache: {what} "
+                                           f"(--cache-dir or {CACHE_ENV} chooses another directory; --cache-dir none reads into memory)")
+
+
+@contextmanager
+def _locked(dir_: Path) -> Iterator[None]:
+    """One builder per store cache directory at a time (processes on this machine, or sharing the filesystem)."""
+    import fcntl
+
+    try:
+        fd = os.open(dir_ / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise _write_error(dir_ / ".lock", e) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _remove_unreferenced(dir_: Path) -> None:
+    """Delete what no manifest names: leftovers of killed builds and replaced data files (under the lock)."""
+    keep = {".lock"}
+    for dtype in CACHE_DTYPES:
+        m = _read_manifest(dir_ / f"manifest-{dtype}.json")
+        keep.add(f"manifest-{dtype}.json")
+        if m is not None:
+            keep.add(str(m.get("data")))
+    for p in dir_.iterdir():
+        if p.name not in keep and p.is_file():
+            p.unlink(missing_ok=True)
+
+
+def build_cache(store: str | os.PathLike, mids: Sequence[str], dir_: Path, dtype: str = "float32",
+                progress: bool = False, threads: int = 8, chunk_bytes: int = BUILD_CHUNK_BYTES) -> None:
+    """Write the cache of ``mids`` of ``store`` into ``dir_`` (call under :func:`_locked`): the data file under a
+    temporary name, renamed into place when complete, then the manifest that names it."""
+    from divita.features.store import encode_rows, load_features, open_store
+    from divita.fileio import atomic_write_bytes, atomic_write_text
+
+    t0 = time.perf_counter()
+    mids = list(mids)
+    fingerprint = store_fingerprint(store, mids)  # before reading: a store changed meanwhile rebuilds next time
+    num_features = int(open_store(store).attrs["num_features"])
+    try:
+        _remove_unreferenced(dir_)
+    except OSError as e:
+        raise _write_error(dir_, e) from None
+    name = f"data-{dtype}-{uuid.uuid4().hex[:12]}.bin"
+    per_step = max(1, chunk_bytes // (num_features * 4 * 100))  # trailers per step, at ~100 clips a trailer
+    lengths: list[int] = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(mids), desc=f"cache {Path(str(store)).name} ({dtype})", unit="trailer", leave=False)
+
+    def write(f) -> None:
+        unsynced = 0
+        for i in range(0, len(mids), per_step):
+            try:
+                table = load_features(store, mids[i : i + per_step], threads=threads)
+            except OSError as e:  # reading, not writing: name the store
+                raise DivitaError(store, f"cannot read the store ({e.strerror or e})") from None
+            rows = encode_rows(table.features, dtype)
+            f.write(memoryview(rows).cast("B"))
+            lengths.extend(int(n) for n in table.lengths)
+            unsynced += rows.nbytes
+            if unsynced >= SYNC_BYTES:  # keep the dirty pages of a large build bounded
+                f.flush()
+                os.fdatasync(f.fileno())
+                unsynced = 0
+            if bar is not None:
+                bar.update(len(table))
+
+    data = dir_ / name
+    try:
+        atomic_write_bytes(data, write)
+        manifest = {
+            "format": CACHE_FORMAT,
+            "store": store_key(store),
+            "dtype": dtype,
+            "num_features": num_features,
+            "trailers": len(mids),
+            "rows": int(sum(lengths)),
+            "data": name,
+            "fingerprint": fingerprint,
+            "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "build_seconds": round(time.perf_counter() - t0, 3),
+            "mids": mids,
+            "lengths": lengths,
+        }
+        atomic_write_text(dir_ / f"manifest-{dtype}.json", json.dumps(manifest))
+        _remove_unreferenced(dir_)  # the data file this one replaces
+    except OSError as e:
+        current = _read_manifest(dir_ / f"manifest-{dtype}.json")
+        if current is None or current.get("data") != name:  # renamed into place, but no manifest names it
+            data.unlink(missing_ok=True)
+        raise _write_error(data, e) from None
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def open_cache(store: str | os.PathLike, mids: Sequence[str], root: str | os.PathLike, dtype: str = "float32",
+               progress: bool = False, threads: int = 8) -> tuple[FileFeatureTable, bool]:
+    """The cached rows of ``mids`` of ``store`` (a :class:`FileFeatureTable`, in the order of ``mids``), building
+    the cache under ``root`` first when it is missing, stale or lacks a trailer. Returns (table, whether it was built).
+
+    Raises DivitaError naming the cache path when it cannot be written (unwritable directory, full disk), and the
+    store's own errors (missing trailer, wrong shape, NaN) as :func:`~divita.features.store.load_features` does."""
+    if dtype not in CACHE_DTYPES:
+        raise DivitaError(None, f"cache dtype must be one of {', '.join(CACHE_DTYPES)}, got {dtype!r}")
+    mids = list(mids)
+    dir_ = store_cache_dir(root, store)
+    try:
+        dir_.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _write_error(Path(e.filename or dir_), e) from None
+    table = _open_if_fresh(dir_, store, mids, dtype)
+    if table is not None:
+        return table, False
+    with _locked(dir_):
+        table = _open_if_fresh(dir_, store, mids, dtype)  # another process may have built it while we waited
+        if table is not None:
+            return table, False
+        build_cache(store, mids, dir_, dtype, progress=progress, threads=threads)
+    table = _open_if_fresh(dir_, store, mids, dtype)
+    if table is None:
+        raise DivitaError(dir_, "the feature cache just built does not match its store (is the store being written?)")
+    return table, True
+
+
+__all__ = [
+    "CACHE_DIR_NAME",
+    "CACHE_DTYPES",
+    "CACHE_ENV",
+    "CACHE_FORMAT",
+    "NO_CACHE",
+    "build_cache",
+    "cache_root",
+    "open_cache",
+    "store_cache_dir",
+    "store_fingerprint",
+    "store_key",
+]
