@@ -168,14 +168,14 @@ def status_kb(pid: int) -> dict[str, int]:
     return out
 
 
-def train(data_dir: Path, run_dir: Path, stores: tuple[str, str], epochs: int, cache_dir: str, extra: tuple[str, ...] = (),
-          cgroup: Path | None = None, stop_patience: int | None = None) -> dict:
+def train(data_dir: Path, run_dir: Path, stores: tuple[str, str], epochs: int, cache_dir: str,
+          extra: tuple[str, ...] = (), cgroup: Path | None = None, stop_patience: int | None = None) -> dict:
     """One `divita train` in a fresh process (in ``cgroup`` when given); its figures."""
     shutil.rmtree(run_dir, ignore_errors=True)
     times = run_dir.with_suffix(".times.json")
     times.unlink(missing_ok=True)
-    argv = ["train", "--data-dir", str(data_dir), "--ix", stores[0], "--vx", stores[1], "--split", "0", "--out", str(run_dir),
-            "--max-epochs", str(epochs), "--cache-dir", cache_dir, "--no-progress", *extra]
+    argv = ["train", "--data-dir", str(data_dir), "--ix", stores[0], "--vx", stores[1], "--split", "0",
+            "--out", str(run_dir), "--max-epochs", str(epochs), "--cache-dir", cache_dir, "--no-progress", *extra]
     if stop_patience is not None:
         argv += ["--stop-patience", str(stop_patience)]
     t0 = time.time()
@@ -185,8 +185,8 @@ def train(data_dir: Path, run_dir: Path, stores: tuple[str, str], epochs: int, c
         procs = cgroup / ("cgroup.procs" if (cgroup / "cgroup.procs").exists() else "tasks")
         procs.write_text(str(os.getpid()))
 
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, *argv], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, preexec_fn=enter_cgroup if cgroup else None)
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, *argv], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=enter_cgroup if cgroup else None)
     peak = {"RssAnon": 0, "VmHWM": 0}
     done = threading.Event()
 
@@ -325,8 +325,8 @@ def memory_benchmark(work: Path, sizes: list[int], epochs: int, use_cgroup: bool
         verdict = "FINISHED" if r["finished"] else f"did NOT finish (exit {r['returncode']})"
         extra = (f"{r['epoch_s']:.2f} s/epoch (first {r['first_epoch_s']:.2f}), peak anon {r['peak_anon_gb']:.2f} GB, "
                  f"{r['wall_s']:.0f}s in all") if r["finished"] else " | ".join(r["stderr"])
-        print(f"cgroup limit {limit / GB:.2f} GB (1.5 GB + 30 % of {size / GB:.2f} GB), {n} trailers, {label}: {verdict}; "
-              f"cgroup peak usage {peak:.2f} GB; {extra}", flush=True)
+        print(f"cgroup limit {limit / GB:.2f} GB (1.5 GB + 30 % of {size / GB:.2f} GB), {n} trailers, {label}: "
+              f"{verdict}; cgroup peak usage {peak:.2f} GB; {extra}", flush=True)
 
 
 def e2e_benchmark(work: Path) -> None:
@@ -334,8 +334,8 @@ def e2e_benchmark(work: Path) -> None:
     size = float32_bytes(data, SHUFFLENET_STORES)
     cache = work / "cache-shufflenet2000"
     shutil.rmtree(cache, ignore_errors=True)
-    print(f"2,000 trailers of ShuffleNet width, stores {size / GB:.2f} GB as float32; `divita train`, 50 epochs at most, "
-          "early stopping (patience 20), late fusion")
+    print(f"2,000 trailers of ShuffleNet width, stores {size / GB:.2f} GB as float32; `divita train`, 50 epochs at "
+          "most, early stopping (patience 20), late fusion")
     for label, cache_dir in (("memory (--cache-dir none)", "none"), ("cache, cold (builds)", str(cache)),
                              ("cache, warm", str(cache))):
         r = train(data, work / "run-e2e", SHUFFLENET_STORES, 50, cache_dir)
@@ -343,8 +343,9 @@ def e2e_benchmark(work: Path) -> None:
             print(f"{label}: did not finish: {' | '.join(r['stderr'])}")
             continue
         s = ", ".join(f"{k} {v:.2f}" for k, v in r["startup"].items())
-        print(f"{label:<28} process start to metrics.csv {r['end_s']:6.1f} s; {r['epochs']} epochs, {r['epoch_s']:.2f} s/epoch; "
-              f"first step after {r['first_step_s']:.2f} s ({s}); peak anon {r['peak_anon_gb']:.2f} GB", flush=True)
+        print(f"{label:<28} process start to metrics.csv {r['end_s']:6.1f} s; {r['epochs']} epochs, "
+              f"{r['epoch_s']:.2f} s/epoch; first step after {r['first_step_s']:.2f} s ({s}); "
+              f"peak anon {r['peak_anon_gb']:.2f} GB", flush=True)
 
 
 def main() -> None:
@@ -353,7 +354,8 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 3000])
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--no-cgroup", action="store_true", help="skip the run inside the memory cgroup")
-    ap.add_argument("--e2e", action="store_true", help="the end-to-end `divita train` time on 2,000 ShuffleNet-width trailers")
+    ap.add_argument("--e2e", action="store_true",
+                    help="the end-to-end `divita train` time on 2,000 ShuffleNet-width trailers")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="divita-train-memory-", dir="/tmp"))

@@ -57,7 +57,8 @@ def test_training_through_the_cache_gives_exactly_the_in_memory_results(tiny_rel
     cached = train_model(config(tiny_release, cache_dir=str(tmp_path / "cache")), tmp_path / "cached", progress=False)
     pd.testing.assert_frame_equal(cached.metrics, memory.metrics, check_exact=True)
     for s in ("val", "tst"):
-        a, b = np.load(tmp_path / "memory" / f"predictions_{s}.npz"), np.load(tmp_path / "cached" / f"predictions_{s}.npz")
+        a = np.load(tmp_path / "memory" / f"predictions_{s}.npz")
+        b = np.load(tmp_path / "cached" / f"predictions_{s}.npz")
         np.testing.assert_array_equal(a["y_prob"], b["y_prob"])
     assert [h["train_loss"] for h in cached.history] == [h["train_loss"] for h in memory.history]
     dirs = sorted((tmp_path / "cache").iterdir())
@@ -82,11 +83,12 @@ def test_cached_windows_and_trailers_equal_the_in_memory_ones(tiny_release, tmp_
     labels = np.zeros((len(mids), 10), np.float32)
     a, b = SnippetSet([memory], labels), SnippetSet([cached], labels)
     assert (a.lengths < 30).any()  # some trailers are shorter than a window: padded
-    for x, y in zip(a.eval_batches(16), b.eval_batches(16)):
+    for x, y in zip(a.eval_batches(16), b.eval_batches(16), strict=True):
         assert x.xs[0].dtype == y.xs[0].dtype == torch.float32
         np.testing.assert_array_equal(x.xs[0].numpy(), y.xs[0].numpy())
         np.testing.assert_array_equal(x.masks[0].numpy(), y.masks[0].numpy())
-    for x, y in zip(a.train_batches(8, np.random.default_rng(5)), b.train_batches(8, np.random.default_rng(5))):
+    for x, y in zip(a.train_batches(8, np.random.default_rng(5)), b.train_batches(8, np.random.default_rng(5)),
+                    strict=True):
         np.testing.assert_array_equal(x.xs[0].numpy(), y.xs[0].numpy())
     # a subset (one split's trailers, reordered) reads the same rows
     sub = [5, 2, 40]
@@ -244,11 +246,12 @@ def test_bfloat16_results_are_the_same_from_the_cache_and_from_memory_and_record
     runs = {}
     for name, cache_dir, dtype in (("memory", "none", "bfloat16"), ("cached", str(tmp_path / "cache"), "bfloat16"),
                                    ("f32", str(tmp_path / "cache"), "float32")):
-        runs[name] = train_model(config(tiny_release, cache_dir=cache_dir, cache_dtype=dtype, **kw), tmp_path / name, progress=False)
+        cfg = config(tiny_release, cache_dir=cache_dir, cache_dtype=dtype, **kw)
+        runs[name] = train_model(cfg, tmp_path / name, progress=False)
     pd.testing.assert_frame_equal(runs["cached"].metrics, runs["memory"].metrics, check_exact=True)
     probs = {name: np.load(tmp_path / name / "predictions_tst.npz")["y_prob"] for name in runs}
     np.testing.assert_array_equal(probs["cached"], probs["memory"])
-    assert not np.array_equal(probs["cached"], probs["f32"])  # rounding the features changes the results: part of the identity
+    assert not np.array_equal(probs["cached"], probs["f32"])  # rounding the features changes results: in the identity
     np.testing.assert_allclose(probs["cached"], probs["f32"], atol=0.02)
     assert json.loads((tmp_path / "cached" / "hparams.json").read_text())["cache_dtype"] == "bfloat16"
 
@@ -283,6 +286,7 @@ def tiny_disk(tmp_path):
 
 
 def test_a_full_cache_disk_is_a_one_line_error_and_leaves_no_partial_file(tiny_release, tmp_path, tiny_disk, capsys):
+    # the store's files alone are more than the disk holds: said before anything is written
     env_cache = tiny_disk / "cache"
     os.environ[cache_module.CACHE_ENV] = str(env_cache)  # the environment's default, this time
     try:
@@ -290,11 +294,24 @@ def test_a_full_cache_disk_is_a_one_line_error_and_leaves_no_partial_file(tiny_r
     finally:
         del os.environ[cache_module.CACHE_ENV]
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and str(env_cache) in err[0] and "no space left on device" in err[0], err
+    assert len(err) == 1 and str(env_cache) in err[0] and "not enough disk space for the feature cache" in err[0], err
     (d,) = env_cache.iterdir()
+    assert files_in(d) == [".lock"]
+    # a store that compresses well passes that check, and the disk fills while the rows are written
+    store = tmp_path / "constant.zarr"
+    g = zarr.open_group(str(store), mode="w", zarr_format=2)
+    g.attrs["num_features"] = 64
+    mids = [f"t{i}" for i in range(40)]
+    for mid in mids:
+        g.create_array(mid, shape=(30, 64), dtype="float32")[...] = 1.0  # 7.5 KiB each as rows, a few bytes stored
+    with pytest.raises(DivitaError) as e:
+        open_cache(store, mids, env_cache)
+    assert str(env_cache) in str(e.value) and "no space left on device" in str(e.value) and "\n" not in str(e.value)
+    d = store_cache_dir(env_cache, store)
     assert files_in(d) == [".lock"]  # the partial data file is gone
     # the same data with room to spare: built and trained
     assert train_cli(tiny_release, tmp_path, "--cache-dir", str(tmp_path / "roomy")) == 0
+    assert open_cache(store, mids, tmp_path / "roomy")[0].trailer(39).sum() == 30 * 64
 
 
 # ---------------------------------------------------------------------------------------------- configuration
@@ -310,8 +327,8 @@ def test_cache_options_defaults_and_identity(tiny_release, tmp_path, monkeypatch
     assert cache_root(tiny_release, None) == tmp_path / "env"
     assert cache_root(tiny_release, str(tmp_path / "given")) == tmp_path / "given"  # the option beats the environment
 
-    for command in (["train", "--data-dir", "d", "--split", "0", "--out", "o", "--ix", "i", "--vx", "none"], ["reproduce", "--data-dir", "d"],
-                    ["demo"]):
+    train = ["train", "--data-dir", "d", "--split", "0", "--out", "o", "--ix", "i", "--vx", "none"]
+    for command in (train, ["reproduce", "--data-dir", "d"], ["demo"]):
         a = build_parser().parse_args(command)
         assert (a.cache_dir, a.cache_dtype) == (None, "float32")
         a = build_parser().parse_args([*command, "--cache-dir", "/c", "--cache-dtype", "bfloat16"])
@@ -340,7 +357,8 @@ def test_cache_options_defaults_and_identity(tiny_release, tmp_path, monkeypatch
 
 def test_evaluate_reads_through_the_cache_with_the_checkpoints_dtype(tiny_release, tmp_path, capsys):
     cache = tmp_path / "cache"
-    train_model(config(tiny_release, cache_dir=str(cache), cache_dtype="bfloat16", max_epochs=1), tmp_path / "run", progress=False)
+    cfg = config(tiny_release, cache_dir=str(cache), cache_dtype="bfloat16", max_epochs=1)
+    train_model(cfg, tmp_path / "run", progress=False)
     args = ["evaluate", "--checkpoint", str(tmp_path / "run" / "best.ckpt"), "--data-dir", str(tiny_release), "--json"]
     assert main([*args, "--cache-dir", str(cache)]) == 0
     bf16 = json.loads(capsys.readouterr().out)
@@ -349,7 +367,7 @@ def test_evaluate_reads_through_the_cache_with_the_checkpoints_dtype(tiny_releas
     assert main([*args, "--cache-dir", str(cache), "--cache-dtype", "float32"]) == 0
     assert json.loads(capsys.readouterr().out) != bf16
     manifests = sorted(p.name for p in cache.glob("*/manifest-*.json"))
-    assert manifests == ["manifest-bfloat16.json", "manifest-bfloat16.json", "manifest-float32.json", "manifest-float32.json"]
+    assert manifests == ["manifest-bfloat16.json"] * 2 + ["manifest-float32.json"] * 2  # both stores, both dtypes
 
 
 # ---------------------------------------------------------------------------------------------- the grid
@@ -368,21 +386,22 @@ def count_builds(monkeypatch) -> list[str]:
     return built
 
 
-def test_reproduce_builds_each_stores_cache_once_and_a_second_reproduce_reuses_them(tiny_release, tmp_path, monkeypatch):
+def test_reproduce_builds_each_stores_cache_once_and_a_second_reproduce_reuses_them(tiny_release, tmp_path,
+                                                                                    monkeypatch):
     from divita.evaluation.reproduce import reproduce
 
     built = count_builds(monkeypatch)
-    base = TrainConfig(data_dir=str(tiny_release), image_store="-", video_store=None, max_epochs=1, batch_size=16, threads=1,
-                       cache_dir=str(tmp_path / "cache"))
+    base = TrainConfig(data_dir=str(tiny_release), image_store="-", video_store=None, max_epochs=1, batch_size=16,
+                       threads=1, cache_dir=str(tmp_path / "cache"))
     logs: list[str] = []
     reproduce(tiny_release, tmp_path / "first", rows=ROWS, splits=(0, 1), base=base, progress=False, log=logs.append)
     assert sorted(built) == sorted([IMAGE_STORE, VIDEO_STORE])  # 4 runs, 6 store reads, 2 builds
-    assert "4 to train; features: 2 store(s) ready" in logs[0] and "2 feature cache(s) built" in logs[0]
-    assert len(logs) == 5 and all("loading" in line and "building" not in line for line in logs[1:])
+    assert "4 to train" in logs[0] and logs[1].startswith("features: 2 feature cache(s) built")
+    assert len(logs) == 6 and all("loading" in line and "building" not in line for line in logs[2:])
     built.clear()
     logs.clear()
     reproduce(tiny_release, tmp_path / "second", rows=ROWS, splits=(0,), base=base, progress=False, log=logs.append)
-    assert built == [] and "0 feature cache(s) built" in logs[0]
+    assert built == [] and len(logs) == 3 and not any("feature cache" in line for line in logs)
     a = pd.read_csv(tmp_path / "first" / "transfer" / "runs" / "shufflenet-fusion" / "split0" / "metrics.csv")
     b = pd.read_csv(tmp_path / "second" / "transfer" / "runs" / "shufflenet-fusion" / "split0" / "metrics.csv")
     pd.testing.assert_frame_equal(a, b)
@@ -394,8 +413,8 @@ def test_reproduce_on_ray_reads_the_caches_the_driver_built(tiny_release, tmp_pa
     ray = pytest.importorskip("ray")
     from divita.evaluation.reproduce import reproduce
 
-    base = TrainConfig(data_dir=str(tiny_release), image_store="-", video_store=None, max_epochs=1, batch_size=16, threads=1,
-                       cache_dir=str(tmp_path / "cache"))
+    base = TrainConfig(data_dir=str(tiny_release), image_store="-", video_store=None, max_epochs=1, batch_size=16,
+                       threads=1, cache_dir=str(tmp_path / "cache"))
     quiet = dict(rows=ROWS[1:], splits=(0, 1), base=base, progress=False)
     logs: list[str] = []
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=100 * 1024 * 1024)
@@ -403,13 +422,14 @@ def test_reproduce_on_ray_reads_the_caches_the_driver_built(tiny_release, tmp_pa
         reproduce(tiny_release, tmp_path / "ray", log=logs.append, ray_address="local", ray_cpus_per_run=1, **quiet)
     finally:
         ray.shutdown()
-    assert "2 feature cache(s) built" in logs[0]
-    assert len(logs) == 3 and all("loading" in line and "building" not in line for line in logs[1:]), logs  # workers built none
+    assert logs[1].startswith("features: 2 feature cache(s) built")
+    # the workers built none
+    assert len(logs) == 4 and all("loading" in line and "building" not in line for line in logs[2:]), logs
     manifests = {p: p.read_text() for p in (tmp_path / "cache").glob("*/manifest-float32.json")}
     logs.clear()
     reproduce(tiny_release, tmp_path / "local", log=logs.append, **quiet)
-    assert "0 feature cache(s) built" in logs[0]
+    assert len(logs) == 3 and not any("feature cache" in line for line in logs)
     assert {p: p.read_text() for p in (tmp_path / "cache").glob("*/manifest-float32.json")} == manifests
     for name in ("tst.csv", "val.csv"):
-        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "ray" / "transfer" / name), pd.read_csv(tmp_path / "local" / "transfer" / name),
-                                      atol=0.011, check_exact=False)
+        a, b = (pd.read_csv(tmp_path / out / "transfer" / name) for out in ("ray", "local"))
+        pd.testing.assert_frame_equal(a, b, atol=0.011, check_exact=False)

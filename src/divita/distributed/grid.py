@@ -106,7 +106,7 @@ def train_grid(
         running = {}
         for cfg, run_dir, label in jobs:
             c = replace(cfg, data_dir=str(Path(cfg.data_dir).resolve()))
-            root = cache_root(c.data_dir, c.cache_dir)  # as the driver sees it (its DIVITA_CACHE, its working directory)
+            root = cache_root(c.data_dir, c.cache_dir)  # as the driver sees it (its DIVITA_CACHE, its directory)
             c = replace(c, cache_dir=NO_CACHE if root is None else str(root.resolve()))
             if c.threads is None:
                 c = replace(c, threads=max(1, int(cpus_per_run)))

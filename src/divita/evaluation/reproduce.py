@@ -126,9 +126,9 @@ def run_line(label: str, metrics, best_epoch: int, epochs: int, seconds: float, 
     return f"  {label}: best epoch {best_epoch}/{epochs}, test μAP {100 * uap:.2f} ({timing})"
 
 
-def prepare_features(base: TrainConfig, stores: Sequence[str], cache: FeatureCache) -> str:
+def prepare_features(base: TrainConfig, stores: Sequence[str], cache: FeatureCache) -> str | None:
     """Open each of ``stores`` once for all labelled trailers, building the feature caches that are missing or
-    stale; returns what was done, in words."""
+    stale; returns what was built, in words (None when nothing was)."""
     from divita.features.cache import cache_root
     from divita.training.batches import prepare_stores
 
@@ -136,10 +136,10 @@ def prepare_features(base: TrainConfig, stores: Sequence[str], cache: FeatureCac
     builds = cache.builds
     prepare_stores(base, list(stores), cache)
     root = cache_root(base.data_dir, base.cache_dir)
-    if root is None:
-        return f"{len(stores)} store(s) read into memory ({base.cache_dtype}) in {time.perf_counter() - t:.1f}s"
-    return (f"{len(stores)} store(s) ready in {time.perf_counter() - t:.1f}s ({cache.builds - builds} feature cache(s) built, "
-            f"{base.cache_dtype}, in {root})")
+    if root is None or cache.builds == builds:
+        return None
+    return (f"features: {cache.builds - builds} feature cache(s) built in {time.perf_counter() - t:.1f}s "
+            f"({base.cache_dtype}, in {root}); every run reads them")
 
 
 def reproduce(
@@ -183,13 +183,14 @@ def reproduce(
         runs[(row.name, split)] = run_dir
         if not check_resumable(run_dir, run_config(base, row, split)):
             todo.append((row, split))
+    log(f"Table 6 grid: {len(grid)} runs, {len(grid) - len(todo)} already finished, {len(todo)} to train")
     from divita.features.cache import cache_root
 
-    features = ""
     if todo and (ray_address is None or cache_root(base.data_dir, base.cache_dir) is not None):
         # each store once, before the runs (on Ray: the caches the workers open; stores in memory stay with the workers)
-        features = "; features: " + prepare_features(base, sorted({s for row, _ in todo for s in row.stores}), cache)
-    log(f"Table 6 grid: {len(grid)} runs, {len(grid) - len(todo)} already finished, {len(todo)} to train{features}")
+        built = prepare_features(base, sorted({s for row, _ in todo for s in row.stores}), cache)
+        if built:
+            log(built)
     if ray_address is not None:
         from divita.distributed.grid import train_grid
 

@@ -25,17 +25,16 @@ array, or new group attributes, rebuild it.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
 import re
 import time
 import uuid
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
-from collections.abc import Iterator, Sequence
 
 from divita.errors import DivitaError
 
@@ -87,51 +86,57 @@ def _local_files(dir_: str, rel: str) -> Iterator[tuple[str, int, int]]:
             yield f"{rel}/{e.name}", st.st_size, st.st_mtime_ns
 
 
-def _local_stamps(store: str, mids: Sequence[str]) -> Iterator[str]:
+def _local_stamps(store: str, mids: Sequence[str]) -> Iterator[tuple[str, int, object]]:
     with os.scandir(store) as it:
         top = sorted((e for e in it if e.is_file()), key=lambda e: e.name)
     for e in top:  # the group's metadata: .zgroup/.zattrs/.zmetadata (format 2) or zarr.json (format 3)
         st = e.stat()
-        yield f"{e.name}\0{st.st_size}\0{st.st_mtime_ns}"
+        yield e.name, st.st_size, st.st_mtime_ns
     for mid in mids:
         try:
-            yield from (f"{rel}\0{size}\0{mtime}" for rel, size, mtime in _local_files(os.path.join(store, mid), mid))
+            yield from _local_files(os.path.join(store, mid), mid)
         except (FileNotFoundError, NotADirectoryError):
-            yield f"{mid}\0missing"
+            yield mid, -1, "missing"
 
 
-def _url_stamps(store: str, mids: Sequence[str]) -> Iterator[str]:
+def _url_stamps(store: str, mids: Sequence[str]) -> Iterator[tuple[str, int, object]]:
     import fsspec
 
     fs, root = fsspec.core.url_to_fs(store)
     root = root.rstrip("/")
     wanted = set(mids)
-    by_mid: dict[str, list[str]] = {}
+    by_mid: dict[str, list[tuple[str, int, object]]] = {}
     top = []
     for path, info in sorted(fs.find(root, detail=True, withdirs=False).items()):
         rel = path[len(root):].lstrip("/")
         stamp = next((str(info[k]) for k in ("mtime", "LastModified", "last_modified", "ETag", "etag", "created", "md5")
                       if info.get(k) is not None), "")
-        line = f"{rel}\0{info.get('size')}\0{stamp}"
+        entry = (rel, int(info.get("size") or 0), stamp)
         head = rel.split("/", 1)[0]
         if "/" not in rel:
-            top.append(line)
+            top.append(entry)
         elif head in wanted:
-            by_mid.setdefault(head, []).append(line)
+            by_mid.setdefault(head, []).append(entry)
     yield from top
     for mid in mids:
-        yield from by_mid.get(mid, [f"{mid}\0missing"])
+        yield from by_mid.get(mid, [(mid, -1, "missing")])
+
+
+def _fingerprint(store: str | os.PathLike, mids: Sequence[str]) -> tuple[str, int]:
+    """(digest, bytes of the arrays' files) of :func:`store_fingerprint`."""
+    s = str(store)
+    h = hashlib.sha256()
+    total = 0
+    for rel, size, stamp in (_url_stamps(s, mids) if "://" in s else _local_stamps(s, mids)):
+        h.update(f"{rel}\0{size}\0{stamp}\n".encode())
+        total += max(size, 0) if "/" in rel else 0
+    return h.hexdigest(), total
 
 
 def store_fingerprint(store: str | os.PathLike, mids: Sequence[str]) -> str:
     """A digest of the size and modification time of the store's top-level metadata files and of every file of
     the arrays of ``mids`` (a URL: what its filesystem lists). Changes whenever those arrays or attributes do."""
-    s = str(store)
-    h = hashlib.sha256()
-    for line in (_url_stamps(s, mids) if "://" in s else _local_stamps(s, mids)):
-        h.update(line.encode())
-        h.update(b"\n")
-    return h.hexdigest()
+    return _fingerprint(store, mids)[0]
 
 
 # ------------------------------------------------------------------------------------------------ reading
@@ -179,11 +184,12 @@ def _open_if_fresh(dir_: Path, store: str, mids: Sequence[str], dtype: str) -> F
 
 # ------------------------------------------------------------------------------------------------ building
 def _write_error(path: Path, e: OSError) -> DivitaError:
-    what = e.strerror or str(e)
-    if e.errno in (errno.ENOSPC, errno.EDQUOT):
-        what = "no space left on device"
-    return DivitaError(e.filename or path, f"cannot write the feature cache: {what} "
-                                           f"(--cache-dir or {CACHE_ENV} chooses another directory; --cache-dir none reads into memory)")
+    """A failed write of the cache as one line naming the path (``--cache-dir`` chooses another place)."""
+    from divita.fileio import os_error_reason
+
+    return DivitaError(e.filename or path, f"cannot write the feature cache: {os_error_reason(e)} (--cache-dir "
+                                           f"or {CACHE_ENV} chooses another directory; --cache-dir none reads into "
+                                           "memory)")
 
 
 @contextmanager
@@ -220,12 +226,14 @@ def build_cache(store: str | os.PathLike, mids: Sequence[str], dir_: Path, dtype
     """Write the cache of ``mids`` of ``store`` into ``dir_`` (call under :func:`_locked`): the data file under a
     temporary name, renamed into place when complete, then the manifest that names it."""
     from divita.features.store import encode_rows, load_features, open_store
-    from divita.fileio import atomic_write_bytes, atomic_write_text
+    from divita.fileio import atomic_write_bytes, atomic_write_text, check_free_space
 
     t0 = time.perf_counter()
     mids = list(mids)
-    fingerprint = store_fingerprint(store, mids)  # before reading: a store changed meanwhile rebuilds next time
+    fingerprint, stored_bytes = _fingerprint(store, mids)  # before reading: a store changed meanwhile rebuilds later
     num_features = int(open_store(store).attrs["num_features"])
+    # the store's files, usually compressed, are a lower bound of the float32 rows: a disk short of even that fails now
+    check_free_space(dir_, stored_bytes * ITEMSIZE[dtype] // 4, f"the feature cache of {Path(str(store)).name}")
     try:
         _remove_unreferenced(dir_)
     except OSError as e:

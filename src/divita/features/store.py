@@ -79,7 +79,8 @@ class FeatureTable:
 
     def windows(self, trailer: np.ndarray, starts: np.ndarray, num_clips: int) -> tuple[np.ndarray, np.ndarray]:
         """Windows of ``num_clips`` consecutive clips: trailer (B,) indices, starts (B,) first clips ->
-        features (B, num_clips, F) float32, zero past a trailer's end, and valid (B, num_clips) bool, True = a real clip."""
+        features (B, num_clips, F) float32, zero past a trailer's end, and valid (B, num_clips) bool, True = a real
+        clip."""
         s = np.arange(num_clips)
         lengths = self.lengths[trailer]  # (B,)
         idx = starts[:, None] + s[None, :]  # (B, S)
@@ -124,8 +125,8 @@ class FileFeatureTable(FeatureTable):
                 view = out[i, :n]
                 got = os.preadv(fd, [view], int(first[i]) * row_bytes)
                 if got != view.nbytes:
-                    raise DivitaError(self.file.path, f"feature cache file ends early (read {got} of {view.nbytes} bytes at row "
-                                                      f"{int(first[i])}); delete it to have it rebuilt")
+                    raise DivitaError(self.file.path, f"feature cache file ends early (read {got} of {view.nbytes} "
+                                                      f"bytes at row {int(first[i])}); delete it to have it rebuilt")
         valid = np.arange(num_clips)[None, :] < counts[:, None]
         return decode_rows(out, self.dtype), valid
 

@@ -32,7 +32,8 @@ class FeatureCache:
         self.builds = 0
         self.seconds = 0.0
 
-    def table(self, store: Path | str, mids: list[str], root: Path | str | None = None, dtype: str = "float32") -> FeatureTable:
+    def table(self, store: Path | str, mids: list[str], root: Path | str | None = None,
+              dtype: str = "float32") -> FeatureTable:
         key = (store_key(store), tuple(mids), None if root is None else str(Path(root).resolve()), dtype)
         if key not in self._tables:
             t = time.perf_counter()

@@ -73,11 +73,12 @@ class TrainConfig:
     accelerator: str = option("auto", "auto, cpu or gpu")
     precision: str = option("auto", "auto: bfloat16 compute with float32 master weights where the CPU has native bf16 "
                                     "(AMX/AVX512-BF16), bf16 autocast on CUDA, else float32", PRECISIONS)
-    cache_dir: str | None = option(None, f"feature cache directory: each store is copied there once, uncompressed, and read from "
-                                         f"disk batch by batch (default: ${CACHE_ENV}, else DATA_DIR/.divita-cache); 'none' "
-                                         "reads the stores into memory instead")
-    cache_dtype: str = option("float32", "dtype of the cached features: float32 (exact, the default) or bfloat16 (half the disk "
-                                         "and page cache; features rounded, so results differ slightly)", CACHE_DTYPES)
+    cache_dir: str | None = option(None, "feature cache directory: each store is copied there once, uncompressed, and "
+                                         f"read from disk batch by batch (default: ${CACHE_ENV}, else "
+                                         "DATA_DIR/.divita-cache); 'none' reads the stores into memory instead")
+    cache_dtype: str = option("float32", "dtype of the cached features: float32 (exact, the default) or bfloat16 "
+                                         "(half the disk and page cache; features rounded, so results differ slightly)",
+                              CACHE_DTYPES)
 
     def __post_init__(self):
         if not self.image_store and not self.video_store:
