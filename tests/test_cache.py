@@ -433,3 +433,26 @@ def test_reproduce_on_ray_reads_the_caches_the_driver_built(tiny_release, tmp_pa
     for name in ("tst.csv", "val.csv"):
         a, b = (pd.read_csv(tmp_path / out / "transfer" / name) for out in ("ray", "local"))
         pd.testing.assert_frame_equal(a, b, atol=0.011, check_exact=False)
+
+
+def test_validation_batches_gathered_ahead_equal_those_gathered_in_line(tiny_release):
+    import threading
+
+    import torch
+
+    from divita.training import EvalBatches, load_split
+
+    sets, _ = load_split(config(tiny_release, cache_dir="none"))
+    in_line = list(EvalBatches(sets["val"], 4, cache_bytes=0, prefetch=False))
+    streamed = EvalBatches(sets["val"], 4, cache_bytes=0)
+    kept = EvalBatches(sets["val"], 4)
+    partial = iter(kept)
+    next(partial)
+    partial.close()  # stopped early: nothing kept, no thread left
+    assert kept._batches is None
+    for batches in (list(streamed), list(kept), list(kept)):
+        assert len(batches) == len(in_line)
+        for a, b in zip(batches, in_line, strict=True):
+            assert torch.equal(a.trailer, b.trailer) and all(torch.equal(x, y) for x, y in zip(a.xs, b.xs, strict=True))
+    assert kept._batches is not None and all(a is b for a, b in zip(list(kept), kept._batches, strict=True))
+    assert not any(t.name.startswith("divita-gather") and t.is_alive() for t in threading.enumerate())

@@ -109,10 +109,20 @@ def load_split(cfg: TrainConfig, cache: FeatureCache | None = None) -> tuple[dic
     return sets, info
 
 
+def gathered_ahead(batches):
+    """``batches`` (an iterator), each next one gathered in a background thread while the current one is used
+    (numpy's gathers and the feature cache's reads release the GIL, and fill the moments a step leaves a core
+    idle). A consumer that stops early leaves no thread behind."""
+    with ThreadPoolExecutor(1, thread_name_prefix="divita-gather") as pool:
+        ahead = pool.submit(next, batches, None)
+        while (batch := ahead.result()) is not None:
+            ahead = pool.submit(next, batches, None)
+            yield batch
+
+
 class EpochBatches:
     """A re-iterable epoch of training batches (a new random window per trailer each epoch); the next
-    batch is gathered in a background thread while the current one trains when ``prefetch`` (numpy's
-    gather releases the GIL, and it fills the moments a step leaves a core idle)."""
+    batch is gathered in a background thread while the current one trains when ``prefetch``."""
 
     def __init__(self, snippets: SnippetSet, batch_size: int, seed: int, prefetch: bool = True):
         self.snippets, self.batch_size, self.prefetch = snippets, batch_size, prefetch
@@ -120,14 +130,7 @@ class EpochBatches:
 
     def __iter__(self):
         batches = self.snippets.train_batches(self.batch_size, self.rng)
-        if not self.prefetch:
-            yield from batches
-            return
-        with ThreadPoolExecutor(1, thread_name_prefix="divita-gather") as pool:
-            ahead = pool.submit(next, batches, None)
-            while (batch := ahead.result()) is not None:
-                ahead = pool.submit(next, batches, None)
-                yield batch
+        yield from gathered_ahead(batches) if self.prefetch else batches
 
     def __len__(self) -> int:
         return -(-len(self.snippets) // self.batch_size)
@@ -137,18 +140,28 @@ class EvalBatches:
     """The validation windows in batches; the same every epoch, so kept after the first epoch when they
     take at most ``cache_bytes`` (the gather is then done once per run instead of once per epoch). The bound is
     small so that a run's memory does not grow with the data: larger validation sets are gathered again each
-    epoch (from the page cache, for the feature cache's files)."""
+    epoch (from the page cache, for the feature cache's files), in a background thread when ``prefetch``."""
 
-    def __init__(self, snippets: SnippetSet, batch_size: int, cache_bytes: int = 256 << 20):
-        self.snippets, self.batch_size = snippets, batch_size
+    def __init__(self, snippets: SnippetSet, batch_size: int, cache_bytes: int = 256 << 20, prefetch: bool = True):
+        self.snippets, self.batch_size, self.prefetch = snippets, batch_size, prefetch
         width = sum(t.num_features for t in snippets.tables)
         self.keep = snippets.num_eval_windows() * snippets.num_clips * width * 4 <= cache_bytes
         self._batches: list | None = None
 
     def __iter__(self):
-        if self._batches is None and self.keep:
-            self._batches = list(self.snippets.eval_batches(self.batch_size))
-        return iter(self._batches) if self._batches is not None else self.snippets.eval_batches(self.batch_size)
+        if self._batches is not None:
+            return iter(self._batches)
+        return self._gather()
+
+    def _gather(self):
+        batches = self.snippets.eval_batches(self.batch_size)
+        kept = [] if self.keep else None
+        for batch in gathered_ahead(batches) if self.prefetch else batches:
+            if kept is not None:
+                kept.append(batch)
+            yield batch
+        if kept is not None:  # a complete pass only
+            self._batches = kept
 
     def __len__(self) -> int:
         return -(-self.snippets.num_eval_windows() // self.batch_size)

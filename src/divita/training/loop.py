@@ -181,7 +181,7 @@ def train_model(cfg: TrainConfig, run_dir: str | Path, cache: FeatureCache | Non
             trainer.fit(
                 module,
                 train_dataloaders=EpochBatches(sets["trn"], cfg.batch_size, cfg.seed, prefetch=threads > 1),
-                val_dataloaders=EvalBatches(sets["val"], cfg.eval_batch_size),
+                val_dataloaders=EvalBatches(sets["val"], cfg.eval_batch_size, prefetch=threads > 1),
             )
     except TrainingInterrupted:
         interrupted = True
