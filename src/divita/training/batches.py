@@ -58,7 +58,8 @@ def read_split_labels(cfg: TrainConfig):
     """The labels of ``cfg``'s data directory (a DataFrame, checked) and their path."""
     labels_path = resolve(cfg.data_dir, cfg.labels)
     if not Path(cfg.data_dir).is_dir():
-        raise DivitaError(cfg.data_dir, "data directory not found (`divita download --data-dir DIR` fetches the release)")
+        raise DivitaError(cfg.data_dir,
+                          "data directory not found (`divita download --data-dir DIR` fetches the release)")
     if not labels_path.is_file():
         raise DivitaError(labels_path, "labels file missing (`divita download` fetches mtgc.csv)")
     return read_labels(labels_path), labels_path
