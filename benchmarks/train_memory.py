@@ -9,7 +9,8 @@ with `divita train`, each run a fresh process:
 - ``cache, warm``: the caches exist.
 
 For each run it prints the stores' float32 size, the peak anonymous memory (``RssAnon`` of /proc/PID/status,
-sampled every 20 ms), the peak RSS (``VmHWM``: anonymous memory plus the file pages the process mapped), seconds
+sampled every 20 ms), the peak of the file pages mapped into the process (``RssFile``: shared libraries and the
+feature cache's memory-mapped files, all page cache), the peak RSS (``VmHWM``, the two together), seconds
 per epoch (train + validation, mean of the epochs after the first, from history.csv), and the seconds from process
 start to the first training step, split into interpreter start, importing torch, importing lightning, loading the
 data (labels, stores or caches: ``load_split``), and the rest (the other imports, building the model, Lightning's
@@ -187,7 +188,7 @@ def train(data_dir: Path, run_dir: Path, stores: tuple[str, str], epochs: int, c
 
     proc = subprocess.Popen([sys.executable, "-c", CHILD, *argv], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, preexec_fn=enter_cgroup if cgroup else None)
-    peak = {"RssAnon": 0, "VmHWM": 0}
+    peak = {"RssAnon": 0, "RssFile": 0, "VmHWM": 0}
     done = threading.Event()
 
     def sample() -> None:
@@ -204,7 +205,8 @@ def train(data_dir: Path, run_dir: Path, stores: tuple[str, str], epochs: int, c
     sampler.join()
     wall = time.time() - t0
     res = {"returncode": proc.returncode, "wall_s": wall, "peak_anon_gb": peak["RssAnon"] * 1024 / GB,
-           "peak_rss_gb": peak["VmHWM"] * 1024 / GB, "stderr": err.strip().splitlines()[-3:]}
+           "peak_file_gb": peak["RssFile"] * 1024 / GB, "peak_rss_gb": peak["VmHWM"] * 1024 / GB,
+           "stderr": err.strip().splitlines()[-3:]}
     if times.is_file():
         m = json.loads(times.read_text())
         if "first_step" in m:
@@ -236,8 +238,8 @@ def line(label: str, size_gb: float, r: dict) -> str:
         return f"{label:<28} {size_gb:>8.2f}  did not finish (exit {r['returncode']}): {' | '.join(r['stderr'])}"
     s = r.get("startup", {})
     parts = ", ".join(f"{k} {v:.2f}" for k, v in s.items())
-    return (f"{label:<28} {size_gb:>8.2f} {r['peak_anon_gb']:>9.2f} {r['peak_rss_gb']:>8.2f} {r['epoch_s']:>8.2f} "
-            f"{r['first_epoch_s']:>8.2f} {r.get('first_step_s', float('nan')):>10.2f}   ({parts})")
+    return (f"{label:<28} {size_gb:>8.2f} {r['peak_anon_gb']:>9.2f} {r['peak_file_gb']:>9.2f} {r['peak_rss_gb']:>8.2f} "
+            f"{r['epoch_s']:>8.2f} {r['first_epoch_s']:>8.2f} {r.get('first_step_s', float('nan')):>10.2f}   ({parts})")
 
 
 # ------------------------------------------------------------------------------------------------ cgroup
@@ -286,8 +288,8 @@ def remove_cgroup(cg: Path) -> None:
 # ------------------------------------------------------------------------------------------------ main
 def memory_benchmark(work: Path, sizes: list[int], epochs: int, use_cgroup: bool) -> None:
     stores = (IMAGE_STORE, VIDEO_STORE)
-    print(f"{'run':<28} {'f32 GB':>8} {'anon GB':>9} {'RSS GB':>8} {'epoch s':>8} {'1st ep s':>8} {'1st step s':>10}   "
-          "(before the first step: interpreter, torch, lightning, load_split, rest)")
+    print(f"{'run':<28} {'f32 GB':>8} {'anon GB':>9} {'file GB':>9} {'RSS GB':>8} {'epoch s':>8} {'1st ep s':>8} "
+          f"{'1st step s':>10}   (before the first step: interpreter, torch, lightning, load_split, rest)")
     epoch_s = {}
     for n in sizes:
         t = time.perf_counter()

@@ -14,9 +14,9 @@ A build reads the store through :func:`divita.features.store.load_features` (the
 in-memory path), a slice of trailers at a time, writes the data file under a temporary name and renames it into
 place (:func:`divita.fileio.atomic_write_bytes`), then writes the manifest the same way: the manifest is the
 commit, so a killed build leaves no manifest naming its file and is never used; the next build removes its
-leftovers. Rows are read back with :class:`divita.features.store.FileFeatureTable` (``pread`` per window into
-the batch): the process holds only the batch, and the file's pages sit in the page cache, which the kernel
-reclaims when memory is short.
+leftovers. Rows are read back through a read-only memory map (:class:`divita.features.store.FileFeatureTable`):
+a batch's gather copies only its rows into the process's own memory, and the file's pages are page cache, which
+the kernel reclaims (and reads again) when memory is short.
 
 A cache is used only while its manifest's fingerprint matches the store: the size and modification time of
 every file of the store's group metadata and of each cached trailer's array. A changed, added or removed
@@ -152,7 +152,7 @@ def _open_if_fresh(dir_: Path, store: str, mids: Sequence[str], dtype: str) -> F
     """The cache of ``store`` in ``dir_`` over ``mids`` when it holds them all and matches the store, else None."""
     import numpy as np
 
-    from divita.features.store import STORAGE, FileFeatureTable, RowFile
+    from divita.features.store import STORAGE, FileFeatureTable
 
     m = _read_manifest(dir_ / f"manifest-{dtype}.json")
     if m is None or m.get("dtype") != dtype or m.get("store") != store_key(store):
@@ -164,22 +164,21 @@ def _open_if_fresh(dir_: Path, store: str, mids: Sequence[str], dtype: str) -> F
     if store_fingerprint(store, cached) != m.get("fingerprint"):
         return None
     path = dir_ / m["data"]
-    try:
-        file = RowFile(path)
-    except OSError:
-        return None
     num_features, rows = int(m["num_features"]), int(m["rows"])
-    if os.fstat(file.fd).st_size != rows * num_features * ITEMSIZE[dtype]:
+    try:
+        if path.stat().st_size != rows * num_features * ITEMSIZE[dtype]:
+            return None
+        if rows:
+            features = np.memmap(path, dtype=STORAGE[dtype], mode="r", shape=(rows, num_features))
+        else:
+            features = np.zeros((0, num_features), dtype=STORAGE[dtype])
+    except OSError:  # replaced by a newer build meanwhile
         return None
     all_lengths = np.asarray(m["lengths"], dtype=np.int64)
     all_offsets = np.zeros(len(all_lengths), dtype=np.int64)
     all_offsets[1:] = np.cumsum(all_lengths)[:-1]
     idx = np.array([index[mid] for mid in mids], dtype=np.int64)
-    if rows:
-        features = np.memmap(path, dtype=STORAGE[dtype], mode="r", shape=(rows, num_features))
-    else:
-        features = np.zeros((0, num_features), dtype=STORAGE[dtype])
-    return FileFeatureTable(list(mids), features, all_offsets[idx], all_lengths[idx], str(store), dtype, file)
+    return FileFeatureTable(list(mids), features, all_offsets[idx], all_lengths[idx], str(store), dtype, str(path))
 
 
 # ------------------------------------------------------------------------------------------------ building

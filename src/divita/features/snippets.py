@@ -2,9 +2,9 @@
 
 A *snippet* is a window of ``num_clips`` consecutive clips of one trailer. Training draws one random
 window per trailer per epoch; evaluation cuts every trailer into consecutive windows (the last one padded)
-and averages the probabilities of a trailer's windows. Features come from a :class:`FeatureTable` (in memory:
-one vectorised gather per batch) or a :class:`~divita.features.store.FileFeatureTable` (the feature cache: one
-read per window into the batch), never from per-item zarr reads.
+and averages the probabilities of a trailer's windows. Features come from a :class:`FeatureTable` (in memory,
+or the feature cache's memory-mapped file: :class:`~divita.features.store.FileFeatureTable`); a batch is one
+vectorised gather, never per-item zarr reads.
 
 With two modalities (image and video stores) whose clip counts for a trailer differ, each modality's
 window is placed at the same relative position in the trailer (identical indices when counts agree).

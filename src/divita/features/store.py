@@ -91,44 +91,13 @@ class FeatureTable:
         return np.ascontiguousarray(decode_rows(x, self.dtype), dtype=np.float32), valid
 
 
-class RowFile:
-    """An open, read-only file of rows (closed when the last table using it goes)."""
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = str(path)
-        self.fd = os.open(self.path, os.O_RDONLY)
-
-    def __del__(self):
-        fd, self.fd = getattr(self, "fd", -1), -1
-        if fd >= 0:
-            os.close(fd)
-
-
 @dataclass
 class FileFeatureTable(FeatureTable):
-    """A :class:`FeatureTable` whose rows lie in an uncompressed file (``features`` is a read-only memory map of
-    it): :meth:`windows` reads each window's rows with one ``pread`` into the batch, so only the batch is copied
-    into the process and the file's pages stay in the page cache, which the kernel reclaims under pressure."""
+    """A :class:`FeatureTable` whose rows lie in an uncompressed file at ``path`` (the feature cache): ``features``
+    is a read-only memory map of it, so a batch's gather copies only the batch's rows into the process, and the
+    file's pages are page cache, which the kernel drops and reads again when memory is short."""
 
-    file: RowFile | None = None
-
-    def windows(self, trailer: np.ndarray, starts: np.ndarray, num_clips: int) -> tuple[np.ndarray, np.ndarray]:
-        b, f = len(trailer), self.num_features
-        row_bytes = f * self.features.dtype.itemsize
-        counts = np.clip(self.lengths[trailer] - starts, 0, num_clips)  # (B,) real clips per window
-        first = self.offsets[trailer] + starts
-        out = np.zeros((b, num_clips, f), dtype=self.features.dtype)
-        fd = self.file.fd
-        for i in range(b):
-            n = int(counts[i])
-            if n:
-                view = out[i, :n]
-                got = os.preadv(fd, [view], int(first[i]) * row_bytes)
-                if got != view.nbytes:
-                    raise DivitaError(self.file.path, f"feature cache file ends early (read {got} of {view.nbytes} "
-                                                      f"bytes at row {int(first[i])}); delete it to have it rebuilt")
-        valid = np.arange(num_clips)[None, :] < counts[:, None]
-        return decode_rows(out, self.dtype), valid
+    path: str = ""
 
 
 def open_store(path: str | os.PathLike):
