@@ -81,15 +81,19 @@ def test_cached_windows_and_trailers_equal_the_in_memory_ones(tiny_release, tmp_
     for i in (0, 7, len(mids) - 1):
         np.testing.assert_array_equal(cached.trailer(i), memory.trailer(i))
     labels = np.zeros((len(mids), 10), np.float32)
-    a, b = SnippetSet([memory], labels), SnippetSet([cached], labels)
+    a = SnippetSet([memory], labels)
     assert (a.lengths < 30).any()  # some trailers are shorter than a window: padded
-    for x, y in zip(a.eval_batches(16), b.eval_batches(16), strict=True):
-        assert x.xs[0].dtype == y.xs[0].dtype == torch.float32
-        np.testing.assert_array_equal(x.xs[0].numpy(), y.xs[0].numpy())
-        np.testing.assert_array_equal(x.masks[0].numpy(), y.masks[0].numpy())
-    for x, y in zip(a.train_batches(8, np.random.default_rng(5)), b.train_batches(8, np.random.default_rng(5)),
-                    strict=True):
-        np.testing.assert_array_equal(x.xs[0].numpy(), y.xs[0].numpy())
+    assert cached.mapped  # a small file: gathered from its memory map; a large one is read window by window
+    for table in (cached, replace(cached, mapped=False)):
+        b = SnippetSet([table], labels)
+        for x, y in zip(a.eval_batches(16), b.eval_batches(16), strict=True):
+            assert x.xs[0].dtype == y.xs[0].dtype == torch.float32
+            np.testing.assert_array_equal(x.xs[0].numpy(), y.xs[0].numpy())
+            np.testing.assert_array_equal(x.masks[0].numpy(), y.masks[0].numpy())
+        for x, y in zip(a.train_batches(8, np.random.default_rng(5)), b.train_batches(8, np.random.default_rng(5)),
+                        strict=True):
+            np.testing.assert_array_equal(x.xs[0].numpy(), y.xs[0].numpy())
+            np.testing.assert_array_equal(x.masks[0].numpy(), y.masks[0].numpy())
     # a subset (one split's trailers, reordered) reads the same rows
     sub = [5, 2, 40]
     for i, j in enumerate(sub):
@@ -112,8 +116,9 @@ def test_a_changed_store_rebuilds_its_cache_and_an_unchanged_one_does_not(data, 
     table, built = open_cache(store, mids, root)
     assert built
     np.testing.assert_array_equal(table.trailer(3), new)
-    old = again.windows(np.array([3]), np.array([0]), 30)[0]  # a table opened before keeps reading its own (old) file
-    assert not np.array_equal(again.trailer(3), new) and not (old[0, : len(new)] == 7.5).any()
+    for table in (again, replace(again, mapped=False)):  # a table opened before keeps reading its own (old) file
+        old = table.windows(np.array([3]), np.array([0]), 30)[0]
+        assert not np.array_equal(table.trailer(3), new) and not (old[0, : len(new)] == 7.5).any()
     # a trailer nobody asked for, added to the store: still fresh
     g.create_array("tt_extra", shape=(4, 16), dtype="float32")[...] = 1.0
     assert not open_cache(store, mids, root)[1]
@@ -239,6 +244,7 @@ def test_a_bfloat16_cache_is_half_the_size_and_holds_the_rounded_features(tiny_r
     np.testing.assert_array_equal(encode_rows(exact.features, "bfloat16"), np.asarray(bf16.features))
     x, valid = bf16.windows(np.array([0, 1]), np.array([0, 3]), 30)
     assert x.dtype == np.float32 and x.shape == (2, 30, 16) and (x[~valid] == 0).all()
+    np.testing.assert_array_equal(replace(bf16, mapped=False).windows(np.array([0, 1]), np.array([0, 3]), 30)[0], x)
 
 
 def test_bfloat16_results_are_the_same_from_the_cache_and_from_memory_and_recorded(tiny_release, tmp_path):
@@ -315,6 +321,18 @@ def test_a_full_cache_disk_is_a_one_line_error_and_leaves_no_partial_file(tiny_r
 
 
 # ---------------------------------------------------------------------------------------------- configuration
+def test_a_file_gathered_from_its_memory_map_only_when_it_fits_in_half_the_memory_available(tiny_release, tmp_path,
+                                                                                           monkeypatch):
+    mids = mids_of(tiny_release)
+    assert cache_module.memory_available() > 0
+    table, _ = open_cache(tiny_release / IMAGE_STORE, mids, tmp_path)
+    size = table.features.nbytes
+    monkeypatch.setattr(cache_module, "memory_available", lambda: 2 * size)
+    assert open_cache(tiny_release / IMAGE_STORE, mids, tmp_path)[0].mapped
+    monkeypatch.setattr(cache_module, "memory_available", lambda: 2 * size - 1)  # less than twice the file
+    assert not open_cache(tiny_release / IMAGE_STORE, mids, tmp_path)[0].mapped
+
+
 def test_cache_options_defaults_and_identity(tiny_release, tmp_path, monkeypatch):
     from divita.cli import build_parser
     from divita.cli._train_options import train_config
@@ -456,3 +474,34 @@ def test_validation_batches_gathered_ahead_equal_those_gathered_in_line(tiny_rel
             assert torch.equal(a.trailer, b.trailer) and all(torch.equal(x, y) for x, y in zip(a.xs, b.xs, strict=True))
     assert kept._batches is not None and all(a is b for a, b in zip(list(kept), kept._batches, strict=True))
     assert not any(t.name.startswith("divita-gather") and t.is_alive() for t in threading.enumerate())
+
+
+def test_memory_available_is_bounded_by_the_memory_cgroup(tmp_path):
+    """In a memory cgroup limited to 768 MiB (root may create one below its own; v1 or v2), the cache counts on
+    no more than that."""
+    own = dict(line.split(":", 2)[1:] for line in Path("/proc/self/cgroup").read_text().splitlines())
+    v1 = next((p for c, p in own.items() if "memory" in c.split(",")), None)
+    name = f"divita-test-{os.getpid()}"
+    if v1 is not None and Path("/sys/fs/cgroup/memory").is_dir():
+        cg, limit_file = Path("/sys/fs/cgroup/memory") / v1.lstrip("/") / name, "memory.limit_in_bytes"
+    else:
+        cg, limit_file = Path("/sys/fs/cgroup") / own.get("", "/").lstrip("/") / name, "memory.max"
+    try:
+        cg.mkdir()
+        (cg / limit_file).write_text(str(768 << 20))
+    except OSError as e:
+        pytest.skip(f"cannot create a memory cgroup here: {e}")
+    try:
+        code = "from divita.features.cache import memory_available; print(memory_available())"
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60,
+                           preexec_fn=lambda: (cg / "cgroup.procs").write_text(str(os.getpid())))
+        assert r.returncode == 0, r.stderr
+        assert int(r.stdout) == 768 << 20
+    finally:
+        for _ in range(50):
+            try:
+                cg.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)

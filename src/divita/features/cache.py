@@ -14,9 +14,11 @@ A build reads the store through :func:`divita.features.store.load_features` (the
 in-memory path), a slice of trailers at a time, writes the data file under a temporary name and renames it into
 place (:func:`divita.fileio.atomic_write_bytes`), then writes the manifest the same way: the manifest is the
 commit, so a killed build leaves no manifest naming its file and is never used; the next build removes its
-leftovers. Rows are read back through a read-only memory map (:class:`divita.features.store.FileFeatureTable`):
-a batch's gather copies only its rows into the process's own memory, and the file's pages are page cache, which
-the kernel reclaims (and reads again) when memory is short.
+leftovers. Rows are read back by :class:`divita.features.store.FileFeatureTable`: a batch's gather copies only its
+rows into the process, and the file's pages are page cache, which the kernel reclaims (and reads again) when
+memory is short. A file that fits in half the memory available (``MemAvailable``, and the cgroup's limit) is
+gathered from a memory map, in one vectorised call per batch; a larger one by one ``pread`` per window, which
+fetches a dropped window in one request instead of page by page.
 
 A cache is used only while its manifest's fingerprint matches the store: the size and modification time of
 every file of the store's group metadata and of each cached trailer's array. A changed, added or removed
@@ -49,6 +51,45 @@ NO_CACHE = "none"  # --cache-dir none: read the stores into memory instead
 BUILD_CHUNK_BYTES = 64 << 20  # float32 rows read from the store per step of a build
 SYNC_BYTES = 256 << 20  # a build flushes its data file to disk every this many bytes (bounded dirty page cache)
 ITEMSIZE = {"float32": 4, "bfloat16": 2}
+MAP_FRACTION = 0.5  # a cache file up to this share of the memory available is gathered from its memory map
+
+
+def memory_available() -> int:
+    """Bytes of memory this process may fill with page cache: the kernel's ``MemAvailable``, and no more than the
+    memory limit of its cgroup (v1 or v2, the smallest along its path); a very large number where neither is known."""
+    best = 1 << 62
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    best = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        entries = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return best
+    for entry in entries:
+        _, controllers, path = entry.split(":", 2)
+        if "memory" in controllers.split(","):
+            base, limit_file = Path("/sys/fs/cgroup/memory"), "memory.limit_in_bytes"
+        elif controllers == "":
+            base, limit_file = Path("/sys/fs/cgroup"), "memory.max"
+        else:
+            continue
+        d = base / path.lstrip("/")
+        while True:
+            try:
+                text = (d / limit_file).read_text().strip()
+                if text != "max":
+                    best = min(best, int(text))
+            except (OSError, ValueError):
+                pass
+            if d == base or base not in d.parents:
+                break
+            d = d.parent
+    return best
 
 
 def cache_root(data_dir: str | os.PathLike, cache_dir: str | None) -> Path | None:
@@ -152,7 +193,7 @@ def _open_if_fresh(dir_: Path, store: str, mids: Sequence[str], dtype: str) -> F
     """The cache of ``store`` in ``dir_`` over ``mids`` when it holds them all and matches the store, else None."""
     import numpy as np
 
-    from divita.features.store import STORAGE, FileFeatureTable
+    from divita.features.store import STORAGE, FileFeatureTable, RowFile
 
     m = _read_manifest(dir_ / f"manifest-{dtype}.json")
     if m is None or m.get("dtype") != dtype or m.get("store") != store_key(store):
@@ -178,7 +219,12 @@ def _open_if_fresh(dir_: Path, store: str, mids: Sequence[str], dtype: str) -> F
     all_offsets = np.zeros(len(all_lengths), dtype=np.int64)
     all_offsets[1:] = np.cumsum(all_lengths)[:-1]
     idx = np.array([index[mid] for mid in mids], dtype=np.int64)
-    return FileFeatureTable(list(mids), features, all_offsets[idx], all_lengths[idx], str(store), dtype, str(path))
+    try:
+        file = RowFile(path)
+    except OSError:
+        return None
+    mapped = features.nbytes <= MAP_FRACTION * memory_available()
+    return FileFeatureTable(list(mids), features, all_offsets[idx], all_lengths[idx], str(store), dtype, file, mapped)
 
 
 # ------------------------------------------------------------------------------------------------ building

@@ -91,13 +91,56 @@ class FeatureTable:
         return np.ascontiguousarray(decode_rows(x, self.dtype), dtype=np.float32), valid
 
 
+class RowFile:
+    """A feature cache file opened read-only, shared by a table's subsets (closed when the last of them goes). Open
+    from the start: a table keeps reading the file it opened even after a newer build replaced it."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = str(path)
+        self.fd = os.open(self.path, os.O_RDONLY)
+
+    def __del__(self):
+        fd, self.fd = getattr(self, "fd", -1), -1
+        if fd >= 0:
+            os.close(fd)
+
+
 @dataclass
 class FileFeatureTable(FeatureTable):
-    """A :class:`FeatureTable` whose rows lie in an uncompressed file at ``path`` (the feature cache): ``features``
-    is a read-only memory map of it, so a batch's gather copies only the batch's rows into the process, and the
-    file's pages are page cache, which the kernel drops and reads again when memory is short."""
+    """A :class:`FeatureTable` whose rows lie in an uncompressed file (the feature cache; ``features`` is a
+    read-only memory map of it). Only a batch's rows are ever copied into the process; the file's pages are page
+    cache, which the kernel drops and reads again when memory is short.
 
-    path: str = ""
+    ``mapped``: gather a batch from the memory map in one vectorised call, as in memory (for a file that fits in
+    the memory available). Else each window is read with one ``pread`` into the batch, which needs no page-table
+    entries and reads a window in one request when its pages have been dropped (a file larger than memory)."""
+
+    file: RowFile | None = None
+    mapped: bool = True
+
+    @property
+    def path(self) -> str:
+        return self.file.path if self.file is not None else ""
+
+    def windows(self, trailer: np.ndarray, starts: np.ndarray, num_clips: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.mapped or self.file is None:
+            return super().windows(trailer, starts, num_clips)
+        b, f = len(trailer), self.num_features
+        row_bytes = f * self.features.dtype.itemsize
+        counts = np.clip(self.lengths[trailer] - starts, 0, num_clips)  # (B,) real clips per window
+        first = self.offsets[trailer] + starts
+        out = np.zeros((b, num_clips, f), dtype=self.features.dtype)
+        fd = self.file.fd
+        for i in range(b):
+            n = int(counts[i])
+            if n:
+                view = out[i, :n]
+                got = os.preadv(fd, [view], int(first[i]) * row_bytes)
+                if got != view.nbytes:
+                    raise DivitaError(self.file.path, f"feature cache file ends early (read {got} of {view.nbytes} "
+                                                      f"bytes at row {int(first[i])}); delete it to have it rebuilt")
+        valid = np.arange(num_clips)[None, :] < counts[:, None]
+        return decode_rows(out, self.dtype), valid
 
 
 def open_store(path: str | os.PathLike):
