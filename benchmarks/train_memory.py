@@ -157,6 +157,7 @@ def drop_page_cache(*paths: Path) -> None:
 
 # ------------------------------------------------------------------------------------------------ a run
 def status_kb(pid: int) -> dict[str, int]:
+    """RssAnon, RssFile, VmHWM (kB) of /proc/PID/status, and majflt (major page faults: pages read from disk)."""
     out = {}
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -164,7 +165,9 @@ def status_kb(pid: int) -> dict[str, int]:
                 key, _, value = line.partition(":")
                 if key in ("RssAnon", "VmRSS", "VmHWM", "RssFile"):
                     out[key] = int(value.split()[0])
-    except (FileNotFoundError, ProcessLookupError):
+        with open(f"/proc/{pid}/stat") as f:
+            out["majflt"] = int(f.read().rsplit(")", 1)[1].split()[9])
+    except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
         pass
     return out
 
@@ -188,7 +191,7 @@ def train(data_dir: Path, run_dir: Path, stores: tuple[str, str], epochs: int, c
 
     proc = subprocess.Popen([sys.executable, "-c", CHILD, *argv], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, preexec_fn=enter_cgroup if cgroup else None)
-    peak = {"RssAnon": 0, "RssFile": 0, "VmHWM": 0}
+    peak = {"RssAnon": 0, "RssFile": 0, "VmHWM": 0, "majflt": 0}
     done = threading.Event()
 
     def sample() -> None:
@@ -206,6 +209,7 @@ def train(data_dir: Path, run_dir: Path, stores: tuple[str, str], epochs: int, c
     wall = time.time() - t0
     res = {"returncode": proc.returncode, "wall_s": wall, "peak_anon_gb": peak["RssAnon"] * 1024 / GB,
            "peak_file_gb": peak["RssFile"] * 1024 / GB, "peak_rss_gb": peak["VmHWM"] * 1024 / GB,
+           "majflt": peak["majflt"],
            "stderr": err.strip().splitlines()[-3:]}
     if times.is_file():
         m = json.loads(times.read_text())
@@ -326,7 +330,7 @@ def memory_benchmark(work: Path, sizes: list[int], epochs: int, use_cgroup: bool
             remove_cgroup(cg)
         verdict = "FINISHED" if r["finished"] else f"did NOT finish (exit {r['returncode']})"
         extra = (f"{r['epoch_s']:.2f} s/epoch (first {r['first_epoch_s']:.2f}), peak anon {r['peak_anon_gb']:.2f} GB, "
-                 f"{r['wall_s']:.0f}s in all") if r["finished"] else " | ".join(r["stderr"])
+                 f"{r['majflt']} major faults, {r['wall_s']:.0f}s in all") if r["finished"] else " | ".join(r["stderr"])
         print(f"cgroup limit {limit / GB:.2f} GB (1.5 GB + 30 % of {size / GB:.2f} GB), {n} trailers, {label}: "
               f"{verdict}; cgroup peak usage {peak:.2f} GB; {extra}", flush=True)
 
