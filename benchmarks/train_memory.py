@@ -90,8 +90,9 @@ sys.exit(code)
 
 
 # ------------------------------------------------------------------------------------------------ data
-def make_data(data_dir: Path, num_trailers: int, image_features: int, video_features: int, stores: tuple[str, str],
-              seed: int = 0) -> Path:
+def make_data(
+    data_dir: Path, num_trailers: int, image_features: int, video_features: int, stores: tuple[str, str], seed: int = 0
+) -> Path:
     """Release-format data like :func:`divita.datasets.synthetic.make_release` (its labels, splits and planted
     signal), written one trailer at a time so that the generator's memory stays small."""
     import numpy as np
@@ -172,14 +173,39 @@ def status_kb(pid: int) -> dict[str, int]:
     return out
 
 
-def train(data_dir: Path, run_dir: Path, stores: tuple[str, str], epochs: int, cache_dir: str,
-          extra: tuple[str, ...] = (), cgroup: Path | None = None, stop_patience: int | None = None) -> dict:
+def train(
+    data_dir: Path,
+    run_dir: Path,
+    stores: tuple[str, str],
+    epochs: int,
+    cache_dir: str,
+    extra: tuple[str, ...] = (),
+    cgroup: Path | None = None,
+    stop_patience: int | None = None,
+) -> dict:
     """One `divita train` in a fresh process (in ``cgroup`` when given); its figures."""
     shutil.rmtree(run_dir, ignore_errors=True)
     times = run_dir.with_suffix(".times.json")
     times.unlink(missing_ok=True)
-    argv = ["train", "--data-dir", str(data_dir), "--ix", stores[0], "--vx", stores[1], "--split", "0",
-            "--out", str(run_dir), "--max-epochs", str(epochs), "--cache-dir", cache_dir, "--no-progress", *extra]
+    argv = [
+        "train",
+        "--data-dir",
+        str(data_dir),
+        "--ix",
+        stores[0],
+        "--vx",
+        stores[1],
+        "--split",
+        "0",
+        "--out",
+        str(run_dir),
+        "--max-epochs",
+        str(epochs),
+        "--cache-dir",
+        cache_dir,
+        "--no-progress",
+        *extra,
+    ]
     if stop_patience is not None:
         argv += ["--stop-patience", str(stop_patience)]
     t0 = time.time()
@@ -189,8 +215,14 @@ def train(data_dir: Path, run_dir: Path, stores: tuple[str, str], epochs: int, c
         procs = cgroup / ("cgroup.procs" if (cgroup / "cgroup.procs").exists() else "tasks")
         procs.write_text(str(os.getpid()))
 
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, *argv], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, preexec_fn=enter_cgroup if cgroup else None)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, *argv],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=enter_cgroup if cgroup else None,
+    )
     peak = {"RssAnon": 0, "RssFile": 0, "VmHWM": 0, "majflt": 0}
     done = threading.Event()
 
@@ -207,10 +239,15 @@ def train(data_dir: Path, run_dir: Path, stores: tuple[str, str], epochs: int, c
     done.set()
     sampler.join()
     wall = time.time() - t0
-    res = {"returncode": proc.returncode, "wall_s": wall, "peak_anon_gb": peak["RssAnon"] * 1024 / GB,
-           "peak_file_gb": peak["RssFile"] * 1024 / GB, "peak_rss_gb": peak["VmHWM"] * 1024 / GB,
-           "majflt": peak["majflt"],
-           "stderr": err.strip().splitlines()[-3:]}
+    res = {
+        "returncode": proc.returncode,
+        "wall_s": wall,
+        "peak_anon_gb": peak["RssAnon"] * 1024 / GB,
+        "peak_file_gb": peak["RssFile"] * 1024 / GB,
+        "peak_rss_gb": peak["VmHWM"] * 1024 / GB,
+        "majflt": peak["majflt"],
+        "stderr": err.strip().splitlines()[-3:],
+    }
     if times.is_file():
         m = json.loads(times.read_text())
         if "first_step" in m:
@@ -242,8 +279,10 @@ def line(label: str, size_gb: float, r: dict) -> str:
         return f"{label:<28} {size_gb:>8.2f}  did not finish (exit {r['returncode']}): {' | '.join(r['stderr'])}"
     s = r.get("startup", {})
     parts = ", ".join(f"{k} {v:.2f}" for k, v in s.items())
-    return (f"{label:<28} {size_gb:>8.2f} {r['peak_anon_gb']:>9.2f} {r['peak_file_gb']:>9.2f} {r['peak_rss_gb']:>8.2f} "
-            f"{r['epoch_s']:>8.2f} {r['first_epoch_s']:>8.2f} {r.get('first_step_s', float('nan')):>10.2f}   ({parts})")
+    return (
+        f"{label:<28} {size_gb:>8.2f} {r['peak_anon_gb']:>9.2f} {r['peak_file_gb']:>9.2f} {r['peak_rss_gb']:>8.2f} "
+        f"{r['epoch_s']:>8.2f} {r['first_epoch_s']:>8.2f} {r.get('first_step_s', float('nan')):>10.2f}   ({parts})"
+    )
 
 
 # ------------------------------------------------------------------------------------------------ cgroup
@@ -292,8 +331,10 @@ def remove_cgroup(cg: Path) -> None:
 # ------------------------------------------------------------------------------------------------ main
 def memory_benchmark(work: Path, sizes: list[int], epochs: int, use_cgroup: bool) -> None:
     stores = (IMAGE_STORE, VIDEO_STORE)
-    print(f"{'run':<28} {'f32 GB':>8} {'anon GB':>9} {'file GB':>9} {'RSS GB':>8} {'epoch s':>8} {'1st ep s':>8} "
-          f"{'1st step s':>10}   (before the first step: interpreter, torch, lightning, load_split, rest)")
+    print(
+        f"{'run':<28} {'f32 GB':>8} {'anon GB':>9} {'file GB':>9} {'RSS GB':>8} {'epoch s':>8} {'1st ep s':>8} "
+        f"{'1st step s':>10}   (before the first step: interpreter, torch, lightning, load_split, rest)"
+    )
     epoch_s = {}
     for n in sizes:
         t = time.perf_counter()
@@ -302,16 +343,21 @@ def memory_benchmark(work: Path, sizes: list[int], epochs: int, use_cgroup: bool
         print(f"-- {n} trailers: stores {size / GB:.2f} GB as float32 (generated in {time.perf_counter() - t:.0f}s)")
         cache = work / f"cache{n}"
         shutil.rmtree(cache, ignore_errors=True)
-        for label, cache_dir in (("memory (--cache-dir none)", "none"), ("cache, cold (builds)", str(cache)),
-                                 ("cache, warm", str(cache))):
+        for label, cache_dir in (
+            ("memory (--cache-dir none)", "none"),
+            ("cache, cold (builds)", str(cache)),
+            ("cache, warm", str(cache)),
+        ):
             r = train(data, work / f"run{n}", stores, epochs, cache_dir)
             print(line(f"{n} {label}", size / GB, r), flush=True)
             if label == "cache, warm" and r["finished"]:
                 epoch_s[n] = r["epoch_s"]
     if len(epoch_s) == 2:
         a, b = sorted(epoch_s)
-        print(f"epoch time, {b} vs {a} trailers ({b / a:.1f}x the data): {epoch_s[b] / epoch_s[a]:.2f}x (at most "
-              f"{3.6 * b / a / 3:.1f}x allowed)")
+        print(
+            f"epoch time, {b} vs {a} trailers ({b / a:.1f}x the data): {epoch_s[b] / epoch_s[a]:.2f}x (at most "
+            f"{3.6 * b / a / 3:.1f}x allowed)"
+        )
     if not use_cgroup:
         return
     n = max(sizes)
@@ -329,10 +375,19 @@ def memory_benchmark(work: Path, sizes: list[int], epochs: int, use_cgroup: bool
         finally:
             remove_cgroup(cg)
         verdict = "FINISHED" if r["finished"] else f"did NOT finish (exit {r['returncode']})"
-        extra = (f"{r['epoch_s']:.2f} s/epoch (first {r['first_epoch_s']:.2f}), peak anon {r['peak_anon_gb']:.2f} GB, "
-                 f"{r['majflt']} major faults, {r['wall_s']:.0f}s in all") if r["finished"] else " | ".join(r["stderr"])
-        print(f"cgroup limit {limit / GB:.2f} GB (1.5 GB + 30 % of {size / GB:.2f} GB), {n} trailers, {label}: "
-              f"{verdict}; cgroup peak usage {peak:.2f} GB; {extra}", flush=True)
+        extra = (
+            (
+                f"{r['epoch_s']:.2f} s/epoch (first {r['first_epoch_s']:.2f}), peak anon {r['peak_anon_gb']:.2f} GB, "
+                f"{r['majflt']} major faults, {r['wall_s']:.0f}s in all"
+            )
+            if r["finished"]
+            else " | ".join(r["stderr"])
+        )
+        print(
+            f"cgroup limit {limit / GB:.2f} GB (1.5 GB + 30 % of {size / GB:.2f} GB), {n} trailers, {label}: "
+            f"{verdict}; cgroup peak usage {peak:.2f} GB; {extra}",
+            flush=True,
+        )
 
 
 def e2e_benchmark(work: Path) -> None:
@@ -340,18 +395,26 @@ def e2e_benchmark(work: Path) -> None:
     size = float32_bytes(data, SHUFFLENET_STORES)
     cache = work / "cache-shufflenet2000"
     shutil.rmtree(cache, ignore_errors=True)
-    print(f"2,000 trailers of ShuffleNet width, stores {size / GB:.2f} GB as float32; `divita train`, 50 epochs at "
-          "most, early stopping (patience 20), late fusion")
-    for label, cache_dir in (("memory (--cache-dir none)", "none"), ("cache, cold (builds)", str(cache)),
-                             ("cache, warm", str(cache))):
+    print(
+        f"2,000 trailers of ShuffleNet width, stores {size / GB:.2f} GB as float32; `divita train`, 50 epochs at "
+        "most, early stopping (patience 20), late fusion"
+    )
+    for label, cache_dir in (
+        ("memory (--cache-dir none)", "none"),
+        ("cache, cold (builds)", str(cache)),
+        ("cache, warm", str(cache)),
+    ):
         r = train(data, work / "run-e2e", SHUFFLENET_STORES, 50, cache_dir)
         if not r["finished"]:
             print(f"{label}: did not finish: {' | '.join(r['stderr'])}")
             continue
         s = ", ".join(f"{k} {v:.2f}" for k, v in r["startup"].items())
-        print(f"{label:<28} process start to metrics.csv {r['end_s']:6.1f} s; {r['epochs']} epochs, "
-              f"{r['epoch_s']:.2f} s/epoch; first step after {r['first_step_s']:.2f} s ({s}); "
-              f"peak anon {r['peak_anon_gb']:.2f} GB", flush=True)
+        print(
+            f"{label:<28} process start to metrics.csv {r['end_s']:6.1f} s; {r['epochs']} epochs, "
+            f"{r['epoch_s']:.2f} s/epoch; first step after {r['first_step_s']:.2f} s ({s}); "
+            f"peak anon {r['peak_anon_gb']:.2f} GB",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -360,8 +423,9 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 3000])
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--no-cgroup", action="store_true", help="skip the run inside the memory cgroup")
-    ap.add_argument("--e2e", action="store_true",
-                    help="the end-to-end `divita train` time on 2,000 ShuffleNet-width trailers")
+    ap.add_argument(
+        "--e2e", action="store_true", help="the end-to-end `divita train` time on 2,000 ShuffleNet-width trailers"
+    )
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="divita-train-memory-", dir="/tmp"))

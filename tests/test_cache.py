@@ -30,8 +30,15 @@ from divita.training import TrainConfig, train_model
 
 
 def config(release, **kw):
-    base = dict(data_dir=str(release), image_store=IMAGE_STORE, video_store=VIDEO_STORE, split=0, max_epochs=3,
-                batch_size=8, threads=1)
+    base = dict(
+        data_dir=str(release),
+        image_store=IMAGE_STORE,
+        video_store=VIDEO_STORE,
+        split=0,
+        max_epochs=3,
+        batch_size=8,
+        threads=1,
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -90,8 +97,9 @@ def test_cached_windows_and_trailers_equal_the_in_memory_ones(tiny_release, tmp_
             assert x.xs[0].dtype == y.xs[0].dtype == torch.float32
             np.testing.assert_array_equal(x.xs[0].numpy(), y.xs[0].numpy())
             np.testing.assert_array_equal(x.masks[0].numpy(), y.masks[0].numpy())
-        for x, y in zip(a.train_batches(8, np.random.default_rng(5)), b.train_batches(8, np.random.default_rng(5)),
-                        strict=True):
+        for x, y in zip(
+            a.train_batches(8, np.random.default_rng(5)), b.train_batches(8, np.random.default_rng(5)), strict=True
+        ):
             np.testing.assert_array_equal(x.xs[0].numpy(), y.xs[0].numpy())
             np.testing.assert_array_equal(x.masks[0].numpy(), y.masks[0].numpy())
     # a subset (one split's trailers, reordered) reads the same rows
@@ -230,8 +238,10 @@ def test_a_bfloat16_cache_is_half_the_size_and_holds_the_rounded_features(tiny_r
     bf16, built = open_cache(store, mids, tmp_path, "bfloat16")
     assert built and bf16.dtype == "bfloat16" and bf16.features.dtype == np.uint16
     d = store_cache_dir(tmp_path, store)
-    size = {m["dtype"]: (d / m["data"]).stat().st_size
-            for m in (json.loads((d / f"manifest-{t}.json").read_text()) for t in ("float32", "bfloat16"))}
+    size = {
+        m["dtype"]: (d / m["data"]).stat().st_size
+        for m in (json.loads((d / f"manifest-{t}.json").read_text()) for t in ("float32", "bfloat16"))
+    }
     assert size["bfloat16"] * 2 == size["float32"] > 0  # both dtypes side by side
     exact = load_features(store, mids)
     for i in (0, 11):
@@ -250,8 +260,11 @@ def test_a_bfloat16_cache_is_half_the_size_and_holds_the_rounded_features(tiny_r
 def test_bfloat16_results_are_the_same_from_the_cache_and_from_memory_and_recorded(tiny_release, tmp_path):
     kw = dict(max_epochs=2, video_store=None, precision="32")  # float32 compute: the features' rounding shows
     runs = {}
-    for name, cache_dir, dtype in (("memory", "none", "bfloat16"), ("cached", str(tmp_path / "cache"), "bfloat16"),
-                                   ("f32", str(tmp_path / "cache"), "float32")):
+    for name, cache_dir, dtype in (
+        ("memory", "none", "bfloat16"),
+        ("cached", str(tmp_path / "cache"), "bfloat16"),
+        ("f32", str(tmp_path / "cache"), "float32"),
+    ):
         cfg = config(tiny_release, cache_dir=cache_dir, cache_dtype=dtype, **kw)
         runs[name] = train_model(cfg, tmp_path / name, progress=False)
     pd.testing.assert_frame_equal(runs["cached"].metrics, runs["memory"].metrics, check_exact=True)
@@ -264,8 +277,27 @@ def test_bfloat16_results_are_the_same_from_the_cache_and_from_memory_and_record
 
 # ---------------------------------------------------------------------------------------------- bad cache directories
 def train_cli(data, tmp_path, *extra):
-    return main(["train", "--data-dir", str(data), "--ix", IMAGE_STORE, "--vx", "none", "--split", "0",
-                 "--out", str(tmp_path / "run"), "--max-epochs", "1", "--threads", "1", "--no-progress", *extra])
+    return main(
+        [
+            "train",
+            "--data-dir",
+            str(data),
+            "--ix",
+            IMAGE_STORE,
+            "--vx",
+            "none",
+            "--split",
+            "0",
+            "--out",
+            str(tmp_path / "run"),
+            "--max-epochs",
+            "1",
+            "--threads",
+            "1",
+            "--no-progress",
+            *extra,
+        ]
+    )
 
 
 def test_an_unwritable_cache_directory_is_a_one_line_error_naming_it(tiny_release, tmp_path, capsys):
@@ -321,8 +353,9 @@ def test_a_full_cache_disk_is_a_one_line_error_and_leaves_no_partial_file(tiny_r
 
 
 # ---------------------------------------------------------------------------------------------- configuration
-def test_a_file_gathered_from_its_memory_map_only_when_it_fits_in_half_the_memory_available(tiny_release, tmp_path,
-                                                                                           monkeypatch):
+def test_a_file_gathered_from_its_memory_map_only_when_it_fits_in_half_the_memory_available(
+    tiny_release, tmp_path, monkeypatch
+):
     mids = mids_of(tiny_release)
     assert cache_module.memory_available() > 0
     table, _ = open_cache(tiny_release / IMAGE_STORE, mids, tmp_path)
@@ -354,8 +387,23 @@ def test_cache_options_defaults_and_identity(tiny_release, tmp_path, monkeypatch
         cfg = train_config(a, data_dir="d", image_store="i", video_store=None, split=0)
         assert (cfg.cache_dir, cfg.cache_dtype) == ("/c", "bfloat16")
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["train", "--data-dir", "d", "--split", "0", "--out", "o", "--ix", "i", "--vx", "v",
-                                  "--cache-dtype", "float16"])
+        build_parser().parse_args(
+            [
+                "train",
+                "--data-dir",
+                "d",
+                "--split",
+                "0",
+                "--out",
+                "o",
+                "--ix",
+                "i",
+                "--vx",
+                "v",
+                "--cache-dtype",
+                "float16",
+            ]
+        )
     with pytest.raises(DivitaError, match="cache_dtype must be one of"):
         config(tiny_release, cache_dtype="float16")
 
@@ -378,14 +426,19 @@ def test_evaluate_reads_through_the_cache_with_the_checkpoints_dtype(tiny_releas
     cfg = config(tiny_release, cache_dir=str(cache), cache_dtype="bfloat16", max_epochs=1)
     train_model(cfg, tmp_path / "run", progress=False)
     args = ["evaluate", "--checkpoint", str(tmp_path / "run" / "best.ckpt"), "--data-dir", str(tiny_release), "--json"]
-    assert main([*args, "--cache-dir", str(cache)]) == 0
-    bf16 = json.loads(capsys.readouterr().out)
-    assert main([*args, "--cache-dir", "none"]) == 0  # in memory, still the checkpoint's bfloat16
-    assert json.loads(capsys.readouterr().out) == bf16
-    assert main([*args, "--cache-dir", str(cache), "--cache-dtype", "float32"]) == 0
-    assert json.loads(capsys.readouterr().out) != bf16
-    manifests = sorted(p.name for p in cache.glob("*/manifest-*.json"))
-    assert manifests == ["manifest-bfloat16.json"] * 2 + ["manifest-float32.json"] * 2  # both stores, both dtypes
+
+    def scores(*extra) -> pd.DataFrame:
+        assert main([*args, *extra]) == 0
+        return pd.DataFrame(json.loads(capsys.readouterr().out.splitlines()[0]))  # NaN where a genre has no positive
+
+    def manifests() -> list[str]:
+        return sorted(p.name for p in cache.glob("*/manifest-*.json"))
+
+    bf16 = scores("--cache-dir", str(cache))
+    assert manifests() == ["manifest-bfloat16.json"] * 2  # read with the checkpoint's dtype: nothing else built
+    pd.testing.assert_frame_equal(scores("--cache-dir", "none"), bf16)  # in memory, still the checkpoint's bfloat16
+    scores("--cache-dir", str(cache), "--cache-dtype", "float32")
+    assert manifests() == ["manifest-bfloat16.json"] * 2 + ["manifest-float32.json"] * 2  # both stores, both dtypes
 
 
 # ---------------------------------------------------------------------------------------------- the grid
@@ -404,13 +457,21 @@ def count_builds(monkeypatch) -> list[str]:
     return built
 
 
-def test_reproduce_builds_each_stores_cache_once_and_a_second_reproduce_reuses_them(tiny_release, tmp_path,
-                                                                                    monkeypatch):
+def test_reproduce_builds_each_stores_cache_once_and_a_second_reproduce_reuses_them(
+    tiny_release, tmp_path, monkeypatch
+):
     from divita.evaluation.reproduce import reproduce
 
     built = count_builds(monkeypatch)
-    base = TrainConfig(data_dir=str(tiny_release), image_store="-", video_store=None, max_epochs=1, batch_size=16,
-                       threads=1, cache_dir=str(tmp_path / "cache"))
+    base = TrainConfig(
+        data_dir=str(tiny_release),
+        image_store="-",
+        video_store=None,
+        max_epochs=1,
+        batch_size=16,
+        threads=1,
+        cache_dir=str(tmp_path / "cache"),
+    )
     logs: list[str] = []
     reproduce(tiny_release, tmp_path / "first", rows=ROWS, splits=(0, 1), base=base, progress=False, log=logs.append)
     assert sorted(built) == sorted([IMAGE_STORE, VIDEO_STORE])  # 4 runs, 6 store reads, 2 builds
@@ -431,8 +492,15 @@ def test_reproduce_on_ray_reads_the_caches_the_driver_built(tiny_release, tmp_pa
     ray = pytest.importorskip("ray")
     from divita.evaluation.reproduce import reproduce
 
-    base = TrainConfig(data_dir=str(tiny_release), image_store="-", video_store=None, max_epochs=1, batch_size=16,
-                       threads=1, cache_dir=str(tmp_path / "cache"))
+    base = TrainConfig(
+        data_dir=str(tiny_release),
+        image_store="-",
+        video_store=None,
+        max_epochs=1,
+        batch_size=16,
+        threads=1,
+        cache_dir=str(tmp_path / "cache"),
+    )
     quiet = dict(rows=ROWS[1:], splits=(0, 1), base=base, progress=False)
     logs: list[str] = []
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=100 * 1024 * 1024)
@@ -494,8 +562,14 @@ def test_memory_available_is_bounded_by_the_memory_cgroup(tmp_path):
     try:
         code = "from divita.features.cache import memory_available; print(memory_available())"
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60,
-                           preexec_fn=lambda: (cg / "cgroup.procs").write_text(str(os.getpid())))
+        r = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            preexec_fn=lambda: (cg / "cgroup.procs").write_text(str(os.getpid())),
+        )
         assert r.returncode == 0, r.stderr
         assert int(r.stdout) == 768 << 20
     finally:

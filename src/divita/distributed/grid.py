@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from divita.distributed.cluster import (
     TASK_RETRIES,
@@ -61,9 +62,16 @@ def train_run(cfg) -> dict:
             files = {f.name: f.read_bytes() for f in sorted(Path(tmp).iterdir()) if f.is_file()}
     except DivitaError as e:
         return {"error": (e.where, e.problem)}
-    return {"files": files, "best_epoch": res.best_epoch, "epochs": res.epochs, "seconds": res.seconds,
-            "metrics": res.metrics, "pid": os.getpid(), "load_seconds": res.load_seconds,
-            "cache_builds": cache.builds - builds}
+    return {
+        "files": files,
+        "best_epoch": res.best_epoch,
+        "epochs": res.epochs,
+        "seconds": res.seconds,
+        "metrics": res.metrics,
+        "pid": os.getpid(),
+        "load_seconds": res.load_seconds,
+        "cache_builds": cache.builds - builds,
+    }
 
 
 def write_run_files(run_dir: Path, files: dict[str, bytes]) -> None:
@@ -98,8 +106,9 @@ def train_grid(
             cpus_per_run = 1.0 if gpus_per_run > 0 else 2.0
         cpus = float(ray.cluster_resources().get("CPU", 0))
         if cpus_per_run > cpus and is_local_address(address):
-            raise DivitaError(None, f"--ray-cpus-per-run {cpus_per_run:g} is more than the {cpus:g} CPUs "
-                                    "of this machine")
+            raise DivitaError(
+                None, f"--ray-cpus-per-run {cpus_per_run:g} is more than the {cpus:g} CPUs of this machine"
+            )
         if gpus_per_run > 0 and gpus < gpus_per_run:
             raise DivitaError(address or "local", f"each run wants {gpus_per_run:g} GPU but the cluster has {gpus:g}")
         task = remote(train_run).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=retries)
@@ -125,8 +134,9 @@ def train_grid(
                 try:
                     res = ray.get(ready[0])
                 except ray.exceptions.RayError as err:
-                    raise DivitaError(run_dir, f"training on Ray failed after {retries} retries: "
-                                               f"{ray_reason(err)}") from None
+                    raise DivitaError(
+                        run_dir, f"training on Ray failed after {retries} retries: {ray_reason(err)}"
+                    ) from None
                 if "error" in res:
                     raise DivitaError(*res["error"])
                 write_run_files(run_dir, res["files"])

@@ -18,16 +18,16 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
-from divita.errors import DivitaError, Interrupted
-from divita.genres import GENRES
-from divita.evaluation.metrics import METRIC_NAMES
 from divita.datasets.release import SUMMARY_LABELS, TABLE6, TABLE6_BY_NAME, Table6Row
+from divita.errors import DivitaError, Interrupted
+from divita.evaluation.metrics import METRIC_NAMES
+from divita.genres import GENRES
 from divita.training import FeatureCache, TrainConfig, read_finished_run, train_model, with_old_names
 from divita.training.config import ADDED_FIELDS
 
@@ -64,7 +64,10 @@ def check_resumable(run_dir: Path, cfg: TrainConfig) -> bool:
     have = {k: done.get(k, ADDED_FIELDS.get(k)) for k in want}
     if have != want:
         diff = ", ".join(f"{k}={have[k]!r} (asked {want[k]!r})" for k in want if have[k] != want[k])
-        raise DivitaError(run_dir / "hparams.json", f"a finished run with another configuration: {diff}; use another --out or delete it")
+        raise DivitaError(
+            run_dir / "hparams.json",
+            f"a finished run with another configuration: {diff}; use another --out or delete it",
+        )
     return True
 
 
@@ -76,7 +79,7 @@ def summarise(runs: dict[tuple[str, int], Path], rows: list[Table6Row], subset: 
     records = []
     for row in rows:
         vals = []
-        for (name, split), run_dir in sorted(runs.items()):
+        for (name, _split), run_dir in sorted(runs.items()):
             if name != row.name:
                 continue
             m = pd.read_csv(run_dir / "metrics.csv")
@@ -95,7 +98,12 @@ def summarise(runs: dict[tuple[str, int], Path], rows: list[Table6Row], subset: 
 
 def markdown_table(tst, rows: list[Table6Row], title: str = "Table 6 (test set)") -> str:
     """Ours vs the paper: mean±std per summary metric, and ours − paper."""
-    head = ["Model", *[f"{SUMMARY_LABELS[m]} ours" for m in METRIC_NAMES], *[f"{SUMMARY_LABELS[m]} paper" for m in METRIC_NAMES], *[f"Δ{SUMMARY_LABELS[m]}" for m in METRIC_NAMES]]
+    head = [
+        "Model",
+        *[f"{SUMMARY_LABELS[m]} ours" for m in METRIC_NAMES],
+        *[f"{SUMMARY_LABELS[m]} paper" for m in METRIC_NAMES],
+        *[f"Δ{SUMMARY_LABELS[m]}" for m in METRIC_NAMES],
+    ]
     lines = [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         if row.name not in tst.index:
@@ -106,16 +114,32 @@ def markdown_table(tst, rows: list[Table6Row], title: str = "Table 6 (test set)"
         delta = [f"{r[f'{m}_mean'] - row.paper[m][0]:+.2f}" for m in METRIC_NAMES]
         lines.append("| " + " | ".join([row.name, *ours, *paper, *delta]) + " |")
     genre_head = ["Model", *GENRES]
-    lines += ["", "Per-genre test AP (ours; the paper reports no per-genre AP for Table 6):", "", "| " + " | ".join(genre_head) + " |", "|" + "---|" * len(genre_head)]
+    lines += [
+        "",
+        "Per-genre test AP (ours; the paper reports no per-genre AP for Table 6):",
+        "",
+        "| " + " | ".join(genre_head) + " |",
+        "|" + "---|" * len(genre_head),
+    ]
     for row in rows:
         if row.name in tst.index:
             r = tst.loc[row.name]
-            lines.append("| " + " | ".join([row.name, *[f"{r[f'{g}_mean']:.2f}±{r[f'{g}_std']:.2f}" for g in GENRES]]) + " |")
+            lines.append(
+                "| " + " | ".join([row.name, *[f"{r[f'{g}_mean']:.2f}±{r[f'{g}_std']:.2f}" for g in GENRES]]) + " |"
+            )
     return "\n".join(lines) + "\n"
 
 
-def run_line(label: str, metrics, best_epoch: int, epochs: int, seconds: float, select_by: str,
-             load_seconds: float | None = None, builds: int = 0) -> str:
+def run_line(
+    label: str,
+    metrics,
+    best_epoch: int,
+    epochs: int,
+    seconds: float,
+    select_by: str,
+    load_seconds: float | None = None,
+    builds: int = 0,
+) -> str:
     """One progress line for a finished run: its best epoch and test μAP (paper convention), its time and of that
     the time loading its features took (``builds``: feature caches it had to build)."""
     m = metrics
@@ -138,8 +162,10 @@ def prepare_features(base: TrainConfig, stores: Sequence[str], cache: FeatureCac
     root = cache_root(base.data_dir, base.cache_dir)
     if root is None or cache.builds == builds:
         return None
-    return (f"features: {cache.builds - builds} feature cache(s) built in {time.perf_counter() - t:.1f}s "
-            f"({base.cache_dtype}, in {root}); every run reads them")
+    return (
+        f"features: {cache.builds - builds} feature cache(s) built in {time.perf_counter() - t:.1f}s "
+        f"({base.cache_dtype}, in {root}); every run reads them"
+    )
 
 
 def reproduce(
@@ -195,12 +221,31 @@ def reproduce(
         from divita.distributed.grid import train_grid
 
         def report(label: str, res: dict) -> None:
-            log(run_line(label, res["metrics"], res["best_epoch"], res["epochs"], res["seconds"], base.select_by,
-                         res.get("load_seconds"), res.get("cache_builds", 0)))
+            log(
+                run_line(
+                    label,
+                    res["metrics"],
+                    res["best_epoch"],
+                    res["epochs"],
+                    res["seconds"],
+                    base.select_by,
+                    res.get("load_seconds"),
+                    res.get("cache_builds", 0),
+                )
+            )
 
-        jobs = [(run_config(base, row, split), runs[(row.name, split)], f"{row.name} split{split}") for row, split in todo]
+        jobs = [
+            (run_config(base, row, split), runs[(row.name, split)], f"{row.name} split{split}") for row, split in todo
+        ]
         if jobs:
-            train_grid(jobs, ray_address, cpus_per_run=ray_cpus_per_run, gpus_per_run=ray_gpus_per_run, on_result=report, progress=progress)
+            train_grid(
+                jobs,
+                ray_address,
+                cpus_per_run=ray_cpus_per_run,
+                gpus_per_run=ray_gpus_per_run,
+                on_result=report,
+                progress=progress,
+            )
         return write_tables(out_dir, runs, chosen, splits, base)
     bar = None
     if progress and todo:
@@ -219,12 +264,24 @@ def reproduce(
                 kept = f"{finished} of {len(grid)} runs finished and kept"
                 raise Interrupted(e.signum, f"{label} {e.detail}; {kept}") from None
             if res.interrupted:
-                raise Interrupted(getattr(stop, "signum", None) or 2,
-                                  f"{label} stopped after {res.epochs} epoch(s) and written as it stands (not counted "
-                                  f"as finished); {finished} of {len(grid)} runs finished and kept")
+                raise Interrupted(
+                    getattr(stop, "signum", None) or 2,
+                    f"{label} stopped after {res.epochs} epoch(s) and written as it stands (not counted "
+                    f"as finished); {finished} of {len(grid)} runs finished and kept",
+                )
             finished += 1
-            log(run_line(label, res.metrics, res.best_epoch, res.epochs, res.seconds, base.select_by, res.load_seconds,
-                         cache.builds - builds))
+            log(
+                run_line(
+                    label,
+                    res.metrics,
+                    res.best_epoch,
+                    res.epochs,
+                    res.seconds,
+                    base.select_by,
+                    res.load_seconds,
+                    cache.builds - builds,
+                )
+            )
             if bar is not None:
                 bar.update(1)
     finally:
@@ -233,7 +290,9 @@ def reproduce(
     return write_tables(out_dir, runs, chosen, splits, base)
 
 
-def write_tables(out_dir: Path, runs: dict[tuple[str, int], Path], chosen: list[Table6Row], splits: Sequence[int], base: TrainConfig) -> dict:
+def write_tables(
+    out_dir: Path, runs: dict[tuple[str, int], Path], chosen: list[Table6Row], splits: Sequence[int], base: TrainConfig
+) -> dict:
     """The tables of a finished grid (val/tst csv in both AP conventions, selection.csv, table6.md, grid.json)."""
     from divita.fileio import atomic_write_text
 
@@ -248,12 +307,26 @@ def write_tables(out_dir: Path, runs: dict[tuple[str, int], Path], chosen: list[
     for row in chosen:
         for selection in ("loss", "uap"):
             df = summarise({k: v for k, v in runs.items() if k[0] == row.name}, [row], "tst", "paper", selection)
-            sel.append({"model": row.name, "selected_by": selection, "tst_uap_mean": df["uap_mean"].iloc[0], "tst_uap_std": df["uap_std"].iloc[0]})
+            sel.append(
+                {
+                    "model": row.name,
+                    "selected_by": selection,
+                    "tst_uap_mean": df["uap_mean"].iloc[0],
+                    "tst_uap_std": df["uap_std"].iloc[0],
+                }
+            )
     import pandas as pd
 
     selection_df = pd.DataFrame(sel)
     atomic_write_text(out_dir / "selection.csv", selection_df.to_csv(index=False, float_format="%.2f"))
     table = markdown_table(frames["tst"], chosen)
     atomic_write_text(out_dir / "table6.md", table)
-    atomic_write_text(out_dir / "grid.json", json.dumps({"rows": [r.name for r in chosen], "splits": list(splits), "config": with_old_names(base.identity())}, indent=2, default=str))
+    atomic_write_text(
+        out_dir / "grid.json",
+        json.dumps(
+            {"rows": [r.name for r in chosen], "splits": list(splits), "config": with_old_names(base.identity())},
+            indent=2,
+            default=str,
+        ),
+    )
     return {"dir": out_dir, "table": table, "frames": frames, "selection": selection_df, "runs": runs}

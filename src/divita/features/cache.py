@@ -149,9 +149,15 @@ def _url_stamps(store: str, mids: Sequence[str]) -> Iterator[tuple[str, int, obj
     by_mid: dict[str, list[tuple[str, int, object]]] = {}
     top = []
     for path, info in sorted(fs.find(root, detail=True, withdirs=False).items()):
-        rel = path[len(root):].lstrip("/")
-        stamp = next((str(info[k]) for k in ("mtime", "LastModified", "last_modified", "ETag", "etag", "created", "md5")
-                      if info.get(k) is not None), "")
+        rel = path[len(root) :].lstrip("/")
+        stamp = next(
+            (
+                str(info[k])
+                for k in ("mtime", "LastModified", "last_modified", "ETag", "etag", "created", "md5")
+                if info.get(k) is not None
+            ),
+            "",
+        )
         entry = (rel, int(info.get("size") or 0), stamp)
         head = rel.split("/", 1)[0]
         if "/" not in rel:
@@ -168,7 +174,7 @@ def _fingerprint(store: str | os.PathLike, mids: Sequence[str]) -> tuple[str, in
     s = str(store)
     h = hashlib.sha256()
     total = 0
-    for rel, size, stamp in (_url_stamps(s, mids) if "://" in s else _local_stamps(s, mids)):
+    for rel, size, stamp in _url_stamps(s, mids) if "://" in s else _local_stamps(s, mids):
         h.update(f"{rel}\0{size}\0{stamp}\n".encode())
         total += max(size, 0) if "/" in rel else 0
     return h.hexdigest(), total
@@ -232,9 +238,12 @@ def _write_error(path: Path, e: OSError) -> DivitaError:
     """A failed write of the cache as one line naming the path (``--cache-dir`` chooses another place)."""
     from divita.fileio import os_error_reason
 
-    return DivitaError(e.filename or path, f"cannot write the feature cache: {os_error_reason(e)} (--cache-dir "
-                                           f"or {CACHE_ENV} chooses another directory; --cache-dir none reads into "
-                                           "memory)")
+    return DivitaError(
+        e.filename or path,
+        f"cannot write the feature cache: {os_error_reason(e)} (--cache-dir "
+        f"or {CACHE_ENV} chooses another directory; --cache-dir none reads into "
+        "memory)",
+    )
 
 
 @contextmanager
@@ -266,8 +275,15 @@ def _remove_unreferenced(dir_: Path) -> None:
             p.unlink(missing_ok=True)
 
 
-def build_cache(store: str | os.PathLike, mids: Sequence[str], dir_: Path, dtype: str = "float32",
-                progress: bool = False, threads: int = 8, chunk_bytes: int = BUILD_CHUNK_BYTES) -> None:
+def build_cache(
+    store: str | os.PathLike,
+    mids: Sequence[str],
+    dir_: Path,
+    dtype: str = "float32",
+    progress: bool = False,
+    threads: int = 8,
+    chunk_bytes: int = BUILD_CHUNK_BYTES,
+) -> None:
     """Write the cache of ``mids`` of ``store`` into ``dir_`` (call under :func:`_locked`): the data file under a
     temporary name, renamed into place when complete, then the manifest that names it."""
     from divita.features.store import encode_rows, load_features, open_store
@@ -339,8 +355,14 @@ def build_cache(store: str | os.PathLike, mids: Sequence[str], dir_: Path, dtype
             bar.close()
 
 
-def open_cache(store: str | os.PathLike, mids: Sequence[str], root: str | os.PathLike, dtype: str = "float32",
-               progress: bool = False, threads: int = 8) -> tuple[FileFeatureTable, bool]:
+def open_cache(
+    store: str | os.PathLike,
+    mids: Sequence[str],
+    root: str | os.PathLike,
+    dtype: str = "float32",
+    progress: bool = False,
+    threads: int = 8,
+) -> tuple[FileFeatureTable, bool]:
     """The cached rows of ``mids`` of ``store`` (a :class:`FileFeatureTable`, in the order of ``mids``), building
     the cache under ``root`` first when it is missing, stale or lacks a trailer. Returns (table, whether it was built).
 

@@ -12,8 +12,8 @@ window is placed at the same relative position in the trailer (identical indices
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -32,7 +32,7 @@ class SnippetBatch:
     y: torch.Tensor
     trailer: torch.Tensor
 
-    def to(self, device) -> "SnippetBatch":
+    def to(self, device) -> SnippetBatch:
         return SnippetBatch(
             [x.to(device, non_blocking=True) for x in self.xs],
             [m.to(device, non_blocking=True) for m in self.masks],
@@ -81,7 +81,9 @@ class SnippetSet:
 
     def _batch(self, trailer: np.ndarray, starts: np.ndarray) -> SnippetBatch:
         xs, masks = self._gather(trailer, starts)
-        return SnippetBatch(xs, masks, torch.from_numpy(self.labels[trailer]), torch.from_numpy(trailer.astype(np.int64)))
+        return SnippetBatch(
+            xs, masks, torch.from_numpy(self.labels[trailer]), torch.from_numpy(trailer.astype(np.int64))
+        )
 
     def train_batches(self, batch_size: int, rng: np.random.Generator) -> Iterator[SnippetBatch]:
         """One epoch: trailers shuffled, one random window per trailer (shared relative position across modalities)."""
@@ -101,7 +103,9 @@ class SnippetSet:
             trailer = np.repeat(np.arange(len(self)), counts)
             k = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)  # window number within trailer
             ref_start = k * self.num_clips
-            starts = np.stack([np.round(ref_start * (lm[trailer] / ref[trailer])).astype(np.int64) for lm in self.lengths])
+            starts = np.stack(
+                [np.round(ref_start * (lm[trailer] / ref[trailer])).astype(np.int64) for lm in self.lengths]
+            )
             self._eval_windows = (trailer, starts)
         return self._eval_windows
 
@@ -123,10 +127,7 @@ def mean_over_snippets(probs: torch.Tensor, trailer: torch.Tensor, num_trailers:
 
 
 __all__ = [
-    "LABEL_COLUMNS",
     "SnippetBatch",
     "SnippetSet",
     "mean_over_snippets",
-    "read_labels",
-    "split_subset",
 ]

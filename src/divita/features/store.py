@@ -9,10 +9,10 @@ that matrix on disk, uncompressed, as one file per store that a :class:`FileFeat
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -72,7 +72,7 @@ class FeatureTable:
         o = int(self.offsets[i])
         return decode_rows(self.features[o : o + int(self.lengths[i])], self.dtype)
 
-    def subset(self, indices: Sequence[int]) -> "FeatureTable":
+    def subset(self, indices: Sequence[int]) -> FeatureTable:
         """A table over ``indices`` that shares (does not copy) the feature rows."""
         idx = np.asarray(indices, dtype=np.int64)
         return replace(self, mids=[self.mids[i] for i in idx], offsets=self.offsets[idx], lengths=self.lengths[idx])
@@ -137,8 +137,11 @@ class FileFeatureTable(FeatureTable):
                 view = out[i, :n]
                 got = os.preadv(fd, [view], int(first[i]) * row_bytes)
                 if got != view.nbytes:
-                    raise DivitaError(self.file.path, f"feature cache file ends early (read {got} of {view.nbytes} "
-                                                      f"bytes at row {int(first[i])}); delete it to have it rebuilt")
+                    raise DivitaError(
+                        self.file.path,
+                        f"feature cache file ends early (read {got} of {view.nbytes} "
+                        f"bytes at row {int(first[i])}); delete it to have it rebuilt",
+                    )
         valid = np.arange(num_clips)[None, :] < counts[:, None]
         return decode_rows(out, self.dtype), valid
 
@@ -157,7 +160,9 @@ def open_store(path: str | os.PathLike):
         raise DivitaError(spath, f"not a readable zarr group ({type(e).__name__}: {e})") from None
     num_features = group.attrs.get("num_features")
     if not isinstance(num_features, int) or num_features <= 0:
-        raise DivitaError(spath, f"store attribute 'num_features' is missing or not a positive integer: {num_features!r}")
+        raise DivitaError(
+            spath, f"store attribute 'num_features' is missing or not a positive integer: {num_features!r}"
+        )
     return group
 
 
@@ -252,12 +257,17 @@ def _truncated_blosc_chunk(array_dir: Path, arr) -> str | None:
             return f"chunk {f.relative_to(array_dir)} is truncated ({size} bytes, shorter than its header)"
         cbytes = int.from_bytes(head[12:16], "little")
         if cbytes != size:
-            return f"chunk {f.relative_to(array_dir)} is truncated ({size} of {cbytes} bytes)" if size < cbytes else \
-                f"chunk {f.relative_to(array_dir)} has {size - cbytes} bytes after its compressed data"
+            return (
+                f"chunk {f.relative_to(array_dir)} is truncated ({size} of {cbytes} bytes)"
+                if size < cbytes
+                else f"chunk {f.relative_to(array_dir)} has {size - cbytes} bytes after its compressed data"
+            )
     return None
 
 
-def load_features(path: str | os.PathLike, mids: Sequence[str], threads: int = 8, progress: bool = False) -> FeatureTable:
+def load_features(
+    path: str | os.PathLike, mids: Sequence[str], threads: int = 8, progress: bool = False
+) -> FeatureTable:
     """Read the arrays of ``mids`` from the store at ``path`` into one in-memory :class:`FeatureTable`.
 
     Raises DivitaError naming the store and the trailer when an id is missing, an array's shape
@@ -308,14 +318,28 @@ def store_dir_name(prefix: str, backbone: str, fps: float, fpc: int) -> str:
 def check_array_id(mid: str) -> None:
     """Ids become zarr node names: no path separators, not empty, not reserved."""
     if not mid or "/" in mid or "\\" in mid or mid.startswith("__") or set(mid) <= {"."} or mid.startswith("."):
-        raise DivitaError(mid or "''", "not usable as a trailer id in a feature store (empty, hidden, reserved '__' prefix or a path separator)")
+        raise DivitaError(
+            mid or "''",
+            "not usable as a trailer id in a feature store (empty, hidden, reserved '__' prefix or a path separator)",
+        )
 
 
 def _settings_fingerprint(extraction: dict) -> dict:
     fp = {k: extraction.get(k) for k in COMPATIBLE_KEYS}
     backbone = extraction.get("backbone") or {}
     if isinstance(backbone, dict):
-        fp["backbone"] = {k: backbone.get(k) for k in ("name", "weights", "weights_sha256", "frames_per_clip_2d", "clip_frames", "input_size", "resize_side")}
+        fp["backbone"] = {
+            k: backbone.get(k)
+            for k in (
+                "name",
+                "weights",
+                "weights_sha256",
+                "frames_per_clip_2d",
+                "clip_frames",
+                "input_size",
+                "resize_side",
+            )
+        }
     det = extraction.get("detector") or {}
     if isinstance(det, dict):
         from divita.shots.registry import detector_fingerprint
@@ -339,7 +363,11 @@ def create_store(path: str | os.PathLike, num_features: int, extraction: dict) -
         except (OSError, ValueError) as e:
             raise DivitaError(p, f"existing store metadata unreadable ({e})") from None
         if attrs.get("num_features") != int(num_features):
-            raise DivitaError(p, f"existing store has num_features={attrs.get('num_features')}, this run makes {num_features}; use another --out")
+            raise DivitaError(
+                p,
+                f"existing store has num_features={attrs.get('num_features')}, this run makes {num_features}; "
+                "use another --out",
+            )
         old = attrs.get("extraction") or {}
         if isinstance(old, str):
             try:
@@ -379,8 +407,9 @@ def write_array(path: str | os.PathLike, features: np.ndarray, attrs: dict) -> N
     x = np.ascontiguousarray(features, dtype=np.float32)
     if x.ndim != 2 or x.shape[0] == 0:
         raise ValueError(f"features must be a non-empty 2-D array, got shape {x.shape}")
-    arr = zarr.create_array(store=str(path), shape=x.shape, dtype="float32", chunks=x.shape, zarr_format=3,
-                            attributes=attrs, overwrite=True)
+    arr = zarr.create_array(
+        store=str(path), shape=x.shape, dtype="float32", chunks=x.shape, zarr_format=3, attributes=attrs, overwrite=True
+    )
     arr[...] = x
 
 

@@ -32,8 +32,9 @@ class FeatureCache:
         self.builds = 0
         self.seconds = 0.0
 
-    def table(self, store: Path | str, mids: list[str], root: Path | str | None = None,
-              dtype: str = "float32") -> FeatureTable:
+    def table(
+        self, store: Path | str, mids: list[str], root: Path | str | None = None, dtype: str = "float32"
+    ) -> FeatureTable:
         key = (store_key(store), tuple(mids), None if root is None else str(Path(root).resolve()), dtype)
         if key not in self._tables:
             t = time.perf_counter()
@@ -58,8 +59,9 @@ def read_split_labels(cfg: TrainConfig):
     """The labels of ``cfg``'s data directory (a DataFrame, checked) and their path."""
     labels_path = resolve(cfg.data_dir, cfg.labels)
     if not Path(cfg.data_dir).is_dir():
-        raise DivitaError(cfg.data_dir,
-                          "data directory not found (`divita download --data-dir DIR` fetches the release)")
+        raise DivitaError(
+            cfg.data_dir, "data directory not found (`divita download --data-dir DIR` fetches the release)"
+        )
     if not labels_path.is_file():
         raise DivitaError(labels_path, "labels file missing (`divita download` fetches mtgc.csv)")
     return read_labels(labels_path), labels_path

@@ -49,10 +49,14 @@ class TrainConfig:
     """
 
     data_dir: str
-    image_store: str | None  # image (ImageNet) store: directory name inside data_dir, a path or a URL; None = no image stream
+    image_store: (
+        str | None
+    )  # image (ImageNet) store: directory name inside data_dir, a path or a URL; None = no image stream
     video_store: str | None  # video (Kinetics) store, None = no video stream
     split: int = 0
-    labels: str = option(LABELS_FILE, "labels CSV in --data-dir (default %(default)s)", common=False)  # inside data_dir unless a path
+    labels: str = option(
+        LABELS_FILE, "labels CSV in --data-dir (default %(default)s)", common=False
+    )  # inside data_dir unless a path
     num_clips: int = option(30, "clips per snippet (default %(default)s)")
     batch_size: int = option(32)
     eval_batch_size: int = option(256, "snippets per evaluation batch")
@@ -69,16 +73,28 @@ class TrainConfig:
     heads: int = option(4)
     ff_mult: int = option(6)
     dropout: float = option(0.25)
-    threads: int | None = option(None, "CPU threads (default: the cores available); late fusion runs one head per thread")
+    threads: int | None = option(
+        None, "CPU threads (default: the cores available); late fusion runs one head per thread"
+    )
     accelerator: str = option("auto", "auto, cpu or gpu")
-    precision: str = option("auto", "auto: bfloat16 compute with float32 master weights where the CPU has native bf16 "
-                                    "(AMX/AVX512-BF16), bf16 autocast on CUDA, else float32", PRECISIONS)
-    cache_dir: str | None = option(None, "feature cache directory: each store is copied there once, uncompressed, and "
-                                         f"read from disk batch by batch (default: ${CACHE_ENV}, else "
-                                         "DATA_DIR/.divita-cache); 'none' reads the stores into memory instead")
-    cache_dtype: str = option("float32", "dtype of the cached features: float32 (exact, the default) or bfloat16 "
-                                         "(half the disk and page cache; features rounded, so results differ slightly)",
-                              CACHE_DTYPES)
+    precision: str = option(
+        "auto",
+        "auto: bfloat16 compute with float32 master weights where the CPU has native bf16 "
+        "(AMX/AVX512-BF16), bf16 autocast on CUDA, else float32",
+        PRECISIONS,
+    )
+    cache_dir: str | None = option(
+        None,
+        "feature cache directory: each store is copied there once, uncompressed, and "
+        f"read from disk batch by batch (default: ${CACHE_ENV}, else "
+        "DATA_DIR/.divita-cache); 'none' reads the stores into memory instead",
+    )
+    cache_dtype: str = option(
+        "float32",
+        "dtype of the cached features: float32 (exact, the default) or bfloat16 "
+        "(half the disk and page cache; features rounded, so results differ slightly)",
+        CACHE_DTYPES,
+    )
 
     def __post_init__(self):
         if not self.image_store and not self.video_store:
@@ -126,7 +142,7 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         """From a checkpoint's ``train_config`` or an hparams.json: unknown keys are ignored, and the earlier
         keys ``ix``/``vx`` stand for ``image_store``/``video_store`` where those are absent."""
         names = {f.name for f in fields(cls)}
@@ -178,7 +194,7 @@ def uses_cuda(accelerator: str) -> bool:
     return accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
 
 
-def resolve_precision(precision: str, accelerator: str = "auto") -> tuple[str, "torch.dtype"]:
+def resolve_precision(precision: str, accelerator: str = "auto") -> tuple[str, torch.dtype]:
     """(Lightning precision, compute dtype of the model copy that runs forward/backward).
 
     On CPUs: Lightning stays "32-true" and, where bf16 matmuls are native (AMX, AVX512-BF16), "auto"

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from divita.features.snippets import SnippetSet, mean_over_snippets
 from divita.errors import Interrupted
+from divita.features.snippets import SnippetSet, mean_over_snippets
 from divita.fileio import atomic_write_bytes, atomic_write_text, check_free_space
 from divita.hardware import default_threads
 from divita.model import DIViTA, ModelConfig
@@ -26,7 +26,9 @@ from divita.training.config import SELECTIONS, TrainConfig, resolve_precision, u
 
 
 @torch.inference_mode()
-def predict_snippets(model: DIViTA, snippets: SnippetSet, batch_size: int = 256, device: str | torch.device = "cpu") -> np.ndarray:
+def predict_snippets(
+    model: DIViTA, snippets: SnippetSet, batch_size: int = 256, device: str | torch.device = "cpu"
+) -> np.ndarray:
     """Trailer probabilities (N, 10): sigmoid of each window's logits, averaged over the trailer's windows."""
     model.eval().to(device)
     probs, trailers = [], []
@@ -85,8 +87,14 @@ class RunResult:
 RUN_FILES_BYTES = 4 << 20
 
 
-def train_model(cfg: TrainConfig, run_dir: str | Path, cache: FeatureCache | None = None, progress: bool = True,
-                desc: str | None = None, stop=None) -> RunResult:
+def train_model(
+    cfg: TrainConfig,
+    run_dir: str | Path,
+    cache: FeatureCache | None = None,
+    progress: bool = True,
+    desc: str | None = None,
+    stop=None,
+) -> RunResult:
     """Train, select the best epoch, evaluate val and test, and write the run directory.
 
     ``stop``: an object with ``is_set()`` (a :class:`threading.Event`; the CLI's is set by SIGINT/SIGTERM while
@@ -140,8 +148,14 @@ def train_model(cfg: TrainConfig, run_dir: str | Path, cache: FeatureCache | Non
     )
     lightning_precision, compute_dtype = resolve_precision(cfg.precision, cfg.accelerator)
     module = SnippetModule(
-        model_cfg.to_dict(), cfg.lr, cfg.weight_decay, cfg.scheduler_patience, len(sets["val"]), sets["val"].labels,
-        compute_dtype=compute_dtype, threads=threads,
+        model_cfg.to_dict(),
+        cfg.lr,
+        cfg.weight_decay,
+        cfg.scheduler_patience,
+        len(sets["val"]),
+        sets["val"].labels,
+        compute_dtype=compute_dtype,
+        threads=threads,
     )
     state_bytes = sum(t.numel() * t.element_size() for t in module.model.state_dict().values())
     check_free_space(run_dir, state_bytes + RUN_FILES_BYTES, "the run's checkpoint and files")
@@ -168,7 +182,9 @@ def train_model(cfg: TrainConfig, run_dir: str | Path, cache: FeatureCache | Non
         callbacks=callbacks,
     )
     # late fusion on CPU runs one head per thread, each op in line: no intra-op threads on top of those
-    parallel_heads = module.runner.parallel(len(module.model.heads), torch.device("cuda" if uses_cuda(cfg.accelerator) else "cpu"))
+    parallel_heads = module.runner.parallel(
+        len(module.model.heads), torch.device("cuda" if uses_cuda(cfg.accelerator) else "cpu")
+    )
     torch.set_num_threads(1 if parallel_heads else threads)
     retain_freed_memory()
     switch = sys.getswitchinterval()
@@ -236,5 +252,6 @@ def train_model(cfg: TrainConfig, run_dir: str | Path, cache: FeatureCache | Non
     metrics = pd.DataFrame(rows)
     atomic_write_text(run_dir / "metrics.csv", metrics.to_csv(index=False, float_format="%.6f"))
     seconds = time.perf_counter() - t0
-    return RunResult(run_dir, metrics, selected["epoch"], len(tracker.history), seconds, tracker.history, interrupted,
-                     load_seconds)
+    return RunResult(
+        run_dir, metrics, selected["epoch"], len(tracker.history), seconds, tracker.history, interrupted, load_seconds
+    )
