@@ -431,6 +431,13 @@ def test_a_damaged_labels_file_is_one_line_naming_it(tiny_release, tmp_path, dam
 # ----------------------------------------------------------------------------------------------- interrupts
 
 
+def sigint_as_in_a_terminal() -> None:
+    """In the child before it runs: SIGINT back to its default disposition, as a command started from a terminal
+    has it. A shell starts background jobs (a CI script's, say) with SIGINT ignored, and Python keeps an ignored
+    SIGINT ignored, so without this Ctrl-C would never reach a command that relies on Python's own handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def wait_for_epochs(proc: subprocess.Popen, history: Path, epochs: int, timeout: float = 400) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
@@ -561,6 +568,7 @@ def test_shots_interrupted_mid_batch_leaves_only_whole_files(tmp_path, signum, c
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_as_in_a_terminal,
     )
     try:
         first = proc.stdout.readline()
