@@ -239,9 +239,14 @@ def build_aggregator(
 
     ``num_features``: F, the input width of the authors' heads (``savg``, ``gru``, ``conv``), which see the
     BatchNorm-ed features rather than the projection; default ``hidden``."""
+    return aggregator_class(name).from_sizes(hidden, heads, ff_mult, dropout, num_features)
+
+
+def aggregator_class(name: str) -> type[Aggregator]:
+    """The registry's class for ``name``."""
     if name not in AGGREGATOR_CLASSES:
         raise ValueError(f"unknown clip aggregation {name!r}; choose from {', '.join(AGGREGATORS)}")
-    return globals()[AGGREGATOR_CLASSES[name]].from_sizes(hidden, heads, ff_mult, dropout, num_features)
+    return globals()[AGGREGATOR_CLASSES[name]]
 
 
 def checkpoint_aggregator(name: str, state_dict: dict) -> str:

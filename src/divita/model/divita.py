@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from divita.genres import NUM_GENRES
-from divita.model.aggregators import build_aggregator, masked_batch_norm
+from divita.model.aggregators import aggregator_class, build_aggregator, masked_batch_norm
 from divita.model.layers import normalize_project
 from divita.model.names import FUSIONS
 
@@ -39,8 +39,10 @@ class SnippetHead(nn.Module):
     def __init__(self, num_features: int, cfg: ModelConfig):
         super().__init__()
         self.norm = nn.BatchNorm1d(num_features)  # applied by normalize_project, over real clips only
+        # the projection is made before the aggregator, so that a seed gives the same initial weights as always
+        projected = aggregator_class(cfg.aggregator).projected
+        self.project = nn.Linear(num_features, cfg.hidden) if projected else None
         self.aggregate = build_aggregator(cfg.aggregator, cfg.hidden, cfg.heads, cfg.ff_mult, cfg.dropout, num_features)
-        self.project = nn.Linear(num_features, cfg.hidden) if self.aggregate.projected else None
         self.classify = nn.Linear(self.aggregate.out_features, cfg.num_classes)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
