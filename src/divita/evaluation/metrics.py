@@ -45,7 +45,6 @@ from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import numpy as np
-from sklearn.metrics import auc, average_precision_score, precision_recall_curve
 
 from divita.genres import GENRES
 
@@ -122,6 +121,10 @@ def _ap_1d(t: np.ndarray, s: np.ndarray, convention: str) -> float:
     """AP of one validated ranking; nan when there is no positive."""
     if not t.any():
         return float("nan")
+    # imported here: scikit-learn (with scipy) takes ~1 s to import, which `divita train` need not pay before it
+    # starts training
+    from sklearn.metrics import auc, average_precision_score, precision_recall_curve
+
     if convention == "sklearn":
         return float(average_precision_score(t, s))
     precision, recall, _ = precision_recall_curve(t, s, drop_intermediate=False)
@@ -226,6 +229,8 @@ def pr_curves(y_true, y_prob, genres: Sequence[str] = GENRES) -> dict[str, tuple
 
     Keys are ``genres`` in order. A genre with no positive label has no curve: two empty arrays.
     """
+    from sklearn.metrics import precision_recall_curve
+
     t, s = _validate_2d(y_true, y_prob, genres)
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for j, g in enumerate(genres):
