@@ -579,3 +579,25 @@ def test_memory_available_is_bounded_by_the_memory_cgroup(tmp_path):
                 break
             except OSError:
                 time.sleep(0.1)
+
+
+def test_the_manifest_keeps_the_stores_attributes_and_a_cache_without_them_still_opens(data, tmp_path):
+    """A cached run takes num_features and the extraction record from the manifest (no zarr); a cache built before
+    the manifest kept them opens the store for them instead, with the same result."""
+    from divita.training import FeatureCache, load_split
+
+    group = zarr.open_group(str(data / IMAGE_STORE), mode="r+")
+    group.attrs["extraction"] = {"backbone": {"name": "shufflenet"}, "fps": 24}
+    cfg = config(data, cache_dir=str(tmp_path / "cache"))
+    _, info = load_split(cfg, FeatureCache(progress=False))
+    manifest_path = store_cache_dir(tmp_path / "cache", data / IMAGE_STORE) / "manifest-float32.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["store_attrs"] == dict(zarr.open_group(str(data / IMAGE_STORE), mode="r").attrs)
+    assert info["image"]["extraction"] == {"backbone": {"name": "shufflenet"}, "fps": 24}
+    assert info["image"]["num_features"] == manifest["num_features"]
+
+    del manifest["store_attrs"]  # as written before
+    manifest_path.write_text(json.dumps(manifest))
+    cache = FeatureCache(progress=False)
+    _, info_again = load_split(cfg, cache)
+    assert cache.builds == 0 and info_again == info

@@ -5,7 +5,8 @@ and holding every store in memory as float32 costs ~17 GB for the heaviest Table
 copied once into a cache directory (``--cache-dir``; default ``$DIVITA_CACHE``, else ``DATA_DIR/.divita-cache``)::
 
     <cache dir>/<store name>-<hash of its path>/
-        manifest-float32.json          format, store, dtype, num_features, fingerprint, trailer ids and clip counts
+        manifest-float32.json          format, store, dtype, num_features, the store's attributes, fingerprint,
+                                       trailer ids and clip counts
         data-float32-<build id>.bin    (total clips, num_features) rows, trailer after trailer, row-major
         manifest-bfloat16.json, data-bfloat16-<build id>.bin   the same in bfloat16 (uint16 bit patterns)
         .lock                          held by the process building a cache of this store
@@ -230,7 +231,9 @@ def _open_if_fresh(dir_: Path, store: str, mids: Sequence[str], dtype: str) -> F
     except OSError:
         return None
     mapped = features.nbytes <= MAP_FRACTION * memory_available()
-    return FileFeatureTable(list(mids), features, all_offsets[idx], all_lengths[idx], str(store), dtype, file, mapped)
+    table = FileFeatureTable(list(mids), features, all_offsets[idx], all_lengths[idx], str(store), dtype, file, mapped)
+    table.store_attrs = m.get("store_attrs")  # None in caches built before it was kept
+    return table
 
 
 # ------------------------------------------------------------------------------------------------ building
@@ -292,7 +295,8 @@ def build_cache(
     t0 = time.perf_counter()
     mids = list(mids)
     fingerprint, stored_bytes = _fingerprint(store, mids)  # before reading: a store changed meanwhile rebuilds later
-    num_features = int(open_store(store).attrs["num_features"])
+    store_attrs = dict(open_store(store).attrs)  # kept in the manifest: a cached run need not open (import) zarr
+    num_features = int(store_attrs["num_features"])
     # the store's files, usually compressed, are a lower bound of the float32 rows: a disk short of even that fails now
     check_free_space(dir_, stored_bytes * ITEMSIZE[dtype] // 4, f"the feature cache of {Path(str(store)).name}")
     try:
@@ -334,6 +338,7 @@ def build_cache(
             "store": store_key(store),
             "dtype": dtype,
             "num_features": num_features,
+            "store_attrs": store_attrs,
             "trailers": len(mids),
             "rows": int(sum(lengths)),
             "data": name,

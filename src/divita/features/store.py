@@ -117,6 +117,7 @@ class FileFeatureTable(FeatureTable):
 
     file: RowFile | None = None
     mapped: bool = True
+    store_attrs: dict | None = None  # the store group's attributes when the cache kept them (num_features, extraction)
 
     @property
     def path(self) -> str:

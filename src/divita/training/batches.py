@@ -95,12 +95,14 @@ def load_split(cfg: TrainConfig, cache: FeatureCache | None = None) -> tuple[dic
         path = resolve(cfg.data_dir, ref)
         if "://" not in str(path) and not path.is_dir():
             raise DivitaError(path, "feature store missing (`divita download` fetches the release stores)")
-        group = open_store(path)
         tables[modality] = store_table(cfg, ref, all_mids, cache)
+        attrs = getattr(tables[modality], "store_attrs", None)
+        if attrs is None:
+            attrs = open_store(path).attrs
         info[modality] = {
             "store": ref,
-            "num_features": int(group.attrs["num_features"]),
-            "extraction": group.attrs.get("extraction"),
+            "num_features": int(attrs["num_features"]),
+            "extraction": attrs.get("extraction"),
         }
     sets = {}
     for subset, code in (("trn", 0), ("val", 1), ("tst", 2)):
