@@ -31,10 +31,8 @@ STORES = dict(
 
 
 def one_run(data_dir: str, threads: int, precision: str, epochs: int) -> dict:
-    from divita.cli._train_options import quiet_lightning
     from divita.training import FeatureCache, TrainConfig, load_split, train_model
 
-    quiet_lightning()
     cfg = TrainConfig(data_dir=data_dir, **STORES, split=0, max_epochs=epochs, threads=threads, precision=precision)
     cache = FeatureCache(progress=False)
     t = time.perf_counter()

@@ -8,7 +8,7 @@ The pipeline, one package per stage (data flows top to bottom)::
     divita.backbones    clip encoders (a registry of ImageNet 2D and Kinetics 3D backbones)
     divita.features     extraction into release-format zarr stores; snippets read back from them
     divita.model        the DIViTA heads
-    divita.training     one training run (Lightning), its configuration and CPU speed-ups
+    divita.training     one training run (steps, epoch loop), its configuration and CPU speed-ups
     divita.evaluation   the paper's metrics; the Table 6 grid
     divita.inference    genres of any trailer file from a checkpoint
     divita.reporting    pictures and markdown pages

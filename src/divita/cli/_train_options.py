@@ -1,6 +1,6 @@
 """Training options shared by `divita train`, `divita reproduce` and `divita demo`, generated from
 :class:`divita.training.config.TrainConfig`'s fields (their defaults, help and choices): the defaults are
-written there only. Cheap to import: neither torch nor lightning loads while the parser is built."""
+written there only. Cheap to import: torch does not load while the parser is built."""
 
 from __future__ import annotations
 
@@ -73,16 +73,3 @@ def train_config(args: argparse.Namespace, **given):
 
     parsed = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.init and hasattr(args, f.name)}
     return TrainConfig(**{**parsed, **given})
-
-
-def quiet_lightning() -> None:
-    """Lightning's banners (GPU available..., tips) are noise in a CLI that prints its own summary."""
-    import logging
-    import warnings
-
-    import lightning.pytorch  # noqa: F401  importing it sets its loggers to INFO, so it comes first
-
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", module="lightning")
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from divita.cli._train_options import add_train_options, quiet_lightning, train_config
+from divita.cli._train_options import add_train_options, train_config
 
 DEMO_ROWS = ("ShuffleNet-2D", "ShuffleNet-Fusion")
 DEMO_TRAILERS = 300
@@ -49,7 +49,6 @@ def run(args) -> int:
     from divita.datasets.synthetic import SyntheticSpec, make_release
     from divita.evaluation.reproduce import reproduce
 
-    quiet_lightning()
     if args.study is not None:
         return run_study(args)
     t0 = time.perf_counter()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from divita.cli._train_options import add_train_options, quiet_lightning, train_config
+from divita.cli._train_options import add_train_options, train_config
 
 
 def add_parser(sub) -> None:
@@ -72,7 +72,6 @@ def run(args) -> int:
         from divita.distributed.cluster import require_ray
 
         require_ray()  # before any download or training: a missing extra is a usage error
-    quiet_lightning()
     base = train_config(args, data_dir=args.data_dir, image_store="(per row)", video_store=None, split=0)
 
     def ensure(stores: list[str]) -> None:

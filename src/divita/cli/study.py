@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from divita.cli._train_options import add_config_option, add_train_options, quiet_lightning, train_config
+from divita.cli._train_options import add_config_option, add_train_options, train_config
 
 FILES = (
     "Writes OUT/<name>.csv (one row per variant x backbone: mean and std over splits of the test μAP, mAP, wAP "
@@ -184,7 +184,6 @@ def run(args: argparse.Namespace) -> int:
         from divita.distributed.cluster import require_ray
 
         require_ray()  # before any extraction or training: a missing extra is a usage error
-    quiet_lightning()
     options = StudyOptions(
         out=args.out,
         videos=args.videos,

@@ -6,7 +6,6 @@ from divita.cli._train_options import (
     add_config_option,
     add_store_options,
     add_train_options,
-    quiet_lightning,
     train_config,
 )
 from divita.training.config import SPLITS
@@ -36,7 +35,6 @@ def run(args) -> int:
     from divita.evaluation.metrics import METRIC_NAMES
     from divita.training import train_model
 
-    quiet_lightning()
     none = lambda s: None if s is None or s.lower() == "none" else s  # noqa: E731
     cfg = train_config(
         args,

@@ -50,10 +50,8 @@ def _train_cache(cfg):
 def train_run(cfg) -> dict:
     """One training run on a Ray worker: trains into a temporary directory and returns the run's files, with the
     seconds its loading took and how many feature caches it had to build."""
-    from divita.cli._train_options import quiet_lightning
     from divita.training import train_model
 
-    quiet_lightning()
     try:
         cache = _train_cache(cfg)
         builds = cache.builds

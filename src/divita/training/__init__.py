@@ -1,4 +1,4 @@
-"""Train one DIViTA model on one split of a release-format dataset (Lightning), then evaluate it.
+"""Train one DIViTA model on one split of a release-format dataset, then evaluate it.
 
 A run directory holds, when finished:
     best.ckpt          the selected model (by validation loss, or validation μAP with ``select_by="uap"``)
@@ -10,10 +10,12 @@ A run directory holds, when finished:
 
 Modules: :mod:`~divita.training.config` (TrainConfig, the one place training defaults live; no torch),
 :mod:`~divita.training.batches` (stores in memory, snippet sets, epoch batches),
-:mod:`~divita.training.module` (the LightningModule and the best-epoch tracker; imports lightning),
-:mod:`~divita.training.checkpoint` (checkpoints, finished runs), :mod:`~divita.training.loop` (one run,
-evaluation helpers), :mod:`~divita.training.compute` (the CPU speed-ups). Their names are importable from
-here, loaded on first use, so that importing the configuration needs neither torch nor lightning.
+:mod:`~divita.training.steps` (one training step, one validation pass), :mod:`~divita.training.engine` (the
+epoch loop, early stopping, the best-epoch tracker), :mod:`~divita.training.checkpoint` (checkpoints, finished
+runs), :mod:`~divita.training.loop` (one run, evaluation helpers), :mod:`~divita.training.compute` (the CPU
+speed-ups), and :mod:`~divita.training.module` (the same steps as a LightningModule, for a Lightning
+``Trainer``; the only module that imports lightning). Their names are importable from here, loaded on first
+use, so that importing the configuration needs no torch.
 """
 
 from __future__ import annotations
@@ -35,8 +37,13 @@ _EXPORTS = {
     "load_split": "batches",
     "EpochBatches": "batches",
     "EvalBatches": "batches",
+    "SnippetSteps": "steps",
+    "fit": "engine",
+    "seed_everything": "engine",
+    "BestStates": "engine",
+    "StopOnRequest": "engine",
+    "TrainingInterrupted": "engine",
     "SnippetModule": "module",
-    "BestStates": "module",
     "CHECKPOINT_FORMAT": "checkpoint",
     "save_checkpoint": "checkpoint",
     "check_features": "checkpoint",

@@ -188,18 +188,19 @@ def with_new_names(d: dict) -> dict:
 
 
 def uses_cuda(accelerator: str) -> bool:
-    """Whether Lightning's ``accelerator`` setting trains on a CUDA device here."""
+    """Whether the ``accelerator`` setting (auto, cpu, gpu) trains on a CUDA device here."""
     import torch
 
     return accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
 
 
 def resolve_precision(precision: str, accelerator: str = "auto") -> tuple[str, torch.dtype]:
-    """(Lightning precision, compute dtype of the model copy that runs forward/backward).
+    """(Lightning's name of the precision, compute dtype of the model copy that runs forward/backward).
 
-    On CPUs: Lightning stays "32-true" and, where bf16 matmuls are native (AMX, AVX512-BF16), "auto"
+    On CPUs: "32-true" (no autocast) and, where bf16 matmuls are native (AMX, AVX512-BF16), "auto"
     runs a bfloat16 copy of the model with float32 master weights (:class:`divita.training.compute.ComputeCopy`).
-    On CUDA: Lightning's "bf16-mixed" autocast (or "16-mixed" without bf16).
+    On CUDA: "bf16-mixed" (bfloat16 autocast); "auto" on a GPU without bfloat16 trains in float32 ("32-true":
+    float16 autocast would need loss scaling, which the manual steps do not do).
     """
     import torch
 
@@ -209,7 +210,7 @@ def resolve_precision(precision: str, accelerator: str = "auto") -> tuple[str, t
         return "32-true", torch.float32
     if uses_cuda(accelerator):
         if precision == "auto" and not torch.cuda.is_bf16_supported():
-            return "16-mixed", torch.float32
+            return "32-true", torch.float32
         return "bf16-mixed", torch.float32
     if precision == "auto" and not cpu_has_native_bf16():
         return "32-true", torch.float32

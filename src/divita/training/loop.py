@@ -22,7 +22,7 @@ from divita.model import DIViTA, ModelConfig
 from divita.training.batches import EpochBatches, EvalBatches, FeatureCache, load_split
 from divita.training.checkpoint import save_checkpoint
 from divita.training.compute import retain_freed_memory
-from divita.training.config import SELECTIONS, TrainConfig, resolve_precision, uses_cuda, with_old_names
+from divita.training.config import SELECTIONS, TrainConfig, resolve_precision, with_old_names
 
 
 @torch.inference_mode()
@@ -107,12 +107,18 @@ def train_model(
     earlier run's is removed when the first epoch of this one is written). Before training, the file system
     of ``run_dir`` is checked for room for the run's files (DivitaError when it is too full).
     """
-    import lightning as L
     import pandas as pd
-    from lightning.pytorch.callbacks import EarlyStopping
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    from divita.training.module import BestStates, SnippetModule, StopOnRequest, TrainingInterrupted
+    from divita.training.engine import (
+        AUTOCAST,
+        BestStates,
+        StopOnRequest,
+        TrainingInterrupted,
+        fit,
+        resolve_device,
+        seed_everything,
+    )
+    from divita.training.steps import SnippetSteps
 
     run_dir = Path(run_dir)
     created = not run_dir.exists()
@@ -135,7 +141,8 @@ def train_model(
     load_seconds = time.perf_counter() - t0
     if stop is not None and stop.is_set():
         raise interrupted_before_an_epoch()
-    L.seed_everything(cfg.seed, workers=False, verbose=False)
+    device = resolve_device(cfg.accelerator)
+    seed_everything(cfg.seed)
     model_cfg = ModelConfig(
         num_features=[features[m]["num_features"] for m in cfg.stores],
         modalities=list(cfg.stores),
@@ -146,8 +153,8 @@ def train_model(
         ff_mult=cfg.ff_mult,
         dropout=cfg.dropout,
     )
-    lightning_precision, compute_dtype = resolve_precision(cfg.precision, cfg.accelerator)
-    module = SnippetModule(
+    precision, compute_dtype = resolve_precision(cfg.precision, cfg.accelerator)
+    steps = SnippetSteps(
         model_cfg.to_dict(),
         cfg.lr,
         cfg.weight_decay,
@@ -157,7 +164,7 @@ def train_model(
         compute_dtype=compute_dtype,
         threads=threads,
     )
-    state_bytes = sum(t.numel() * t.element_size() for t in module.model.state_dict().values())
+    state_bytes = sum(t.numel() * t.element_size() for t in steps.model.state_dict().values())
     check_free_space(run_dir, state_bytes + RUN_FILES_BYTES, "the run's checkpoint and files")
 
     def save_history(history: list[dict]) -> None:
@@ -166,25 +173,11 @@ def train_model(
         atomic_write_text(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
 
     tracker = BestStates(cfg.max_epochs, progress, desc or f"train {run_dir.name}", on_epoch=save_history)
-    callbacks = [EarlyStopping(monitor="val_loss", mode="min", patience=cfg.stop_patience), tracker]
+    callbacks = [tracker]
     if stop is not None:
         callbacks.append(StopOnRequest(stop))  # after the tracker: an epoch validated when the stop comes counts
-    trainer = L.Trainer(
-        max_epochs=cfg.max_epochs,
-        accelerator=cfg.accelerator,
-        devices=1,
-        precision=lightning_precision,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        callbacks=callbacks,
-    )
     # late fusion on CPU runs one head per thread, each op in line: no intra-op threads on top of those
-    parallel_heads = module.runner.parallel(
-        len(module.model.heads), torch.device("cuda" if uses_cuda(cfg.accelerator) else "cpu")
-    )
+    parallel_heads = steps.runner.parallel(len(steps.model.heads), device)
     torch.set_num_threads(1 if parallel_heads else threads)
     retain_freed_memory()
     switch = sys.getswitchinterval()
@@ -194,29 +187,30 @@ def train_model(
     graceful = getattr(stop, "graceful", None)  # the CLI's request: signals only set it while the fit runs
     try:
         with graceful() if graceful is not None else contextlib.nullcontext():
-            trainer.fit(
-                module,
-                train_dataloaders=EpochBatches(sets["trn"], cfg.batch_size, cfg.seed, prefetch=threads > 1),
-                val_dataloaders=EvalBatches(sets["val"], cfg.eval_batch_size, prefetch=threads > 1),
+            fit(
+                steps,
+                EpochBatches(sets["trn"], cfg.batch_size, cfg.seed, prefetch=threads > 1),
+                EvalBatches(sets["val"], cfg.eval_batch_size, prefetch=threads > 1),
+                max_epochs=cfg.max_epochs,
+                stop_patience=cfg.stop_patience,
+                device=device,
+                autocast_dtype=AUTOCAST.get(precision) if device.type == "cuda" else None,
+                callbacks=callbacks,
             )
     except TrainingInterrupted:
         interrupted = True
-    except SIGTERMException:  # Lightning's own answer to SIGTERM, after a step too
-        if stop is None:
-            raise
-        interrupted = True
-    except SystemExit as e:  # Lightning ends the process (exit 1) on a KeyboardInterrupt: a second Ctrl-C
+    except KeyboardInterrupt as e:  # a second Ctrl-C (or SIGTERM) while the first one's step was finishing
         if stop is None or not stop.is_set():
             raise
         raise Interrupted(signum(), f"stopped at once; {run_dir} may be incomplete") from e
     finally:
         sys.setswitchinterval(switch)
-        module.runner.close()
+        steps.close()
     if interrupted and tracker.epochs_done == 0:
         raise interrupted_before_an_epoch()
 
     torch.set_num_threads(threads)
-    model = module.model.cpu()
+    model = steps.model.cpu()
     rows, selected = [], {}
     for selection in SELECTIONS:
         _, epoch, state = tracker.best[selection]
