@@ -169,13 +169,13 @@ SLOW_BUILD = textwrap.dedent("""
     from divita.features.cache import build_cache, open_cache, store_cache_dir, _locked
 
     store, root, mids = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
-    original = store_module.load_features
+    original = store_module.read_arrays
 
     def slow(*args, **kwargs):
         time.sleep(0.15)
         return original(*args, **kwargs)
 
-    store_module.load_features = slow
+    store_module.read_arrays = slow
     d = store_cache_dir(root, store)
     d.mkdir(parents=True, exist_ok=True)
     with _locked(d):

@@ -50,3 +50,53 @@ def test_bad_stores_give_one_line_errors_naming_the_store(tmp_path, arrays, num_
 def test_missing_store_says_how_to_get_it(tmp_path):
     with pytest.raises(DivitaError, match="divita download"):
         open_store(tmp_path / "nope.zarr")
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_concurrent_reads_equal_reading_each_trailer_and_work_inside_a_running_event_loop(
+    tmp_path, zarr_format, monkeypatch
+):
+    """A local store's arrays are read concurrently through zarr's asynchronous API: the same arrays as
+    read_trailer's, arrays of several chunks included, in the order asked, also from a thread running an event
+    loop (a server's)."""
+    import asyncio
+
+    from divita.features.store import read_arrays, read_trailer
+
+    rng = np.random.default_rng(0)
+    arrays = {f"tt{i}": rng.standard_normal((int(rng.integers(1, 90)), 6)).astype(np.float32) for i in range(70)}
+    p = tmp_path / "s.zarr"
+    g = zarr.open_group(str(p), mode="w", zarr_format=zarr_format)
+    g.attrs["num_features"] = 6
+    for k, v in arrays.items():
+        g.create_array(k, shape=v.shape, dtype=v.dtype, chunks=(16, 6))[...] = v  # several chunks per array
+    mids = sorted(arrays, reverse=True)
+    import divita.features.store as store_module
+
+    with monkeypatch.context() as m:  # every array comes from the concurrent read, none read again one by one
+        m.setattr(store_module, "read_trailer", lambda *a: pytest.fail("read again one by one"))
+        got = read_arrays(p, mids)
+    for mid, x in zip(mids, got):
+        np.testing.assert_array_equal(x, arrays[mid])
+        np.testing.assert_array_equal(x, read_trailer(p, mid))
+
+    async def in_a_loop():
+        return load_features(p, mids[:5])
+
+    table = asyncio.run(in_a_loop())
+    np.testing.assert_array_equal(table.trailer(4), arrays[mids[4]])
+
+
+def test_a_damaged_array_among_good_ones_gives_the_error_of_reading_it_alone(tmp_path):
+    from divita.features.store import read_trailer
+
+    good = {f"tt{i}": np.ones((4, 3), np.float32) * i for i in range(40)}
+    p = make_store(tmp_path / "s.zarr", {**good, "tt20": np.array([[1, np.nan, 2]], np.float32)}, 3)
+    (p / "tt30" / "0.0").write_bytes((p / "tt30" / "0.0").read_bytes()[:20])  # a truncated chunk
+    with pytest.raises(DivitaError) as alone:
+        read_trailer(p, "tt20")
+    with pytest.raises(DivitaError) as among:
+        load_features(p, sorted(good))
+    assert str(among.value) == str(alone.value)
+    with pytest.raises(DivitaError, match="tt30.*truncated"):
+        load_features(p, [m for m in sorted(good) if m != "tt20"])

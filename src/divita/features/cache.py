@@ -11,7 +11,7 @@ copied once into a cache directory (``--cache-dir``; default ``$DIVITA_CACHE``, 
         manifest-bfloat16.json, data-bfloat16-<build id>.bin   the same in bfloat16 (uint16 bit patterns)
         .lock                          held by the process building a cache of this store
 
-A build reads the store through :func:`divita.features.store.load_features` (the same checks and errors as the
+A build reads the store through :func:`divita.features.store.read_arrays` (the same checks and errors as the
 in-memory path), a slice of trailers at a time, writes the data file under a temporary name and renames it into
 place (:func:`divita.fileio.atomic_write_bytes`), then writes the manifest the same way: the manifest is the
 commit, so a killed build leaves no manifest naming its file and is never used; the next build removes its
@@ -289,7 +289,7 @@ def build_cache(
 ) -> None:
     """Write the cache of ``mids`` of ``store`` into ``dir_`` (call under :func:`_locked`): the data file under a
     temporary name, renamed into place when complete, then the manifest that names it."""
-    from divita.features.store import encode_rows, load_features, open_store
+    from divita.features.store import encode_rows, open_store, read_arrays
     from divita.fileio import atomic_write_bytes, atomic_write_text, check_free_space
 
     t0 = time.perf_counter()
@@ -316,19 +316,18 @@ def build_cache(
         unsynced = 0
         for i in range(0, len(mids), per_step):
             try:
-                table = load_features(store, mids[i : i + per_step], threads=threads)
+                arrays = read_arrays(store, mids[i : i + per_step], threads=threads, bar=bar)
             except OSError as e:  # reading, not writing: name the store
                 raise DivitaError(store, f"cannot read the store ({e.strerror or e})") from None
-            rows = encode_rows(table.features, dtype)
-            f.write(memoryview(rows).cast("B"))
-            lengths.extend(int(n) for n in table.lengths)
-            unsynced += rows.nbytes
+            for x in arrays:  # each trailer's rows as they are: no copy of the slice into one matrix first
+                rows = encode_rows(x, dtype)
+                f.write(memoryview(rows).cast("B"))
+                lengths.append(int(x.shape[0]))
+                unsynced += rows.nbytes
             if unsynced >= SYNC_BYTES:  # keep the dirty pages of a large build bounded
                 f.flush()
                 os.fdatasync(f.fileno())
                 unsynced = 0
-            if bar is not None:
-                bar.update(len(table))
 
     data = dir_ / name
     try:
