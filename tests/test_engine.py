@@ -13,7 +13,7 @@ import torch
 
 from conftest import IMAGE_STORE, VIDEO_STORE
 from divita.training import TrainConfig
-from divita.training.engine import BestStates, EarlyStopping, fit, resolve_device, seed_everything
+from divita.training.engine import BestStates, EarlyStopping, accelerator_device, fit, seed_everything
 
 STEPS_ARGS = dict(lr=3e-3, weight_decay=0.01, scheduler_patience=1)
 
@@ -128,13 +128,13 @@ def test_a_gpu_accelerator_without_cuda_is_a_one_line_error():
     from divita.errors import DivitaError
 
     if torch.cuda.is_available():
-        assert resolve_device("gpu").type == "cuda"
+        assert accelerator_device("gpu").type == "cuda"
         return
-    assert resolve_device("auto").type == "cpu"
-    with pytest.raises(DivitaError, match="no CUDA device"):
-        resolve_device("gpu")
+    assert accelerator_device("auto").type == "cpu"
+    with pytest.raises(DivitaError, match="CUDA is not available"):
+        accelerator_device("gpu")
     with pytest.raises(DivitaError, match="auto, cpu or gpu"):
-        resolve_device("tpu")
+        accelerator_device("tpu")
 
 
 def test_divita_train_imports_neither_lightning_nor_scikit_learn_before_it_trains(tiny_release, tmp_path):

@@ -170,16 +170,15 @@ def seed_everything(seed: int) -> None:
 AUTOCAST = {"bf16-mixed": torch.bfloat16}  # Lightning's precision name -> the autocast dtype of a CUDA run
 
 
-def resolve_device(accelerator: str) -> torch.device:
-    """The device of a run: ``auto`` a CUDA device where there is one, else the CPU; ``gpu``/``cuda`` one (a
-    DivitaError without); ``cpu``."""
-    from divita.training.config import uses_cuda
+def accelerator_device(accelerator: str) -> torch.device:
+    """The device of a run's ``accelerator`` setting: ``auto`` a CUDA device where there is one, else the CPU;
+    ``gpu`` (or ``cuda``) a CUDA device, ``cpu`` the CPU (:func:`divita.hardware.resolve_device`, whose one-line
+    error says when CUDA is missing)."""
+    from divita.hardware import resolve_device
 
     if accelerator not in ("auto", "cpu", "gpu", "cuda"):
         raise DivitaError(None, f"accelerator must be auto, cpu or gpu, got {accelerator!r}")
-    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise DivitaError(None, f"accelerator {accelerator!r}: no CUDA device is available here")
-    return torch.device("cuda" if uses_cuda(accelerator) else "cpu")
+    return resolve_device("cuda" if accelerator == "gpu" else accelerator)
 
 
 def fit(

@@ -114,8 +114,8 @@ def train_model(
         BestStates,
         StopOnRequest,
         TrainingInterrupted,
+        accelerator_device,
         fit,
-        resolve_device,
         seed_everything,
     )
     from divita.training.steps import SnippetSteps
@@ -141,7 +141,7 @@ def train_model(
     load_seconds = time.perf_counter() - t0
     if stop is not None and stop.is_set():
         raise interrupted_before_an_epoch()
-    device = resolve_device(cfg.accelerator)
+    device = accelerator_device(cfg.accelerator)
     seed_everything(cfg.seed)
     model_cfg = ModelConfig(
         num_features=[features[m]["num_features"] for m in cfg.stores],
@@ -194,7 +194,7 @@ def train_model(
                 max_epochs=cfg.max_epochs,
                 stop_patience=cfg.stop_patience,
                 device=device,
-                autocast_dtype=AUTOCAST.get(precision) if device.type == "cuda" else None,
+                autocast_dtype=AUTOCAST.get(precision),  # bf16-mixed only where the run is on CUDA
                 callbacks=callbacks,
             )
     except TrainingInterrupted:
