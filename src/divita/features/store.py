@@ -171,6 +171,26 @@ def store_num_features(path: str | os.PathLike) -> int:
     return int(open_store(path).attrs["num_features"])
 
 
+def _shape_problem(arr, num_features: int) -> str | None:
+    """What is wrong with a store member's shape for a trailer's (clips, num_features) array, or None."""
+    if not hasattr(arr, "shape") or len(arr.shape) != 2:
+        return f"expected a 2-D array (clips, features), got {getattr(arr, 'shape', arr)!r}"
+    if arr.shape[1] != num_features:
+        return f"array has {arr.shape[1]} features but the store says num_features={num_features}"
+    if arr.shape[0] == 0:
+        return "array has no clips"
+    return None
+
+
+def _values_problem(x: np.ndarray, arr) -> str | None:
+    """What is wrong with the values ``x`` read from the array ``arr``, or None."""
+    if x.shape != tuple(arr.shape):
+        return f"read {x.shape} values for an array of shape {tuple(arr.shape)}"
+    if not np.isfinite(x).all():
+        return "features contain NaN or inf"
+    return None
+
+
 def read_trailer(store_path: str | os.PathLike, trailer_id: str, group=None) -> np.ndarray:
     """The (clips, features) float32 array of ``trailer_id`` in the store at ``store_path``: every read of a
     trailer's features goes through here. ``group``: the store already opened with :func:`open_store`.
@@ -194,12 +214,9 @@ def read_trailer(store_path: str | os.PathLike, trailer_id: str, group=None) -> 
         meta = ".zarray" if getattr(getattr(group, "metadata", None), "zarr_format", 3) == 2 else "zarr.json"
         why = _os_problem(e) if isinstance(e, OSError) else _first_line(e)
         raise damaged(f"array metadata ({meta}) unreadable ({why})") from None
-    if not hasattr(arr, "shape") or len(arr.shape) != 2:
-        raise damaged(f"expected a 2-D array (clips, features), got {getattr(arr, 'shape', arr)!r}")
-    if arr.shape[1] != num_features:
-        raise damaged(f"array has {arr.shape[1]} features but the store says num_features={num_features}")
-    if arr.shape[0] == 0:
-        raise damaged("array has no clips")
+    problem = _shape_problem(arr, num_features)
+    if problem:
+        raise damaged(problem)
     if "://" not in spath:
         problem = _truncated_blosc_chunk(Path(spath) / trailer_id, arr)
         if problem:
@@ -212,10 +229,9 @@ def read_trailer(store_path: str | os.PathLike, trailer_id: str, group=None) -> 
         raise damaged(f"chunk unreadable ({_os_problem(e)})") from None
     except Exception as e:  # numcodecs: RuntimeError "error during blosc decompression", zstd; zarr: a short chunk
         raise damaged(f"damaged chunk ({_first_line(e)})") from None
-    if x.shape != tuple(arr.shape):
-        raise damaged(f"read {x.shape} values for an array of shape {tuple(arr.shape)}")
-    if not np.isfinite(x).all():
-        raise damaged("features contain NaN or inf")
+    problem = _values_problem(x, arr)
+    if problem:
+        raise damaged(problem)
     return x
 
 
@@ -284,20 +300,17 @@ def _read_local_arrays(spath: str, mids: Sequence[str], num_features: int, bar=N
 
         async def one(mid: str) -> np.ndarray | None:
             async with limit:
-                try:
+                try:  # read_trailer's checks; any problem: read again, one by one, for its error
                     arr = await group.getitem(mid)
-                    shape = tuple(arr.shape)
-                    if len(shape) != 2 or shape[1] != num_features or shape[0] == 0:
-                        return None
-                    if _truncated_blosc_chunk(Path(spath) / mid, arr):
+                    if _shape_problem(arr, num_features) or _truncated_blosc_chunk(Path(spath) / mid, arr):
                         return None
                     x = np.asarray(await arr.getitem(...), dtype=np.float32)
-                except Exception:  # read again, one by one, for the error that names the problem
+                except Exception:
                     return None
                 finally:
                     if bar is not None:
                         bar.update(1)
-            return x if x.shape == shape and np.isfinite(x).all() else None
+            return None if _values_problem(x, arr) else x
 
         return await asyncio.gather(*(one(mid) for mid in mids))
 
@@ -337,7 +350,6 @@ def load_features(
     disagrees with ``num_features``, it has no clips, or it holds NaN/inf.
     """
     spath = str(path)
-    num_features = store_num_features(path)
     mids = list(mids)
     bar = None
     if progress:
@@ -353,7 +365,10 @@ def load_features(
     offsets = np.zeros(len(arrays), dtype=np.int64)
     if len(arrays) > 1:
         offsets[1:] = np.cumsum(lengths)[:-1]
-    features = np.concatenate(arrays, axis=0) if arrays else np.zeros((0, num_features), np.float32)
+    if arrays:
+        features = np.concatenate(arrays, axis=0)
+    else:
+        features = np.zeros((0, store_num_features(path)), np.float32)
     return FeatureTable(mids, features, offsets, lengths, spath)
 
 
