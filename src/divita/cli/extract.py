@@ -6,6 +6,26 @@ import argparse
 import sys
 
 
+def add_clip_options(p) -> None:
+    """How shots are cut into clips and what a 2D backbone sees of a clip: --fpc, --min-clip-frames,
+    --frames-per-clip-2d (`divita extract` and `divita study`)."""
+    p.add_argument("--fpc", type=int, default=24, help="frames per clip (default: 24)")
+    p.add_argument(
+        "--min-clip-frames",
+        type=int,
+        default=None,
+        metavar="N",
+        help="shortest shot (or shot remainder) that still makes a clip (default: fpc/2)",
+    )
+    p.add_argument(
+        "--frames-per-clip-2d",
+        type=int,
+        default=3,
+        metavar="K",
+        help="frames a 2D backbone averages per clip (default: 3)",
+    )
+
+
 def add_parser(sub) -> None:
     from divita.cli.shots import add_detector_args
 
@@ -39,26 +59,12 @@ def add_parser(sub) -> None:
         help="weights for the backbone(s): default (pretrained), a checkpoint PATH, or random (tests only)",
     )
     add_detector_args(p)
-    p.add_argument("--fpc", type=int, default=24, help="frames per clip (default: 24)")
-    p.add_argument(
-        "--min-clip-frames",
-        type=int,
-        default=None,
-        metavar="N",
-        help="shortest shot (or shot remainder) that still makes a clip (default: fpc/2)",
-    )
+    add_clip_options(p)
     p.add_argument(
         "--precision",
         default="auto",
         choices=["auto", "float32", "bfloat16", "float16"],
         help="inference precision for backbones and TransNetV2 (default: auto)",
-    )
-    p.add_argument(
-        "--frames-per-clip-2d",
-        type=int,
-        default=3,
-        metavar="K",
-        help="frames a 2D backbone averages per clip (default: 3)",
     )
     p.add_argument("--batch-size", type=int, default=16, metavar="B", help="clips per inference batch (default: 16)")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="torch threads (default: torch's choice)")

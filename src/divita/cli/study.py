@@ -55,6 +55,7 @@ def add_parser(sub) -> None:
 
 
 def add_study_arguments(q: argparse.ArgumentParser, study) -> None:
+    from divita.cli.extract import add_clip_options
     from divita.cli.shots import add_detector_args
 
     q.add_argument(
@@ -96,21 +97,7 @@ def add_study_arguments(q: argparse.ArgumentParser, study) -> None:
         "backbone or per backbone as NAME=W (e.g. shufflenet3d=kinetics.pth)",
     )
     add_detector_args(g)
-    g.add_argument("--fpc", type=int, default=24, help="frames per clip (default: 24)")
-    g.add_argument(
-        "--min-clip-frames",
-        type=int,
-        default=None,
-        metavar="N",
-        help="shortest shot (or shot remainder) that still makes a clip (default: fpc/2)",
-    )
-    g.add_argument(
-        "--frames-per-clip-2d",
-        type=int,
-        default=3,
-        metavar="K",
-        help="frames a 2D backbone averages per clip (default: 3)",
-    )
+    add_clip_options(g)
     g.add_argument(
         "--extract-precision",
         default="auto",
