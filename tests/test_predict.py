@@ -7,101 +7,23 @@ import subprocess
 import sys
 import zlib
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from divita.cli import main
 from divita.errors import DivitaError
 from divita.genres import GENRES
-from videos import write_video
-
-# genre -> (RGB colour, horizontal stripe speed in pixels/frame)
-LOOKS = {"action": ((220, 40, 30), 6), "comedy": ((250, 220, 60), 1), "horror": ((20, 30, 90), 0)}
-
-
-def genre_video(path, genre, seed, frames=72, size=(96, 64)):
-    colour, speed = LOOKS[genre]
-    rng = np.random.default_rng(seed)
-    w, h = size
-    base = np.clip(np.array(colour) + rng.integers(-25, 26, 3), 0, 255).astype(np.uint8)
-    x = np.arange(w)
-
-    def frame(i):
-        img = np.empty((h, w, 3), np.uint8)
-        img[:] = base
-        stripes = ((x + speed * i) // 8) % 2 == 0
-        img[:, stripes] = (base * 0.55).astype(np.uint8)
-        return img
-
-    return write_video(path, (frame(i) for i in range(frames)), fps=24)
+from genre_videos import train_genre_checkpoint
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
+    """8 videos per genre (5 train, 1 val, 2 test), seeded by a stable digest of the id (hash() of a str changes
+    with PYTHONHASHSEED)."""
     root = tmp_path_factory.mktemp("predict")
-    rows = []
-    for g in LOOKS:
-        for k in range(8):  # 5 train, 1 val, 2 test per genre
-            mid = f"{g}{k}"
-            # a stable digest: hash() of a str changes with PYTHONHASHSEED
-            genre_video(root / "videos" / f"{mid}.mp4", g, seed=zlib.crc32(mid.encode()) % 1000)
-            split = 0 if k < 5 else (1 if k == 5 else 2)
-            rows.append(
-                {"mid": mid, **{c: int(c == g) for c in GENRES}, "split0": split, "split1": split, "split2": split}
-            )
-    pd.DataFrame(rows).to_csv(root / "labels.csv", index=False)
-    for g in LOOKS:  # held-out files nobody trained on
-        genre_video(root / "new" / f"new_{g}.mp4", g, seed=999)
-    data = root / "data"
-    assert (
-        main(
-            [
-                "extract",
-                str(root / "videos"),
-                "--backbone",
-                "efficientnet_lite0",
-                "--out",
-                str(data),
-                "--detector",
-                "fixed",
-                "--labels",
-                str(root / "labels.csv"),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
-    store = next(p.name for p in data.iterdir() if p.suffix == ".zarr")
-    run = root / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--data-dir",
-                str(data),
-                "--ix",
-                store,
-                "--vx",
-                "none",
-                "--split",
-                "0",
-                "--out",
-                str(run),
-                "--max-epochs",
-                "40",
-                "--lr",
-                "3e-3",
-                "--batch-size",
-                "8",
-                "--threads",
-                "1",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
-    return root, run / "best.ckpt"
+    splits = [0] * 5 + [1] + [2] * 2
+    seed = lambda g, k, mid: zlib.crc32(mid.encode()) % 1000  # noqa: E731
+    return root, train_genre_checkpoint(root, splits, seed, max_epochs=40, batch_size=8)
 
 
 def test_cli_predicts_held_out_videos(trained, capsys, tmp_path):

@@ -18,11 +18,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from divita.cli import main
-from divita.genres import GENRES
+from genre_videos import LOOKS, genre_video, train_genre_checkpoint
 from videos import write_audio_only, write_truncated, write_video
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install 'divita[serve]'")
@@ -32,87 +31,11 @@ from fastapi.testclient import TestClient  # noqa: E402
 from divita.serving.app import ServeConfig, Service, create_app  # noqa: E402
 from divita.serving.client import ServeClient  # noqa: E402
 
-# genre -> (RGB colour, horizontal stripe speed in pixels/frame), as in test_predict
-LOOKS = {"action": ((220, 40, 30), 6), "comedy": ((250, 220, 60), 1), "horror": ((20, 30, 90), 0)}
-
-
-def genre_video(path, genre, seed, frames=72, size=(96, 64)):
-    """A small video whose colour and stripe motion say its genre."""
-    colour, speed = LOOKS[genre]
-    rng = np.random.default_rng(seed)
-    w, h = size
-    base = np.clip(np.array(colour) + rng.integers(-25, 26, 3), 0, 255).astype(np.uint8)
-    x = np.arange(w)
-
-    def frame(i):
-        img = np.empty((h, w, 3), np.uint8)
-        img[:] = base
-        img[:, ((x + speed * i) // 8) % 2 == 0] = (base * 0.55).astype(np.uint8)
-        return img
-
-    return write_video(path, (frame(i) for i in range(frames)), fps=24)
-
 
 def train_tiny_checkpoint(root: Path) -> Path:
-    """Extract (EfficientNet-Lite0, fixed shots) and train on 9 generated videos: 3 genres x (train, val,
-    test); also writes root/new/new_<genre>.mp4, held out. Returns best.ckpt."""
-    rows = []
-    for g in LOOKS:
-        for k, split in enumerate((0, 1, 2)):
-            mid = f"{g}{k}"
-            genre_video(root / "videos" / f"{mid}.mp4", g, seed=100 * k + len(g))
-            rows.append({"mid": mid, **{c: int(c == g) for c in GENRES}, **{f"split{s}": split for s in range(3)}})
-        genre_video(root / "new" / f"new_{g}.mp4", g, seed=999)
-    pd.DataFrame(rows).to_csv(root / "labels.csv", index=False)
-    data = root / "data"
-    assert (
-        main(
-            [
-                "extract",
-                str(root / "videos"),
-                "--backbone",
-                "efficientnet_lite0",
-                "--out",
-                str(data),
-                "--detector",
-                "fixed",
-                "--labels",
-                str(root / "labels.csv"),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
-    store = next(p.name for p in data.iterdir() if p.suffix == ".zarr")
-    run = root / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--data-dir",
-                str(data),
-                "--ix",
-                store,
-                "--vx",
-                "none",
-                "--split",
-                "0",
-                "--out",
-                str(run),
-                "--max-epochs",
-                "12",
-                "--lr",
-                "3e-3",
-                "--batch-size",
-                "4",
-                "--threads",
-                "1",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
-    return run / "best.ckpt"
+    """9 generated videos, 3 genres x (train, val, test), and a checkpoint trained on them; also writes
+    root/new/new_<genre>.mp4, held out. Returns best.ckpt."""
+    return train_genre_checkpoint(root, (0, 1, 2), lambda g, k, mid: 100 * k + len(g), max_epochs=12, batch_size=4)
 
 
 @contextmanager
