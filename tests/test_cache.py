@@ -20,26 +20,13 @@ import pandas as pd
 import pytest
 import zarr
 
-from conftest import IMAGE_STORE, VIDEO_STORE
+from conftest import IMAGE_STORE, VIDEO_STORE, tiny_config
 from divita.cli import main
 from divita.errors import DivitaError
 from divita.features import cache as cache_module
 from divita.features.cache import CACHE_DIR_NAME, cache_root, open_cache, store_cache_dir
 from divita.features.store import FileFeatureTable, encode_rows, load_features
 from divita.training import TrainConfig, train_model
-
-
-def config(release, **kw):
-    base = dict(
-        data_dir=str(release),
-        image_store=IMAGE_STORE,
-        video_store=VIDEO_STORE,
-        split=0,
-        max_epochs=3,
-        batch_size=8,
-        threads=1,
-    )
-    return TrainConfig(**{**base, **kw})
 
 
 def mids_of(release) -> list[str]:
@@ -60,8 +47,9 @@ def files_in(dir_: Path) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------- same results
 def test_training_through_the_cache_gives_exactly_the_in_memory_results(tiny_release, tmp_path):
-    memory = train_model(config(tiny_release, cache_dir="none"), tmp_path / "memory", progress=False)
-    cached = train_model(config(tiny_release, cache_dir=str(tmp_path / "cache")), tmp_path / "cached", progress=False)
+    memory = train_model(tiny_config(tiny_release, cache_dir="none"), tmp_path / "memory", progress=False)
+    cfg = tiny_config(tiny_release, cache_dir=str(tmp_path / "cache"))
+    cached = train_model(cfg, tmp_path / "cached", progress=False)
     pd.testing.assert_frame_equal(cached.metrics, memory.metrics, check_exact=True)
     for s in ("val", "tst"):
         a = np.load(tmp_path / "memory" / f"predictions_{s}.npz")
@@ -265,7 +253,7 @@ def test_bfloat16_results_are_the_same_from_the_cache_and_from_memory_and_record
         ("cached", str(tmp_path / "cache"), "bfloat16"),
         ("f32", str(tmp_path / "cache"), "float32"),
     ):
-        cfg = config(tiny_release, cache_dir=cache_dir, cache_dtype=dtype, **kw)
+        cfg = tiny_config(tiny_release, cache_dir=cache_dir, cache_dtype=dtype, **kw)
         runs[name] = train_model(cfg, tmp_path / name, progress=False)
     pd.testing.assert_frame_equal(runs["cached"].metrics, runs["memory"].metrics, check_exact=True)
     probs = {name: np.load(tmp_path / name / "predictions_tst.npz")["y_prob"] for name in runs}
@@ -405,9 +393,9 @@ def test_cache_options_defaults_and_identity(tiny_release, tmp_path, monkeypatch
             ]
         )
     with pytest.raises(DivitaError, match="cache_dtype must be one of"):
-        config(tiny_release, cache_dtype="float16")
+        tiny_config(tiny_release, cache_dtype="float16")
 
-    cfg = config(tiny_release)
+    cfg = tiny_config(tiny_release)
     assert cfg.identity()["cache_dtype"] == "float32" and "cache_dir" not in cfg.identity()
     assert replace(cfg, cache_dir="/x").identity() == cfg.identity()
     assert replace(cfg, cache_dtype="bfloat16").identity() != cfg.identity()
@@ -423,7 +411,7 @@ def test_cache_options_defaults_and_identity(tiny_release, tmp_path, monkeypatch
 
 def test_evaluate_reads_through_the_cache_with_the_checkpoints_dtype(tiny_release, tmp_path, capsys):
     cache = tmp_path / "cache"
-    cfg = config(tiny_release, cache_dir=str(cache), cache_dtype="bfloat16", max_epochs=1)
+    cfg = tiny_config(tiny_release, cache_dir=str(cache), cache_dtype="bfloat16", max_epochs=1)
     train_model(cfg, tmp_path / "run", progress=False)
     args = ["evaluate", "--checkpoint", str(tmp_path / "run" / "best.ckpt"), "--data-dir", str(tiny_release), "--json"]
 
@@ -528,7 +516,7 @@ def test_validation_batches_gathered_ahead_equal_those_gathered_in_line(tiny_rel
 
     from divita.training import EvalBatches, load_split
 
-    sets, _ = load_split(config(tiny_release, cache_dir="none"))
+    sets, _ = load_split(tiny_config(tiny_release, cache_dir="none"))
     in_line = list(EvalBatches(sets["val"], 4, cache_bytes=0, prefetch=False))
     streamed = EvalBatches(sets["val"], 4, cache_bytes=0)
     kept = EvalBatches(sets["val"], 4)
@@ -588,7 +576,7 @@ def test_the_manifest_keeps_the_stores_attributes_and_a_cache_without_them_still
 
     group = zarr.open_group(str(data / IMAGE_STORE), mode="r+")
     group.attrs["extraction"] = {"backbone": {"name": "shufflenet"}, "fps": 24}
-    cfg = config(data, cache_dir=str(tmp_path / "cache"))
+    cfg = tiny_config(data, cache_dir=str(tmp_path / "cache"))
     _, info = load_split(cfg, FeatureCache(progress=False))
     manifest_path = store_cache_dir(tmp_path / "cache", data / IMAGE_STORE) / "manifest-float32.json"
     manifest = json.loads(manifest_path.read_text())

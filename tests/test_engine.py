@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import IMAGE_STORE, VIDEO_STORE
-from divita.training import TrainConfig
+from conftest import IMAGE_STORE, VIDEO_STORE, tiny_config
 from divita.training.engine import BestStates, EarlyStopping, accelerator_device, fit, seed_everything
 
 STEPS_ARGS = dict(lr=3e-3, weight_decay=0.01, scheduler_patience=1)
@@ -21,9 +20,7 @@ STEPS_ARGS = dict(lr=3e-3, weight_decay=0.01, scheduler_patience=1)
 def _data(tiny_release, **kw):
     from divita.training.batches import EpochBatches, EvalBatches, FeatureCache, load_split
 
-    cfg = TrainConfig(
-        data_dir=str(tiny_release), image_store=IMAGE_STORE, video_store=VIDEO_STORE, split=0, cache_dir="none", **kw
-    )
+    cfg = tiny_config(tiny_release, cache_dir="none", **kw)
     sets, features = load_split(cfg, FeatureCache(progress=False))
     model_config = {
         "num_features": [features[m]["num_features"] for m in cfg.stores],

@@ -24,7 +24,7 @@ import pytest
 import zarr
 
 import videos
-from conftest import IMAGE_STORE, VIDEO_STORE
+from conftest import IMAGE_STORE, VIDEO_STORE, tiny_config
 from divita.cli import main
 from divita.errors import DivitaError, Interrupted
 from divita.features.store import PARTIAL_DIR, committed_ids, load_features, read_trailer, write_array
@@ -120,17 +120,9 @@ def clips(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def finished_run(tiny_release, tmp_path_factory):
-    from divita.training import TrainConfig, train_model
+    from divita.training import train_model
 
-    cfg = TrainConfig(
-        data_dir=str(tiny_release),
-        image_store=IMAGE_STORE,
-        video_store=VIDEO_STORE,
-        split=0,
-        max_epochs=2,
-        batch_size=8,
-        threads=1,
-    )
+    cfg = tiny_config(tiny_release, max_epochs=2)
     return train_model(cfg, tmp_path_factory.mktemp("run"), progress=False).run_dir
 
 

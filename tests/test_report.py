@@ -8,29 +8,21 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import IMAGE_STORE, VIDEO_STORE
+from conftest import tiny_config
 from divita.cli import main
 from divita.datasets.release import TABLE6_BY_NAME
 from divita.errors import DivitaError
 from divita.evaluation.reproduce import summarise
 from divita.genres import GENRES
 from divita.reporting.report import cooccurrence_matrix, detect, load_run, make_report, prediction_error_matrix
-from divita.training import TrainConfig, train_model
+from divita.training import train_model
 
 RUN_PNGS = ("ap_per_genre.png", "pr_curves.png", "cooccurrence.png", "errors.png", "training.png")
 
 
 @pytest.fixture(scope="module")
 def run_dir(tiny_release, tmp_path_factory):
-    cfg = TrainConfig(
-        data_dir=str(tiny_release),
-        image_store=IMAGE_STORE,
-        video_store=VIDEO_STORE,
-        split=0,
-        max_epochs=2,
-        batch_size=8,
-        threads=1,
-    )
+    cfg = tiny_config(tiny_release, max_epochs=2)
     d = tmp_path_factory.mktemp("run")
     train_model(cfg, d, progress=False)
     return d

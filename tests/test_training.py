@@ -4,29 +4,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import IMAGE_STORE, VIDEO_STORE
+from conftest import IMAGE_STORE, VIDEO_STORE, tiny_config
 from divita.errors import DivitaError
 from divita.genres import GENRES
 from divita.training import TrainConfig, load_checkpoint, train_model
 
 
-def config(release, **kw):
-    base = dict(
-        data_dir=str(release),
-        image_store=IMAGE_STORE,
-        video_store=VIDEO_STORE,
-        split=0,
-        max_epochs=3,
-        batch_size=8,
-        threads=1,
-    )
-    return TrainConfig(**{**base, **kw})
-
-
 @pytest.fixture(scope="module")
 def finished_run(tiny_release, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("run")
-    return train_model(config(tiny_release), run_dir, progress=False)
+    return train_model(tiny_config(tiny_release), run_dir, progress=False)
 
 
 def test_a_run_writes_checkpoint_hparams_history_and_val_test_metrics(finished_run):
@@ -54,7 +41,7 @@ def test_a_run_writes_checkpoint_hparams_history_and_val_test_metrics(finished_r
 
 
 def test_training_is_seeded_and_repeatable(tiny_release, tmp_path, finished_run):
-    again = train_model(config(tiny_release), tmp_path, progress=False)
+    again = train_model(tiny_config(tiny_release), tmp_path, progress=False)
     pd.testing.assert_frame_equal(again.metrics, finished_run.metrics)
 
 
@@ -79,7 +66,7 @@ def test_garbage_checkpoint_is_a_one_line_error(tmp_path):
 
 def test_the_model_learns_the_planted_signal(tiny_release, tmp_path):
     res = train_model(
-        config(tiny_release, image_store=IMAGE_STORE, video_store=None, max_epochs=25, lr=3e-3),
+        tiny_config(tiny_release, image_store=IMAGE_STORE, video_store=None, max_epochs=25, lr=3e-3),
         tmp_path,
         progress=False,
     )
@@ -92,9 +79,9 @@ def test_the_model_learns_the_planted_signal(tiny_release, tmp_path):
 
 def test_missing_inputs_name_the_file_and_the_fix(tiny_release, tmp_path):
     with pytest.raises(DivitaError, match="data directory not found"):
-        train_model(config(tmp_path / "nowhere"), tmp_path / "r", progress=False)
+        train_model(tiny_config(tmp_path / "nowhere"), tmp_path / "r", progress=False)
     with pytest.raises(DivitaError, match="feature store missing .*divita download"):
-        train_model(config(tiny_release, image_store="trailers_i_swin_fpc24.zarr"), tmp_path / "r", progress=False)
+        train_model(tiny_config(tiny_release, image_store="trailers_i_swin_fpc24.zarr"), tmp_path / "r", progress=False)
 
 
 def test_thresholds_maximise_f1_and_sit_between_scores():
@@ -123,7 +110,8 @@ def test_training_reads_a_store_given_as_a_url(tiny_release, tmp_path):
     dst.attrs["num_features"] = src.attrs["num_features"]
     for mid in src.array_keys():
         dst.create_array(mid, shape=src[mid].shape, dtype="float32")[...] = src[mid][...]
-    res = train_model(config(tiny_release, image_store=None, video_store=url, max_epochs=1), tmp_path, progress=False)
+    cfg = tiny_config(tiny_release, image_store=None, video_store=url, max_epochs=1)
+    res = train_model(cfg, tmp_path, progress=False)
     assert json.loads((tmp_path / "hparams.json").read_text())["features"]["video"]["store"] == url
     assert len(res.metrics) == 8
 
@@ -133,7 +121,7 @@ def test_validation_windows_are_gathered_once_when_they_fit(tiny_release):
 
     from divita.training import EvalBatches, load_split
 
-    sets, _ = load_split(config(tiny_release))
+    sets, _ = load_split(tiny_config(tiny_release))
     kept = EvalBatches(sets["val"], 4)
     first, second = list(kept), list(kept)
     assert len(first) == len(kept) and all(a is b for a, b in zip(first, second))
@@ -149,7 +137,7 @@ def test_prefetched_training_batches_are_the_batches_gathered_in_line(tiny_relea
 
     from divita.training import EpochBatches, load_split
 
-    sets, _ = load_split(config(tiny_release))
+    sets, _ = load_split(tiny_config(tiny_release))
     ahead, in_line = EpochBatches(sets["trn"], 4, seed=3), EpochBatches(sets["trn"], 4, seed=3, prefetch=False)
     for _ in range(2):  # two epochs: new windows each, the same in both
         a, b = list(ahead), list(in_line)
@@ -167,7 +155,7 @@ def test_prefetched_training_batches_are_the_batches_gathered_in_line(tiny_relea
 def test_the_earlier_store_names_ix_and_vx_still_work_as_keywords_properties_and_keys(tiny_release):
     from dataclasses import asdict, replace
 
-    new = config(tiny_release)
+    new = tiny_config(tiny_release)
     old = TrainConfig(
         data_dir=str(tiny_release), ix=IMAGE_STORE, vx=VIDEO_STORE, split=0, max_epochs=3, batch_size=8, threads=1
     )
