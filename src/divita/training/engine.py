@@ -19,7 +19,7 @@ import copy
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -32,14 +32,12 @@ class EpochState:
     """What callbacks see: the running epoch (0-based), its metrics once validated, and the steps' objects."""
 
     steps: SnippetSteps
-    max_epochs: int
     epoch: int = 0
     train_loss: float = math.nan
     val_loss: float = math.nan
     val_uap: float = math.nan
     lr: float = math.nan
     should_stop: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 class Callback:
@@ -198,7 +196,7 @@ def fit(
     device = torch.device(device)
     steps.model.to(device)
     steps.start()
-    state = EpochState(steps, max_epochs)
+    state = EpochState(steps)
     stopper = EarlyStopping(stop_patience)
     autocast = (
         (lambda: torch.autocast(device.type, dtype=autocast_dtype))
