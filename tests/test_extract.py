@@ -20,7 +20,7 @@ import videos
 from divita.errors import DivitaError
 from divita.features.extract import FrameBuffer, extract, make_splits, process_video
 from divita.features.store import PARTIAL_DIR, committed_ids, load_features, open_store
-from divita.shots import Detector
+from divita.shots import ShotDetector
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -62,7 +62,7 @@ class MeanEncoder:
 
 @pytest.fixture(scope="module")
 def fixed_detector():
-    return Detector("fixed", segment_frames=24)
+    return ShotDetector("fixed", segment_frames=24)
 
 
 def test_clips_get_the_right_frames_at_the_resampled_rate(tmp_path, fixed_detector):
@@ -80,7 +80,7 @@ def test_clips_get_the_right_frames_at_the_resampled_rate(tmp_path, fixed_detect
 def test_two_sizes_one_decode_and_shots_never_crossed(tmp_path):
     tr = videos.cuts_video(tmp_path / "c.mp4", shots=(30, 50, 20, 40), size=(160, 90))
     a, b = MeanEncoder("a", min_side=32), MeanEncoder("b", min_side=64)
-    r = process_video(tr.path, [a, b], Detector("transnetv2"), batch_size=3)
+    r = process_video(tr.path, [a, b], ShotDetector("transnetv2"), batch_size=3)
     assert a.sizes == {(32, 57)} and b.sizes == {(64, 114)}
     assert r.features["a"].shape == (len(r.clips), 9) and r.features["b"].shape == (len(r.clips), 9)
     for s, e in r.clips:
@@ -92,7 +92,7 @@ def test_two_sizes_one_decode_and_shots_never_crossed(tmp_path):
 def test_short_portrait_and_rotated_videos(tmp_path, fixed_detector):
     enc = MeanEncoder("m", min_side=32)
     short = videos.cuts_video(tmp_path / "short.mp4", shots=(10,), size=(64, 36))
-    r = process_video(short.path, [enc], Detector("transnetv2"))
+    r = process_video(short.path, [enc], ShotDetector("transnetv2"))
     assert r.num_frames == 10 and r.clips == [(0, 9)]  # fallback: the whole video stretched to one clip
     portrait = videos.cuts_video(tmp_path / "portrait.mp4", shots=(30,), size=(36, 64))
     r = process_video(portrait.path, [enc], fixed_detector)
@@ -520,7 +520,7 @@ def test_real_efficientnet_lite0_imagenet_features(tmp_path):
     assert (x[0] @ x[1]) / np.linalg.norm(x[0]) / np.linalg.norm(x[1]) < 0.99
 
 
-class RandomTransitions(Detector):
+class RandomTransitions(ShotDetector):
     """A detector whose 'predictions' are random, with long transitions, decided with a lag."""
 
     def __init__(self, n: int, seed: int):

@@ -1,17 +1,13 @@
-"""The package layout's public surface: the top-level API, the old module paths kept as aliases, and a
-cheap ``import divita``."""
+"""The package layout's public surface: the top-level API, and a cheap ``import divita``."""
 
 from __future__ import annotations
 
-import importlib
 import subprocess
 import sys
-import warnings
 
 import pytest
 
 import divita
-from divita import _legacy
 
 
 def test_top_level_api_resolves_to_the_stage_packages():
@@ -37,31 +33,3 @@ def test_import_divita_and_the_parser_stay_free_of_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
-
-
-@pytest.mark.parametrize("old", sorted(_legacy.ALIASES))
-def test_old_module_paths_still_import_and_warn(old):
-    sys.modules.pop(old, None)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        module = importlib.import_module(old)
-    assert any(issubclass(w.category, DeprecationWarning) and old in str(w.message) for w in caught)
-    targets = [importlib.import_module(t) for t in _legacy.ALIASES[old]]
-    public = [n for t in targets for n in vars(t) if not n.startswith("_")]
-    assert public, old
-    for name in public:
-        assert hasattr(module, name), f"{old}.{name}"
-    if len(targets) == 1:
-        assert module is targets[0]  # the very module: a monkeypatch through the old path reaches the code
-
-
-def test_old_names_give_the_same_objects():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from divita.commands.train import run
-        from divita.data import SnippetSet, read_labels
-    from divita.cli.train import run as new_run
-    from divita.datasets.labels import read_labels as new_read_labels
-    from divita.features.snippets import SnippetSet as NewSnippetSet
-
-    assert (SnippetSet, read_labels, run) == (NewSnippetSet, new_read_labels, new_run)

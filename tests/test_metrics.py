@@ -1,4 +1,4 @@
-"""divita.evaluation.metrics against scikit-learn and against hand-worked cases, in both conventions."""
+"""divita.metrics against scikit-learn and against hand-worked cases, in both conventions."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve
 
-from divita.evaluation.metrics import (
+from divita.metrics import (
     METRIC_NAMES,
     format_metrics,
     multilabel_metrics,

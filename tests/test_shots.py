@@ -113,7 +113,7 @@ def test_short_video_and_single_frame(small_frames):
 
 def test_fixed_segments():
     frames = np.zeros((60, 27, 48, 3), np.uint8)
-    assert S.detect(frames, S.Detector("fixed", segment_frames=24)) == [(0, 23), (24, 47), (48, 59)]
+    assert S.detect(frames, S.ShotDetector("fixed", segment_frames=24)) == [(0, 23), (24, 47), (48, 59)]
 
 
 def test_dips_and_content_catch_fades_that_combinations_add(tmp_path):
@@ -138,7 +138,7 @@ def test_unknown_detector_is_a_usage_error():
     from divita.errors import DivitaError
 
     with pytest.raises(DivitaError, match="choose from"):
-        S.Detector("nope")
+        S.ShotDetector("nope")
 
 
 def test_cli_json_csv_and_table(tmp_path, cut_video, capsys):
@@ -171,7 +171,7 @@ def test_shots_and_clips_are_frames_and_their_seconds_are_frames_over_fps(cut_vi
     assert main(["shots", str(cut_video.path), *args]) == 0
     row = json.loads(capsys.readouterr().out)
     assert row["shots"][:2] == [[0, 9], [10, 19]] and row["shot_seconds"][:2] == [[0.0, 1.0], [1.0, 2.0]]
-    record = process_video(cut_video.path, [], S.Detector("fixed", segment_frames=10), fps=fps, fpc=4).record()
+    record = process_video(cut_video.path, [], S.ShotDetector("fixed", segment_frames=10), fps=fps, fpc=4).record()
     assert record["shots"] == row["shots"] and record["shot_seconds"] == row["shot_seconds"]
     assert record["shots"][-1][1] == record["num_frames"] - 1 and record["clips"][:2] == [[0, 3], [4, 7]]
     for frames, seconds in ((record["shots"], record["shot_seconds"]), (record["clips"], record["clip_seconds"])):
@@ -195,7 +195,7 @@ def transition_frames(tmp_path_factory):
 @pytest.mark.parametrize("name", S.list_detectors())
 def test_streaming_in_small_chunks_gives_the_shots_of_one_push(name, transition_frames):
     frames = transition_frames
-    det = S.Detector(name)
+    det = S.ShotDetector(name)
     whole = det.stream()
     whole.push(frames)
     whole.finish()
@@ -212,7 +212,7 @@ def test_streaming_in_small_chunks_gives_the_shots_of_one_push(name, transition_
     assert chunked.shots() == whole.shots()
 
 
-def _changed(det: S.Detector, spec: S.DetectorSpec, param: S.Param) -> S.Detector:
+def _changed(det: S.ShotDetector, spec: S.DetectorSpec, param: S.Param) -> S.ShotDetector:
     """``det`` with one registered parameter set to another valid value."""
     from dataclasses import replace
 
@@ -229,10 +229,10 @@ def test_params_are_json_replay_and_each_one_enters_the_store_fingerprint(name):
 
     from divita.features.store import _settings_fingerprint
 
-    det = S.Detector(name)
+    det = S.ShotDetector(name)
     recorded = json.loads(json.dumps(det.params()))
     assert recorded == det.params() and recorded["name"] == name
-    assert S.Detector.from_params(recorded).params() == recorded  # a checkpoint's detector is rebuilt as it was
+    assert S.ShotDetector.from_params(recorded).params() == recorded  # a checkpoint's detector is rebuilt as it was
     fingerprint = _settings_fingerprint({"detector": recorded})
     if det.needs_transnet:  # how the network ran is recorded but does not decide the shots
         other = replace(det, precision="float32").params()
@@ -247,7 +247,7 @@ def test_params_are_json_replay_and_each_one_enters_the_store_fingerprint(name):
 
 
 def test_registry_defaults_are_the_detector_defaults():
-    det = S.Detector()
+    det = S.ShotDetector()
     for spec in S.registry.REGISTRY.values():
         for p in spec.params:
             assert det.value(spec, p) == p.default, (spec.name, p.key)
@@ -259,7 +259,7 @@ def test_cli_accepts_every_registered_detector(name):
 
     parser = build_parser()
     shots = parser.parse_args(["shots", "v.mp4", "--detector", name, "--device", "cpu", "--segment-frames", "12"])
-    assert S.Detector.from_args(shots) == S.Detector(name, segment_frames=12)
+    assert S.ShotDetector.from_args(shots) == S.ShotDetector(name, segment_frames=12)
     extract = parser.parse_args(
         [
             "extract",
@@ -280,7 +280,7 @@ def test_cli_accepts_every_registered_detector(name):
             "float32",
         ]
     )
-    assert S.Detector.from_args(extract, segment_frames=extract.fpc) == S.Detector(
+    assert S.ShotDetector.from_args(extract, segment_frames=extract.fpc) == S.ShotDetector(
         name, segment_frames=16, threshold=0.3, precision="float32"
     )
 
@@ -313,7 +313,7 @@ def test_a_new_registry_entry_is_a_detector_everywhere(monkeypatch, transition_f
     assert "flashes" in S.list_detectors() and "transnetv2+flashes" in S.list_detectors()
     assert "fixed+flashes" not in S.list_detectors() and "flashes+dips" not in S.list_detectors()
     args = build_parser().parse_args(["shots", "v.mp4", "--detector", "transnetv2+flashes", "--device", "cpu"])
-    det = S.Detector.from_args(args)
+    det = S.ShotDetector.from_args(args)
     assert det.params()["flashes"] == {"black": -1.0, "white": 200.0, "max_std": 60.0}
     # its own settings reach the stream: white dips only
     assert S.detect(transition_frames, "flashes") != S.detect(transition_frames, "dips")
@@ -322,14 +322,14 @@ def test_a_new_registry_entry_is_a_detector_everywhere(monkeypatch, transition_f
 def test_detector_options_are_checked_and_reach_the_stream():
     from divita.errors import DivitaError
 
-    det = S.Detector("transnetv2+dips", options={"dips": {"black": 16}})
+    det = S.ShotDetector("transnetv2+dips", options={"dips": {"black": 16}})
     assert det.options == {"dips": {"black": 16.0}} and det.stream().secondary.black == 16.0
     assert det.params()["dips"]["black"] == 16.0
     with pytest.raises(DivitaError, match="no option 'blak'"):
-        S.Detector("dips", options={"dips": {"blak": 1.0}})
+        S.ShotDetector("dips", options={"dips": {"blak": 1.0}})
     with pytest.raises(DivitaError, match="must be a float"):
-        S.Detector("dips", options={"dips": {"black": [1]}})
+        S.ShotDetector("dips", options={"dips": {"black": [1]}})
     with pytest.raises(DivitaError, match="unknown shot detector 'nope'"):
-        S.Detector("dips", options={"nope": {}})
+        S.ShotDetector("dips", options={"nope": {}})
     with pytest.raises(DivitaError, match="segment_frames must be at least 1"):
-        S.Detector("fixed", segment_frames=0)
+        S.ShotDetector("fixed", segment_frames=0)

@@ -9,7 +9,8 @@ The pipeline, one package per stage (data flows top to bottom)::
     divita.features     extraction into release-format zarr stores; snippets read back from them
     divita.model        the DIViTA heads
     divita.training     one training run (steps, epoch loop), its configuration and CPU speed-ups
-    divita.evaluation   the paper's metrics; the Table 6 grid
+    divita.metrics      the paper's metrics (a leaf every stage may import)
+    divita.evaluation   the Table 6 grid
     divita.inference    genres of any trailer file from a checkpoint
     divita.reporting    pictures and markdown pages
     divita.datasets     the Trailers12k release, its download, synthetic data
@@ -25,13 +26,10 @@ from __future__ import annotations
 
 import importlib
 
-from divita import _legacy
 from divita.errors import DivitaError
 from divita.genres import GENRES, NUM_GENRES
 
 __version__ = "0.1.0"
-
-_legacy.install()
 
 # public name -> (module, attribute), imported on first access
 _API = {

@@ -57,7 +57,7 @@ def run(args) -> int:
 
     from divita.datasets.release import SUMMARY_LABELS
     from divita.errors import DivitaError
-    from divita.evaluation.metrics import METRIC_NAMES
+    from divita.metrics import METRIC_NAMES
     from divita.features.store import store_num_features
     from divita.training import (
         TrainConfig,

@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
     from divita.errors import DivitaError
     from divita.features.extract import format_summary, run_extraction
     from divita.features.outputs import is_url
-    from divita.shots import Detector
+    from divita.shots import ShotDetector
 
     names = [b.strip() for b in args.backbone.split(",") if b.strip()]
     if not names:
@@ -185,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
         raise DivitaError(args.out, "an output URL needs --ray (the local path writes to a directory)")
     if args.storage_options:
         raise DivitaError(None, "--storage-options applies to a URL --out, which needs --ray")
-    detector = Detector.from_args(args, segment_frames=args.fpc)
+    detector = ShotDetector.from_args(args, segment_frames=args.fpc)
     summary = run_extraction(
         args.videos,
         replace(settings, detector=detector),
@@ -208,7 +208,7 @@ def run_ray(args: argparse.Namespace, settings) -> int:
     from divita.distributed.cluster import require_ray
     from divita.errors import DivitaError
     from divita.features.extract import format_summary
-    from divita.shots import Detector
+    from divita.shots import ShotDetector
 
     require_ray()
     from divita.distributed.extract import RayOptions, run_ray_extraction
@@ -222,7 +222,7 @@ def run_ray(args: argparse.Namespace, settings) -> int:
         if not isinstance(options, dict):
             raise DivitaError(None, "--storage-options must be a JSON object")
     # the prepare tasks run it on CUDA exactly when they get a GPU share (the Ray driver sets its device)
-    settings = replace(settings, detector=Detector.from_args(args, segment_frames=args.fpc, device="cpu"))
+    settings = replace(settings, detector=ShotDetector.from_args(args, segment_frames=args.fpc, device="cpu"))
     encoder_gpus = args.ray_encoder_gpus
     if encoder_gpus is None and str(args.device) == "cpu":
         encoder_gpus = 0.0  # --device cpu: no GPU share even on a GPU cluster

@@ -9,7 +9,7 @@ import sys
 
 
 def add_detector_args(p: argparse.ArgumentParser) -> None:
-    """The shot detector's flags (``divita shots`` and ``divita extract``); ``Detector.from_args`` reads them."""
+    """The shot detector's flags (``divita shots`` and ``divita extract``); ``ShotDetector.from_args`` reads them."""
     from divita.shots.registry import DEFAULT_DETECTOR, detector_help, list_detectors
 
     p.add_argument(
@@ -72,12 +72,12 @@ def run(args: argparse.Namespace) -> int:
     from divita.errors import DivitaError
     from divita.features.extract import process_video
     from divita.fileio import atomic_write_text
-    from divita.shots import Detector
+    from divita.shots import ShotDetector
     from divita.video import VideoError, find_videos
 
     if args.fps <= 0:
         raise DivitaError(None, f"--fps must be positive, got {args.fps}")
-    detector = Detector.from_args(args).load()
+    detector = ShotDetector.from_args(args).load()
     videos = find_videos(args.videos)
     if not videos:
         raise DivitaError(None, "no video files found in the inputs")

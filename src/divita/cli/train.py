@@ -32,7 +32,7 @@ def run(args) -> int:
     from divita.cli._errors import stop_on_signals
     from divita.datasets.release import SUMMARY_LABELS
     from divita.errors import Interrupted
-    from divita.evaluation.metrics import METRIC_NAMES
+    from divita.metrics import METRIC_NAMES
     from divita.training import train_model
 
     none = lambda s: None if s is None or s.lower() == "none" else s  # noqa: E731

@@ -498,11 +498,11 @@ class _RayExtraction:
         ray, s, o = self.ray, self.settings, self.options
         enc_device = "cuda" if encoder_gpus > 0 else "cpu"
         det_device = "cuda" if o.prepare_gpus > 0 else "cpu"
-        from divita.shots import Detector
+        from divita.shots import ShotDetector
 
         detector = s.detector
         if isinstance(detector, str):
-            detector = Detector(
+            detector = ShotDetector(
                 detector,
                 threshold=s.threshold,
                 content_threshold=s.content_threshold,

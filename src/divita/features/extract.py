@@ -48,7 +48,7 @@ from divita.features.outputs import (  # noqa: F401 - FailureLog ... write_label
     write_videos_csv,
 )
 from divita.features.plan import ExtractionSettings
-from divita.shots import TRANSNET_SIZE, Detector, Span, shots_from_gaps, spans_to_seconds
+from divita.shots import TRANSNET_SIZE, ShotDetector, Span, shots_from_gaps, spans_to_seconds
 from divita.video import OutputSize, VideoDecoder, VideoError, find_videos
 
 MAX_ASPECT = 8.0  # wider (or taller) than this: no sensible centre crop, recorded as a failure
@@ -178,7 +178,7 @@ def _decode_thread(decoder: VideoDecoder, q: queue.Queue, stop: threading.Event)
 def process_video(
     path: str | os.PathLike,
     encoders: Sequence[Any],
-    detector: Detector,
+    detector: ShotDetector,
     fps: float = 24.0,
     fpc: int = 24,
     min_clip_frames: int | None = None,
@@ -487,7 +487,7 @@ def extract(
     fps: float = 24.0,
     fpc: int = 24,
     min_clip_frames: int | None = None,
-    detector: Detector | str = "transnetv2",
+    detector: ShotDetector | str = "transnetv2",
     threshold: float = 0.5,
     content_threshold: float = 27.0,
     device: str = "auto",
@@ -569,7 +569,7 @@ def run_extraction(
         torch.set_num_threads(int(threads))
     detector = settings.detector
     if isinstance(detector, str):
-        detector = Detector(
+        detector = ShotDetector(
             detector,
             threshold=settings.threshold,
             content_threshold=settings.content_threshold,

@@ -33,7 +33,7 @@ class ExtractionSettings:
 
     ``backbones``: names (see ``divita backbones``) or ready encoder objects (``spec.name``, ``min_side``,
     ``encode(uint8 (B, T, H, W, 3)) -> (B, F)``). ``detector``: a detector name, built with ``threshold`` /
-    ``content_threshold`` by the driver, or a ready :class:`divita.shots.Detector`. ``min_clip_frames`` None:
+    ``content_threshold`` by the driver, or a ready :class:`divita.shots.ShotDetector`. ``min_clip_frames`` None:
     fpc // 2 (:attr:`min_frames`). ``batch_size``: clips per encoder call.
     """
 

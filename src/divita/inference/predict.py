@@ -90,9 +90,9 @@ def _weights_argument(settings: dict, overrides: dict[str, str]) -> str:
 
 def _detector_from(params: dict, fpc: int, fps: float, device: str):
     """The checkpoint's recorded detector, rebuilt through the shot-detector registry."""
-    from divita.shots import Detector
+    from divita.shots import ShotDetector
 
-    return Detector.from_params(params, device=device, fps=fps, segment_frames=fpc)
+    return ShotDetector.from_params(params, device=device, fps=fps, segment_frames=fpc)
 
 
 def snippet_spans(num_clips_total: int, num_clips: int) -> list[tuple[int, int]]:

@@ -342,7 +342,7 @@ def fig_run_ap(run: RunData):
 
 
 def fig_pr_curves(run: RunData):
-    from divita.evaluation.metrics import multilabel_metrics, pr_curves
+    from divita.metrics import multilabel_metrics, pr_curves
 
     curves = pr_curves(run.y_true, run.y_prob)
     ap = {c: multilabel_metrics(run.y_true, run.y_prob, convention=c) for c in ("paper", "sklearn")}

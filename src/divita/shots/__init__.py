@@ -20,7 +20,7 @@ Every detector runs as a *stream*: frames are pushed in chunks and the detector 
 as they are final, so :mod:`divita.features.extract` can encode the clips of finished shots while the video is
 still decoding. A transition is a *gap* ``(a, b)``: ``a`` is the last frame of the shot before it (-1 if none)
 and ``b`` the first frame of the next shot (``num_frames`` if none); frames strictly between are in no shot.
-A :class:`Detector` is one configuration (name and settings): ``Detector("transnetv2+dips").stream()``.
+A :class:`ShotDetector` is one configuration (name and settings): ``ShotDetector("transnetv2+dips").stream()``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from divita.shots.base import TRANSNET_SIZE, ShotStream, Span, predictions_to_sh
 from divita.shots.base import _TransitionRuns as _TransitionRuns  # for the clip stream's tests
 from divita.shots.combined import CombinedStream
 from divita.shots.content import ContentStream
-from divita.shots.detector import Detector, detect
+from divita.shots.detector import ShotDetector, detect
 from divita.shots.dips import DipStream
 from divita.shots.fixed import FixedStream
 from divita.shots.registry import (
@@ -59,7 +59,7 @@ __all__ = [
     "CombinedStream",
     "ContentStream",
     "DETECTORS",
-    "Detector",
+    "ShotDetector",
     "DetectorSpec",
     "DipStream",
     "FastTransNetV2",

@@ -94,13 +94,13 @@ class ShotStream:
 
     @classmethod
     def from_detector(cls, detector, **params) -> ShotStream:
-        """The stream for one video of a :class:`~divita.shots.Detector` configuration; ``params``: the values
+        """The stream for one video of a :class:`~divita.shots.ShotDetector` configuration; ``params``: the values
         of the parameters its registry entry declares (keyword arguments of the constructor by default)."""
         return cls(**params)
 
     @classmethod
     def implementation(cls, detector) -> dict:
-        """What else ``Detector.params()`` records about how this stream computes (JSON; not part of the
+        """What else ``ShotDetector.params()`` records about how this stream computes (JSON; not part of the
         store fingerprint: e.g. the device a network ran on)."""
         return {}
 

@@ -1,4 +1,4 @@
-"""A shot detector configuration (:class:`Detector`) and :func:`detect`, both driven by the registry."""
+"""A shot detector configuration (:class:`ShotDetector`) and :func:`detect`, both driven by the registry."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ from divita.shots.registry import DEFAULT_DETECTOR, REGISTRY, DetectorSpec, Para
 
 
 @dataclass
-class Detector:
+class ShotDetector:
     """A shot detector configuration; :meth:`stream` starts detection over one video.
 
     ``name``: a name of :func:`~divita.shots.list_detectors`. The fields below hold the settings with CLI
     flags of their own; a detector's other settings are ``options[detector name][key]`` (see its registry
-    entry's parameters), e.g. ``Detector("dips", options={"dips": {"black": 16.0}})``.
+    entry's parameters), e.g. ``ShotDetector("dips", options={"dips": {"black": 16.0}})``.
     """
 
     name: str = DEFAULT_DETECTOR
@@ -97,7 +97,7 @@ class Detector:
         return {p.key: self.value(spec, p) for p in spec.params}
 
     # -- running --------------------------------------------------------------------------------------
-    def load(self) -> Detector:
+    def load(self) -> ShotDetector:
         """Load the network now (once per run), so the first video does not pay for it."""
         if self.needs_transnet:
             from divita.shots.transnetv2 import get_transnetv2
@@ -125,7 +125,7 @@ class Detector:
 
     # -- building one ---------------------------------------------------------------------------------
     @classmethod
-    def from_args(cls, args: argparse.Namespace, **overrides) -> Detector:
+    def from_args(cls, args: argparse.Namespace, **overrides) -> ShotDetector:
         """The detector that parsed command-line arguments ask for (``--detector`` and every flag named like
         a field: ``--threshold``, ``--content-threshold``, ``--device``, ``--fps``, ...); ``overrides`` win
         (``divita extract`` passes ``segment_frames=args.fpc``)."""
@@ -137,7 +137,7 @@ class Detector:
         return cls(name=args.detector, **{**kw, **overrides})
 
     @classmethod
-    def from_params(cls, recorded: dict, **settings) -> Detector:
+    def from_params(cls, recorded: dict, **settings) -> ShotDetector:
         """The detector whose ``params()`` were ``recorded`` (e.g. in a checkpoint's stores), to detect shots
         again the same way. ``settings``: fields the record does not hold (``fps``, ``device``, ...) and
         fallbacks for those it lacks; recorded parameters win."""
@@ -174,14 +174,14 @@ def _typed(param: Param, value: Any, detector: str) -> Any:
 
 def detect(
     frames: np.ndarray | Iterable[np.ndarray],
-    detector: Detector | str = DEFAULT_DETECTOR,
+    detector: ShotDetector | str = DEFAULT_DETECTOR,
     fps: float = 24.0,
     chunk: int = 200,
 ) -> list[Span]:
     """Shots of a sequence of 48x27 uint8 RGB frames ((N, 27, 48, 3) array or iterable of frames), or of a
     video file path (decoded at ``fps``), as 0-based inclusive frame spans."""
     if isinstance(detector, str):
-        detector = Detector(detector, fps=fps)
+        detector = ShotDetector(detector, fps=fps)
     if isinstance(frames, (str, bytes)) or hasattr(frames, "__fspath__"):
         from divita.video import OutputSize, VideoDecoder
 

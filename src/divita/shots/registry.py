@@ -2,7 +2,7 @@
 
 A detector is one module holding a :class:`~divita.shots.base.ShotStream` subclass plus one ``register(...)``
 entry at the end of this file. Everything that knows detector names reads this table: the CLI's
-``--detector`` choices and help, :class:`~divita.shots.Detector` (building streams, ``params()`` recorded in
+``--detector`` choices and help, :class:`~divita.shots.ShotDetector` (building streams, ``params()`` recorded in
 feature stores, replaying a checkpoint's detector), and the store fingerprint (:func:`detector_fingerprint`).
 A spec names its stream class as ``"module:Class"``, imported on first use, so listing detectors is cheap.
 
@@ -21,9 +21,9 @@ from divita.errors import DivitaError
 
 @dataclass(frozen=True)
 class Param:
-    """One setting of a detector: recorded in ``Detector.params()`` under ``key`` and part of the store
-    fingerprint. ``field``: the :class:`~divita.shots.Detector` attribute that holds it (settings with a CLI
-    flag of their own); without one it is ``Detector.options[detector][key]``, ``default`` when not given.
+    """One setting of a detector: recorded in ``ShotDetector.params()`` under ``key`` and part of the store
+    fingerprint. ``field``: the :class:`~divita.shots.ShotDetector` attribute that holds it (settings with a CLI
+    flag of their own); without one it is ``ShotDetector.options[detector][key]``, ``default`` when not given.
     ``default`` also gives the type recorded values are read back as. ``minimum``: smallest allowed value."""
 
     key: str
@@ -108,7 +108,7 @@ def detector_help() -> str:
 
 
 def detector_fingerprint(recorded: dict) -> dict:
-    """The part of a recorded ``Detector.params()`` that decides the shots: the name, each member's
+    """The part of a recorded ``ShotDetector.params()`` that decides the shots: the name, each member's
     registered parameters and a combination's tolerance (not the device or precision a network ran at).
     A name this registry does not know is compared as recorded."""
     try:

@@ -66,7 +66,7 @@ def tune_thresholds(y_true: np.ndarray, y_prob: np.ndarray) -> list[float]:
 
 def metric_rows(y_true: np.ndarray, y_prob: np.ndarray, **keys) -> list[dict]:
     """One row per AP convention: ``keys`` and the metrics of (N, 10) labels and probabilities."""
-    from divita.evaluation.metrics import CONVENTIONS, multilabel_metrics
+    from divita.metrics import CONVENTIONS, multilabel_metrics
 
     return [{**keys, "convention": c, **multilabel_metrics(y_true, y_prob, convention=c)} for c in CONVENTIONS]
 

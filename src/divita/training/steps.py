@@ -98,7 +98,7 @@ class SnippetSteps:
     def validation_metrics(self) -> tuple[torch.Tensor, float]:
         """(loss over the validation snippets, as in training; μAP of the trailers' mean probabilities) of the
         batches seen since the last call."""
-        from divita.evaluation.metrics import trapezoid_ap
+        from divita.metrics import trapezoid_ap
 
         logits, y, trailer = (torch.cat(t) for t in zip(*self._val_outputs))
         self._val_outputs.clear()
