@@ -97,6 +97,16 @@ def members(name: str) -> tuple[DetectorSpec, ...]:
     raise DivitaError(None, f"unknown shot detector {name!r}; choose from: {', '.join(list_detectors())}")
 
 
+def param_default(detector: str, key: str) -> Any:
+    """The registered default of one detector parameter (the one place each detector default is written):
+    ``param_default("content", "threshold")`` -> 27.0."""
+    spec = members(detector)[0]
+    for p in spec.params:
+        if p.key == key:
+            return p.default
+    raise KeyError(f"shot detector {detector} has no parameter {key!r}")
+
+
 def detector_help() -> str:
     """The ``--detector`` help text: each name and what it does."""
     singles = "; ".join(f"{s.name} = {s.help}" for s in REGISTRY.values())
