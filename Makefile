@@ -10,7 +10,7 @@ LOCK := requirements/lock.txt
 # Extra pip-compile options for `make lock`, e.g. LOCK_ARGS=--upgrade or LOCK_ARGS='--upgrade-package ruff'
 LOCK_ARGS ?=
 
-.PHONY: demo demo-study test lint format check-lock check-cli-docs cli-docs lock install bench clean
+.PHONY: demo demo-study test lint format check-lock check-cli-docs cli-docs docs lock install bench clean
 
 # The lock pins pip itself (a release pip-tools supports), setuptools and wheel: the editable install builds
 # with those (--no-build-isolation) instead of fetching the newest setuptools.
@@ -60,10 +60,14 @@ lock: $(STAMP)
 		--strip-extras --all-extras --no-emit-index-url --no-emit-find-links $(LOCK_ARGS) \
 		--output-file $(LOCK) pyproject.toml requirements/dev.in
 
+# The user guide and the API reference generated from the docstrings, into site/ (every warning an error).
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/backbone_throughput.py
 	$(BIN)/python benchmarks/extract_throughput.py
 
 clean:
-	rm -rf $(VENV) results .pytest_cache
+	rm -rf $(VENV) results site .pytest_cache

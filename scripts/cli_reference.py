@@ -28,7 +28,7 @@ HEADER = """\
 Every option of every `divita` command, as `divita COMMAND --help` prints it. This page is generated from the
 parser itself by `scripts/cli_reference.py` (`make cli-docs`); CI fails when it is out of date, so edit the
 help texts in `src/divita/cli/`, not this file. The user guide is the [README](../README.md); the other pages
-in [docs/](.) explain what the commands do.
+of `docs/` explain what the commands do.
 """
 
 
