@@ -77,7 +77,8 @@ def _get(data_dir, mirror, release, **kw):
 
 
 def _assert_store(store: Path, arrays: dict[str, np.ndarray]) -> None:
-    from divita.features.store import load_features, store_num_features
+    from divita.features.store import store_num_features
+    from divita.features.store_read import load_features
 
     assert store.is_dir()
     assert store_num_features(store) == next(iter(arrays.values())).shape[1]
