@@ -60,6 +60,7 @@ class FeatureTable:
 
     @property
     def num_features(self) -> int:
+        """F, the features of a clip."""
         return int(self.features.shape[1])
 
     def __len__(self) -> int:
@@ -119,6 +120,7 @@ class FileFeatureTable(FeatureTable):
 
     @property
     def path(self) -> str:
+        """The cache file's path ("" without one)."""
         return self.file.path if self.file is not None else ""
 
     def windows(self, trailer: np.ndarray, starts: np.ndarray, num_clips: int) -> tuple[np.ndarray, np.ndarray]:

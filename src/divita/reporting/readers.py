@@ -40,11 +40,13 @@ class RunData:
     hparams: dict = field(default_factory=dict)
 
     def row(self, subset: str, convention: str):
+        """The metrics.csv row of ``subset`` ("val"/"tst") in ``convention`` for the selected checkpoint, or None."""
         m = self.metrics
         sel = m[(m.subset == subset) & (m.convention == convention) & (m.selection == self.selection)]
         return sel.iloc[0] if len(sel) else None
 
     def epoch(self, selection: str) -> int | None:
+        """The epoch of the checkpoint selected by ``selection`` ("loss"/"uap"), or None when metrics.csv has none."""
         m = self.metrics
         sel = m[m.selection == selection]
         if "epoch" not in m.columns or not len(sel):
@@ -156,6 +158,7 @@ def load_run(run_dir: str | Path) -> RunData:
 
 
 def _find_transfer(path: Path) -> Path | None:
+    """The ``transfer/`` directory ``path`` is or holds (itself, its child, or its one grandchild), or None."""
     if (path / "tst.csv").is_file() or ((path / "runs").is_dir() and path.name == "transfer"):
         return path
     if (path / "transfer").is_dir():
