@@ -25,7 +25,8 @@ from divita.cli import main
 from divita.errors import DivitaError
 from divita.features import cache as cache_module
 from divita.features.cache import CACHE_DIR_NAME, cache_root, open_cache, store_cache_dir
-from divita.features.store import FileFeatureTable, encode_rows, load_features
+from divita.features.store_read import load_features
+from divita.features.tables import FileFeatureTable, encode_rows
 from divita.training import TrainConfig, train_model
 
 
@@ -153,17 +154,17 @@ def test_a_cache_whose_data_file_is_truncated_or_missing_is_rebuilt(data, tmp_pa
 SLOW_BUILD = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    import divita.features.store as store_module
+    import divita.features.store_read as store_read
     from divita.features.cache import build_cache, open_cache, store_cache_dir, _locked
 
     store, root, mids = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
-    original = store_module.read_arrays
+    original = store_read.read_arrays
 
     def slow(*args, **kwargs):
         time.sleep(0.15)
         return original(*args, **kwargs)
 
-    store_module.read_arrays = slow
+    store_read.read_arrays = slow
     d = store_cache_dir(root, store)
     d.mkdir(parents=True, exist_ok=True)
     with _locked(d):

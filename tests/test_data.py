@@ -6,7 +6,7 @@ import torch
 from divita.datasets.labels import LABEL_COLUMNS, read_labels, split_subset
 from divita.errors import DivitaError
 from divita.features.snippets import SnippetSet, mean_over_snippets
-from divita.features.store import FeatureTable
+from divita.features.tables import FeatureTable
 
 
 def table(lengths, num_features=3, seed=0):

@@ -14,16 +14,9 @@ import numpy as np
 import pytest
 
 from divita.cli import main
-from divita.datasets.download import (
-    MARKER_NAME,
-    download_release,
-    fetch_release,
-    missing_release_files,
-    read_checksums,
-    require_data,
-    resolve_names,
-)
+from divita.datasets.download import MARKER_NAME, download_release, fetch_release
 from divita.datasets.release import RELEASE_FILES
+from divita.datasets.release_files import missing_release_files, read_checksums, require_data, resolve_names
 from divita.errors import DivitaError
 from helpers_http import md5_of, serve_directory, tar_gz_directory, write_checksums
 
@@ -77,7 +70,8 @@ def _get(data_dir, mirror, release, **kw):
 
 
 def _assert_store(store: Path, arrays: dict[str, np.ndarray]) -> None:
-    from divita.features.store import load_features, store_num_features
+    from divita.features.store import store_num_features
+    from divita.features.store_read import load_features
 
     assert store.is_dir()
     assert store_num_features(store) == next(iter(arrays.values())).shape[1]
@@ -187,9 +181,9 @@ def test_interrupted_run_fails_cleanly_then_rerun_finishes(tmp_path, mirror, rel
     def mirror_goes_down(_seconds):  # ...and by the first retry the mirror answers 503
         mirror.fail_status[ARCH_A] = 503
 
-    import divita.datasets.download as dl
+    import divita.datasets.transfer as transfer
 
-    monkeypatch.setattr(dl.time, "sleep", mirror_goes_down)
+    monkeypatch.setattr(transfer.time, "sleep", mirror_goes_down)
     with pytest.raises(DivitaError) as ei:
         _get(d, mirror, release, only=[ARCH_A], retries=1)
     monkeypatch.undo()
@@ -314,10 +308,10 @@ def test_corrupted_partial_is_redownloaded_from_scratch(tmp_path, mirror, releas
 
 
 def test_kill_during_extraction_leaves_no_half_store(tmp_path, mirror, release, monkeypatch):
-    import divita.datasets.download as dl
+    import divita.datasets.unpack as unpack
 
     d = tmp_path / "data"
-    real = dl._safe_member_filter
+    real = unpack.safe_member_filter
 
     def dying_filter(archive, dest):
         check, count = real(archive, dest), [0]
@@ -330,14 +324,14 @@ def test_kill_during_extraction_leaves_no_half_store(tmp_path, mirror, release, 
 
         return f
 
-    monkeypatch.setattr(dl, "_safe_member_filter", dying_filter)
+    monkeypatch.setattr(unpack, "safe_member_filter", dying_filter)
     with pytest.raises(KeyboardInterrupt):
         _get(d, mirror, release, only=[ARCH_A])
     assert not (d / f"{STEM_A}.zarr").exists()
     assert (d / ARCH_A).exists()  # verified archive kept for the rerun
     # A hard kill would also leave the temporary directory behind.
     (d / f".divita-tmp-{STEM_A}.zarr" / "junk").mkdir(parents=True)
-    monkeypatch.setattr(dl, "_safe_member_filter", real)
+    monkeypatch.setattr(unpack, "safe_member_filter", real)
     n = len(mirror.requests)
     results = _get(d, mirror, release, only=[ARCH_A])
     assert len(mirror.requests) == n  # archive already verified (marker): no download, no re-hash needed

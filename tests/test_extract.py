@@ -19,7 +19,8 @@ import pytest
 import videos
 from divita.errors import DivitaError
 from divita.features.extract import FrameBuffer, extract, make_splits, process_video
-from divita.features.store import PARTIAL_DIR, committed_ids, load_features, open_store
+from divita.features.store import PARTIAL_DIR, committed_ids, open_store
+from divita.features.store_read import load_features
 from divita.shots import ShotDetector
 
 REPO = Path(__file__).resolve().parents[1]

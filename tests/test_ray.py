@@ -25,7 +25,8 @@ from divita.distributed.cluster import INSTALL_HINT, require_ray
 from divita.distributed.extract import RayExtractStats, extract_ray
 from divita.errors import DivitaError
 from divita.features.extract import extract
-from divita.features.store import load_features, open_store
+from divita.features.store import open_store
+from divita.features.store_read import load_features
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(240)]
 

@@ -14,7 +14,7 @@ from divita.datasets.release import TABLE6_BY_NAME
 from divita.errors import DivitaError
 from divita.evaluation.reproduce import summarise
 from divita.genres import GENRES
-from divita.reporting.report import cooccurrence_matrix, detect, load_run, make_report, prediction_error_matrix
+from divita.reporting import classify_directory, cooccurrence_matrix, load_run, make_report, prediction_error_matrix
 from divita.training import train_model
 
 RUN_PNGS = ("ap_per_genre.png", "pr_curves.png", "cooccurrence.png", "errors.png", "training.png")
@@ -129,10 +129,13 @@ def test_results_report_compares_with_table6_and_draws_one_run_per_row(results_d
 
 
 def test_results_dir_is_found_from_results_transfer_or_a_parent(results_dir, tmp_path):
-    assert detect(results_dir) == ("results", results_dir / "transfer")
-    assert detect(results_dir / "transfer") == ("results", results_dir / "transfer")
-    assert detect(results_dir.parent) == ("results", results_dir / "transfer")  # e.g. results/ holding demo/transfer
-    assert detect(results_dir / "transfer" / "runs" / "my-model" / "split2")[0] == "run"
+    assert classify_directory(results_dir) == ("results", results_dir / "transfer")
+    assert classify_directory(results_dir / "transfer") == ("results", results_dir / "transfer")
+    assert classify_directory(results_dir.parent) == (
+        "results",
+        results_dir / "transfer",
+    )  # e.g. results/ holding demo/transfer
+    assert classify_directory(results_dir / "transfer" / "runs" / "my-model" / "split2")[0] == "run"
 
 
 def test_an_interrupted_reproduce_without_tables_is_summarised_from_its_runs(results_dir, tmp_path):

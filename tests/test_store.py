@@ -3,7 +3,8 @@ import pytest
 import zarr
 
 from divita.errors import DivitaError
-from divita.features.store import load_features, open_store
+from divita.features.store import open_store
+from divita.features.store_read import load_features
 
 
 def make_store(path, arrays, num_features, zarr_format=2):
@@ -61,7 +62,7 @@ def test_concurrent_reads_equal_reading_each_trailer_and_work_inside_a_running_e
     loop (a server's)."""
     import asyncio
 
-    from divita.features.store import read_arrays, read_trailer
+    from divita.features.store_read import read_arrays, read_trailer
 
     rng = np.random.default_rng(0)
     arrays = {f"tt{i}": rng.standard_normal((int(rng.integers(1, 90)), 6)).astype(np.float32) for i in range(70)}
@@ -71,10 +72,10 @@ def test_concurrent_reads_equal_reading_each_trailer_and_work_inside_a_running_e
     for k, v in arrays.items():
         g.create_array(k, shape=v.shape, dtype=v.dtype, chunks=(16, 6))[...] = v  # several chunks per array
     mids = sorted(arrays, reverse=True)
-    import divita.features.store as store_module
+    import divita.features.store_read as store_read
 
     with monkeypatch.context() as m:  # every array comes from the concurrent read, none read again one by one
-        m.setattr(store_module, "read_trailer", lambda *a: pytest.fail("read again one by one"))
+        m.setattr(store_read, "read_trailer", lambda *a: pytest.fail("read again one by one"))
         got = read_arrays(p, mids)
     for mid, x in zip(mids, got):
         np.testing.assert_array_equal(x, arrays[mid])
@@ -88,7 +89,7 @@ def test_concurrent_reads_equal_reading_each_trailer_and_work_inside_a_running_e
 
 
 def test_a_damaged_array_among_good_ones_gives_the_error_of_reading_it_alone(tmp_path):
-    from divita.features.store import read_trailer
+    from divita.features.store_read import read_trailer
 
     good = {f"tt{i}": np.ones((4, 3), np.float32) * i for i in range(40)}
     p = make_store(tmp_path / "s.zarr", {**good, "tt20": np.array([[1, np.nan, 2]], np.float32)}, 3)

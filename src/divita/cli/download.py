@@ -54,7 +54,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from divita.datasets.download import fetch_release, read_checksums
+    from divita.datasets.download import fetch_release
+    from divita.datasets.release_files import read_checksums
 
     checksums = read_checksums(args.checksums) if args.checksums else None
     results = fetch_release(

@@ -65,7 +65,8 @@ def run(args) -> int:
     import contextlib
 
     from divita.cli._errors import stop_on_signals
-    from divita.datasets.download import download_release, read_checksums, require_data
+    from divita.datasets.download import download_release
+    from divita.datasets.release_files import read_checksums, require_data
     from divita.evaluation.reproduce import reproduce
 
     if args.ray is not None:

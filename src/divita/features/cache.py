@@ -11,11 +11,11 @@ copied once into a cache directory (``--cache-dir``; default ``$DIVITA_CACHE``, 
         manifest-bfloat16.json, data-bfloat16-<build id>.bin   the same in bfloat16 (uint16 bit patterns)
         .lock                          held by the process building a cache of this store
 
-A build reads the store through :func:`divita.features.store.read_arrays` (the same checks and errors as the
+A build reads the store through :func:`divita.features.store_read.read_arrays` (the same checks and errors as the
 in-memory path), a slice of trailers at a time, writes the data file under a temporary name and renames it into
 place (:func:`divita.fileio.atomic_write_bytes`), then writes the manifest the same way: the manifest is the
 commit, so a killed build leaves no manifest naming its file and is never used; the next build removes its
-leftovers. Rows are read back by :class:`divita.features.store.FileFeatureTable`: a batch's gather copies only its
+leftovers. Rows are read back by :class:`divita.features.tables.FileFeatureTable`: a batch's gather copies only its
 rows into the process, and the file's pages are page cache, which the kernel reclaims (and reads again) when
 memory is short. A file that fits in half the memory available (``MemAvailable``, and the cgroup's limit) is
 gathered from a memory map, in one vectorised call per batch; a larger one by one ``pread`` per window, which
@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 from divita.errors import DivitaError
 
 if TYPE_CHECKING:
-    from divita.features.store import FileFeatureTable
+    from divita.features.tables import FileFeatureTable
 
 CACHE_FORMAT = "divita-feature-cache/1"
 CACHE_ENV = "DIVITA_CACHE"  # the cache directory when --cache-dir is not given
@@ -200,7 +200,7 @@ def _open_if_fresh(dir_: Path, store: str, mids: Sequence[str], dtype: str) -> F
     """The cache of ``store`` in ``dir_`` over ``mids`` when it holds them all and matches the store, else None."""
     import numpy as np
 
-    from divita.features.store import STORAGE, FileFeatureTable, RowFile
+    from divita.features.tables import STORAGE, FileFeatureTable, RowFile
 
     m = _read_manifest(dir_ / f"manifest-{dtype}.json")
     if m is None or m.get("dtype") != dtype or m.get("store") != store_key(store):
@@ -289,7 +289,9 @@ def build_cache(
 ) -> None:
     """Write the cache of ``mids`` of ``store`` into ``dir_`` (call under :func:`_locked`): the data file under a
     temporary name, renamed into place when complete, then the manifest that names it."""
-    from divita.features.store import encode_rows, open_store, read_arrays
+    from divita.features.store import open_store
+    from divita.features.store_read import read_arrays
+    from divita.features.tables import encode_rows
     from divita.fileio import atomic_write_bytes, atomic_write_text, check_free_space
 
     t0 = time.perf_counter()
@@ -371,7 +373,7 @@ def open_cache(
     the cache under ``root`` first when it is missing, stale or lacks a trailer. Returns (table, whether it was built).
 
     Raises DivitaError naming the cache path when it cannot be written (unwritable directory, full disk), and the
-    store's own errors (missing trailer, wrong shape, NaN) as :func:`~divita.features.store.load_features` does."""
+    store's own errors (missing trailer, wrong shape, NaN) as :func:`~divita.features.store_read.load_features` does."""
     if dtype not in CACHE_DTYPES:
         raise DivitaError(None, f"cache dtype must be one of {', '.join(CACHE_DTYPES)}, got {dtype!r}")
     mids = list(mids)

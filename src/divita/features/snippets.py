@@ -3,7 +3,7 @@
 A *snippet* is a window of ``num_clips`` consecutive clips of one trailer. Training draws one random
 window per trailer per epoch; evaluation cuts every trailer into consecutive windows (the last one padded)
 and averages the probabilities of a trailer's windows. Features come from a :class:`FeatureTable` (in memory,
-or the feature cache's memory-mapped file: :class:`~divita.features.store.FileFeatureTable`); a batch is one
+or the feature cache's memory-mapped file: :class:`~divita.features.tables.FileFeatureTable`); a batch is one
 vectorised gather, never per-item zarr reads.
 
 With two modalities (image and video stores) whose clip counts for a trailer differ, each modality's
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from divita.features.store import FeatureTable
+from divita.features.tables import FeatureTable
 from divita.genres import NUM_GENRES
 
 

@@ -183,7 +183,7 @@ class GenreClassifier:
     def classify(self, features: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Stream features [(clips, F_m)] -> (trailer probabilities (10,), snippet probabilities (W, 10))."""
         from divita.features.snippets import SnippetSet
-        from divita.features.store import FeatureTable
+        from divita.features.tables import FeatureTable
 
         tables = [
             FeatureTable(["video"], np.ascontiguousarray(f, np.float32), np.array([0]), np.array([len(f)]))

@@ -13,7 +13,9 @@ from divita.datasets.labels import read_labels
 from divita.errors import DivitaError
 from divita.features.cache import cache_root, open_cache, store_key
 from divita.features.snippets import SnippetSet
-from divita.features.store import FeatureTable, encode_rows, load_features, open_store
+from divita.features.store import open_store
+from divita.features.store_read import load_features
+from divita.features.tables import FeatureTable, encode_rows
 from divita.genres import GENRES
 from divita.training.config import TrainConfig, resolve
 
