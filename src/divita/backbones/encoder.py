@@ -19,7 +19,6 @@ import torch
 from torch import nn
 
 from divita.backbones import precision as _precision
-from divita.backbones._registry import BackboneEntry, BackboneSpec, get_entry
 from divita.backbones.preprocess import (
     as_clip_batch,
     frame_transform,
@@ -28,6 +27,7 @@ from divita.backbones.preprocess import (
     resize_crop,
     sample_frame_indices,
 )
+from divita.backbones.registry import BackboneEntry, BackboneSpec, get_entry
 from divita.backbones.weights import RANDOM_SEED, check_fit, resolve_weights, transform_from_torchvision
 from divita.errors import DivitaError
 from divita.hardware import resolve_device
