@@ -73,7 +73,8 @@ class ClipEncoder(nn.Module):
         casting the whole network, whose float32 weights are kept until :meth:`_drop_backup`); optionally
         channels-last."""
         if precision not in _precision.DTYPES:
-            raise DivitaError(None, f"unknown precision {precision!r}; choose from: {', '.join(_precision.PRECISIONS)}")
+            _precision.check_precision(precision)  # "auto" or a spelling of none
+            raise DivitaError(None, f"set_precision takes float32, bfloat16 or float16, not {precision!r}")
         if self._fp32_backup:  # undo a previous cast
             self.model = self._fp32_backup.pop()
         dtype = _precision.DTYPES[precision]
