@@ -1,4 +1,4 @@
-"""Backbone registry and clip encoders (src/divita/backbones/: _registry, one module per family, weights,
+"""Backbone registry and clip encoders (src/divita/backbones/: registry, one module per family, weights,
 preprocess, precision, encoder).
 
 Random-weight networks stand in for the torchvision ones (no network here: downloads come from a local HTTP

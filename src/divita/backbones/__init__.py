@@ -44,7 +44,7 @@ _EXPORTS = {
     "ShuffleNetV2_3D": "shufflenet3d",
     "ClipEncoder": "encoder",
     "load_encoder": "encoder",
-    "PRECISIONS": "precision",
+    "PRECISIONS": "divita.hardware",
     "PRECISION_COSINE_MIN": "precision",
     "fold_batchnorm": "precision",
     "smooth_test_clip": "precision",

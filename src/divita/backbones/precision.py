@@ -29,8 +29,8 @@ _BNS = (nn.BatchNorm2d, nn.BatchNorm3d)
 
 
 def check_precision(precision: str) -> None:
-    """One-line :class:`~divita.errors.DivitaError` unless ``precision`` is one of :data:`PRECISIONS` (the
-    canonical names of :mod:`divita.hardware`'s precision vocabulary)."""
+    """One-line :class:`~divita.errors.DivitaError` unless ``precision`` is one of
+    :data:`divita.hardware.PRECISIONS` (the canonical names of the precision vocabulary)."""
     precision_name(precision)
 
 
