@@ -336,3 +336,16 @@ def test_detector_options_are_checked_and_reach_the_stream():
         S.ShotDetector("dips", options={"nope": {}})
     with pytest.raises(DivitaError, match="segment_frames must be at least 1"):
         S.ShotDetector("fixed", segment_frames=0)
+
+
+def test_a_shot_stream_implements_push_and_finish():
+    from divita.shots import ShotStream
+
+    class PushOnly(ShotStream):
+        def push(self, frames):
+            self.n += len(frames)
+
+    with pytest.raises(TypeError, match="abstract"):
+        PushOnly()
+    with pytest.raises(TypeError, match="abstract"):
+        ShotStream()
