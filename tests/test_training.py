@@ -152,26 +152,32 @@ def test_prefetched_training_batches_are_the_batches_gathered_in_line(tiny_relea
     assert not any(t.name.startswith("divita-gather") and t.is_alive() for t in threading.enumerate())
 
 
-def test_the_earlier_store_names_ix_and_vx_still_work_as_keywords_properties_and_keys(tiny_release):
-    from dataclasses import asdict, replace
+def test_a_train_config_written_by_an_earlier_version_is_upgraded_to_todays_keys(tiny_release):
+    from dataclasses import asdict
+
+    from divita.training import upgrade_train_config
 
     new = tiny_config(tiny_release)
-    old = TrainConfig(
-        data_dir=str(tiny_release), ix=IMAGE_STORE, vx=VIDEO_STORE, split=0, max_epochs=3, batch_size=8, threads=1
-    )
-    assert old == new and (old.image_store, old.video_store) == (IMAGE_STORE, VIDEO_STORE)
-    assert (new.ix, new.vx) == (IMAGE_STORE, VIDEO_STORE)
-    assert replace(new, vx=None).video_store is None and replace(new, video_store=None).vx is None
-    assert replace(new, ix="other.zarr").stores == {"image": "other.zarr", "video": VIDEO_STORE}
-    # a checkpoint's train_config or an hparams.json written before the rename: ix/vx keys only
-    before = {k: v for k, v in asdict(new).items() if k not in ("image_store", "video_store")} | {
+    # a checkpoint's train_config or an hparams.json written before the rename and before cache_dtype: ix/vx only
+    before = {k: v for k, v in asdict(new).items() if k not in ("image_store", "video_store", "cache_dtype")} | {
         "ix": IMAGE_STORE,
         "vx": None,
     }
-    restored = TrainConfig.from_dict(before)
+    frozen = dict(before)
+    upgraded = upgrade_train_config(before)
+    assert before == frozen  # not modified
+    assert (upgraded["image_store"], upgraded["video_store"], upgraded["cache_dtype"]) == (IMAGE_STORE, None, "float32")
+    assert upgraded["ix"] == IMAGE_STORE  # the earlier keys stay
+    restored = TrainConfig.from_dict(upgraded)
     assert restored.image_store == IMAGE_STORE and restored.video_store is None and restored.max_epochs == 3
+    # today's keys win over the earlier ones, and a today's dict passes through unchanged
+    both = asdict(new) | {"ix": "stale.zarr"}
+    assert upgrade_train_config(both)["image_store"] == new.image_store
+    assert upgrade_train_config(asdict(new)) == asdict(new)
+    with pytest.raises(TypeError):  # the earlier names are no keywords of TrainConfig
+        TrainConfig(data_dir=".", ix=IMAGE_STORE)
     with pytest.raises(DivitaError, match="at least one of --image-store"):
-        TrainConfig(data_dir=".", ix=None, vx=None)
+        TrainConfig(data_dir=".", image_store=None, video_store=None)
 
 
 def test_hparams_and_checkpoint_hold_the_new_store_keys_and_the_earlier_ones(finished_run):

@@ -24,36 +24,21 @@ The main entry points are importable from here (loaded on first use, so ``import
 
 from __future__ import annotations
 
-import importlib
-
 from divita.errors import DivitaError
 from divita.genres import GENRES, NUM_GENRES
+from divita.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-# public name -> (module, attribute), imported on first access
+# the public API: name -> "module" or "module:attribute", imported on first access
 _API = {
-    "detect_shots": ("divita.shots", "detect"),
-    "list_detectors": ("divita.shots", "list_detectors"),
-    "list_backbones": ("divita.backbones", "list_backbones"),
-    "extract_features": ("divita.features.extract", "extract"),
-    "TrainConfig": ("divita.training", "TrainConfig"),
-    "train": ("divita.training", "train_model"),
-    "GenreClassifier": ("divita.inference.predict", "GenreClassifier"),
+    "detect_shots": "divita.shots:detect",
+    "list_detectors": "divita.shots.registry",
+    "list_backbones": "divita.backbones.registry",
+    "extract_features": "divita.features.extract:extract",
+    "TrainConfig": "divita.training.config",
+    "train": "divita.training.loop:train_model",
+    "GenreClassifier": "divita.inference.predict",
 }
-
-
-def __getattr__(name: str):
-    if name in _API:
-        module, attr = _API[name]
-        value = getattr(importlib.import_module(module), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'divita' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_API))
-
-
-__all__ = ["DivitaError", "GENRES", "NUM_GENRES", "__version__", *_API]
+__getattr__, __dir__, _lazy_all = lazy_exports(__name__, _API)
+__all__ = ["DivitaError", "GENRES", "NUM_GENRES", "__version__", *_lazy_all]

@@ -6,7 +6,8 @@ A package ``__init__`` lists ``name -> module`` (relative to the package) and as
     __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
 
 so importing the package imports none of its modules (``import divita`` and ``divita --help`` stay free of
-torch), and ``from divita.shots import ShotDetector`` imports ``divita.shots.detector`` then.
+torch), and ``from divita.shots import ShotDetector`` imports ``divita.shots.detector`` then. A public name
+that differs from the module's attribute is written ``"module:attr"`` (``{"detect_shots": "divita.shots:detect"}``).
 """
 
 from __future__ import annotations
@@ -17,15 +18,16 @@ from collections.abc import Callable, Mapping
 
 def lazy_exports(package: str, exports: Mapping[str, str]) -> tuple[Callable, Callable, list[str]]:
     """(``__getattr__``, ``__dir__``, ``__all__``) for ``package`` whose public names live in the modules that
-    ``exports`` maps them to (a module name relative to the package, or absolute when it holds a dot)."""
+    ``exports`` maps them to (a module name relative to the package, or absolute when it holds a dot; with
+    ``":attr"`` appended when the module's attribute has another name)."""
     table = dict(exports)
 
     def __getattr__(name: str):
         if name not in table:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        module = table[name]
+        module, _, attr = table[name].partition(":")
         target = importlib.import_module(module if "." in module else f"{package}.{module}")
-        value = getattr(target, name)
+        value = getattr(target, attr or name)
         vars(importlib.import_module(package))[name] = value  # once loaded, a plain attribute
         return value
 

@@ -2,82 +2,55 @@
 
 Laid out as timm's ``timm/models``:
 
-- :mod:`._registry`: :class:`BackboneSpec` (what the network is and what it sees), :func:`register_backbone`,
-  :func:`list_backbones`, :func:`get_spec`;
-- one module per family, each registering its backbones: :mod:`.torchvision_2d` (shufflenet, resnet, swin),
-  :mod:`.torchvision_3d` (r2plus1d, swin3d), :mod:`.shufflenet3d`, :mod:`.efficientnet_lite`
+- :mod:`.registry`: :class:`BackboneSpec` (what the network is and what it sees), :class:`BackboneEntry` (how to
+  build it), the registry :data:`BACKBONES` with one registration per backbone (in the order ``divita backbones``
+  lists them), :func:`list_backbones`, :func:`get_spec`, :func:`get_entry`; importable without torch;
+- one module per family, holding the builders the registry names: :mod:`.torchvision_2d` (shufflenet, resnet,
+  swin), :mod:`.torchvision_3d` (r2plus1d, swin3d), :mod:`.shufflenet3d`, :mod:`.efficientnet_lite`
   (efficientnet_lite0);
 - :mod:`.weights`: default/torchvision/package/checkpoint/random weights, read safely (:func:`read_checkpoint`,
   :func:`weights_status`);
 - :mod:`.preprocess` (frame sampling, resize, crop, normalisation), :mod:`.precision` (batch-norm folding,
   reduced precision checked against float32), :mod:`.encoder` (:class:`ClipEncoder`, :func:`load_encoder`).
 
-Every name below is importable from ``divita.backbones`` as before the split.
+The names below are importable from ``divita.backbones``, each loaded with its module on first use.
 """
 
 from __future__ import annotations
 
-# isort: off
-# The family modules register their backbones as they are imported: this order is the registry order (the
-# order `divita backbones` lists them in), so it is kept by hand.
-from divita.backbones import torchvision_2d  # noqa: F401
-from divita.backbones import torchvision_3d  # noqa: F401
-from divita.backbones import shufflenet3d  # noqa: F401
-from divita.backbones import efficientnet_lite  # noqa: F401
+from divita.lazy import lazy_exports
 
-# isort: on
-from divita.backbones._registry import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    BackboneEntry,
-    BackboneSpec,
-    KeyRemap,
-    get_entry,
-    get_spec,
-    list_backbones,
-    register_backbone,
-)
-from divita.backbones.efficientnet_lite import (
-    efficientnet_lite0_package_file,
-    efficientnet_lite0_package_state_dict,
-    lite0_keys_to_timm,
-    timm_keys_to_lite0,
-)
-from divita.backbones.encoder import ClipEncoder, load_encoder
-from divita.backbones.precision import PRECISION_COSINE_MIN, PRECISIONS, fold_batchnorm, smooth_test_clip
-from divita.backbones.preprocess import sample_frame_indices
-from divita.backbones.shufflenet3d import ACTIVITYNET_MEAN, SHUFFLENET3D_HINT, UNIT_STD_255, ShuffleNetV2_3D
-from divita.backbones.torchvision_3d import KINETICS_MEAN, KINETICS_STD
-from divita.backbones.weights import RANDOM_SEED, read_checkpoint, weights_status
-
-__all__ = [
-    "ACTIVITYNET_MEAN",
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-    "KINETICS_MEAN",
-    "KINETICS_STD",
-    "PRECISIONS",
-    "PRECISION_COSINE_MIN",
-    "RANDOM_SEED",
-    "SHUFFLENET3D_HINT",
-    "UNIT_STD_255",
-    "BackboneEntry",
-    "BackboneSpec",
-    "ClipEncoder",
-    "KeyRemap",
-    "ShuffleNetV2_3D",
-    "efficientnet_lite0_package_file",
-    "efficientnet_lite0_package_state_dict",
-    "fold_batchnorm",
-    "get_entry",
-    "get_spec",
-    "lite0_keys_to_timm",
-    "list_backbones",
-    "load_encoder",
-    "read_checkpoint",
-    "register_backbone",
-    "sample_frame_indices",
-    "smooth_test_clip",
-    "timm_keys_to_lite0",
-    "weights_status",
-]
+_EXPORTS = {
+    "ACTIVITYNET_MEAN": "registry",
+    "BACKBONES": "registry",
+    "IMAGENET_MEAN": "registry",
+    "IMAGENET_STD": "registry",
+    "KINETICS_MEAN": "registry",
+    "KINETICS_STD": "registry",
+    "LITE0_PACKAGE": "registry",
+    "SHUFFLENET3D_HINT": "registry",
+    "UNIT_STD_255": "registry",
+    "BackboneEntry": "registry",
+    "BackboneSpec": "registry",
+    "KeyRemap": "registry",
+    "get_entry": "registry",
+    "get_spec": "registry",
+    "list_backbones": "registry",
+    "LITE0_KEY_REMAP": "efficientnet_lite",
+    "efficientnet_lite0_package_file": "efficientnet_lite",
+    "efficientnet_lite0_package_state_dict": "efficientnet_lite",
+    "lite0_keys_to_timm": "efficientnet_lite",
+    "timm_keys_to_lite0": "efficientnet_lite",
+    "ShuffleNetV2_3D": "shufflenet3d",
+    "ClipEncoder": "encoder",
+    "load_encoder": "encoder",
+    "PRECISIONS": "divita.hardware",
+    "PRECISION_COSINE_MIN": "precision",
+    "fold_batchnorm": "precision",
+    "smooth_test_clip": "precision",
+    "sample_frame_indices": "preprocess",
+    "RANDOM_SEED": "weights",
+    "read_checkpoint": "weights",
+    "weights_status": "weights",
+}
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

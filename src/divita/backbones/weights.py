@@ -8,7 +8,7 @@
   the result is a one-line :class:`DivitaError`, never a silently random network;
 - a checkpoint ``PATH`` (``.pth``/``.pt`` state dict, possibly wrapped under ``"state_dict"``/``"model"`` and
   with DataParallel ``module.`` prefixes, or ``.safetensors``); classifier keys are ignored; a backbone's
-  ``remap_state_dict`` hook renames a foreign naming to the network's;
+  key remap (``BackboneEntry.remap``) renames a foreign naming to the network's;
 - a torchvision weights name such as ``"ResNet50_Weights.IMAGENET1K_V2"`` (its own transforms are used);
 - ``"random"``: an explicitly untrained network (seeded, so every process builds the same one; tests only).
 """
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from divita.backbones._registry import get_entry, get_spec
+from divita.backbones.registry import get_entry, get_spec
 from divita.errors import DivitaError
 from divita.fileio import file_hexdigest
 
@@ -306,7 +306,8 @@ def resolve_weights(name: str, weights: str | Path | None) -> ResolvedWeights:
 
 
 def _remapped(entry, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return entry.remap_state_dict(sd) if entry.remap_state_dict is not None else sd
+    remap = entry.key_remap()
+    return remap(sd) if remap is not None else sd
 
 
 def weights_status(name: str) -> str:

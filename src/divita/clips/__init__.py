@@ -1,19 +1,15 @@
 """Clips: shots cut into clips of ``fpc`` frames that never cross a cut (see :mod:`divita.clips.partition`)."""
 
-from divita.clips.partition import (
-    ClipStream,
-    clip_frame_indices,
-    default_min_frames,
-    fallback_clip,
-    partition_shot,
-    partition_shots,
-)
+from __future__ import annotations
 
-__all__ = [
-    "ClipStream",
-    "clip_frame_indices",
-    "default_min_frames",
-    "fallback_clip",
-    "partition_shot",
-    "partition_shots",
-]
+from divita.lazy import lazy_exports
+
+_EXPORTS = {
+    "ClipStream": "partition",
+    "clip_frame_indices": "partition",
+    "default_min_frames": "partition",
+    "fallback_clip": "partition",
+    "partition_shot": "partition",
+    "partition_shots": "partition",
+}
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

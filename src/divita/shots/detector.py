@@ -12,7 +12,7 @@ import numpy as np
 from divita.errors import DivitaError
 from divita.shots.base import TRANSNET_SIZE, ShotStream, Span
 from divita.shots.combined import CombinedStream
-from divita.shots.registry import DEFAULT_DETECTOR, REGISTRY, DetectorSpec, Param, members
+from divita.shots.registry import DEFAULT_DETECTOR, DETECTORS, DetectorSpec, Param, members
 
 
 @dataclass
@@ -45,11 +45,11 @@ class ShotDetector:
             raise DivitaError(None, f"threshold must be in (0, 1), got {self.threshold}")
         self.options = {k: dict(v) for k, v in (self.options or {}).items()}
         for det, values in self.options.items():
-            spec = REGISTRY.get(det)
-            if spec is None:
+            if det not in DETECTORS:
                 raise DivitaError(
-                    None, f"options for unknown shot detector {det!r}; choose from: {', '.join(REGISTRY)}"
+                    None, f"options for unknown shot detector {det!r}; choose from: {', '.join(DETECTORS)}"
                 )
+            spec = DETECTORS.get(det)
             free = {p.key: p for p in spec.params if p.field is None}
             for key, value in values.items():
                 if key not in free:
@@ -106,6 +106,8 @@ class ShotDetector:
         return self
 
     def stream(self) -> ShotStream:
+        """A new :class:`ShotStream` for one video: the registered detector's, or a combination's
+        :class:`~divita.shots.combined.CombinedStream`. Raises :class:`DivitaError` for an unknown name."""
         streams = [s.stream_class().from_detector(self, **self.settings(s)) for s in self.specs]
         return streams[0] if len(streams) == 1 else CombinedStream(*streams, self.tolerance)
 

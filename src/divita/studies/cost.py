@@ -17,7 +17,6 @@ import sys
 import time
 from collections.abc import Sequence
 
-from divita.studies._registry import register_study
 from divita.studies.base import Study, StudyResult
 
 PAPER = {"params_share": 11.82, "flops_share": 0.81, "uap_drop": 3.46}  # the abstract
@@ -238,7 +237,6 @@ def pair_shares(table, light: Sequence[str] = LIGHT, top: str = TOP) -> dict | N
     return {"params_share": 100 * lp / tp, "flops_share": 100 * lf / tf}
 
 
-@register_study
 class CostStudy(Study):
     name = "cost"
     summary = "parameters, FLOPs per clip and clips/s of every backbone and the DIViTA head (no training)"

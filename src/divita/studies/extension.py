@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 
 from divita.errors import DivitaError
-from divita.studies._registry import register_study
 from divita.studies.base import EVALUATIONS, Row, Study, single_stream
 
 DEFAULT_CLIPS = (10, 20, 30, 40)
@@ -64,7 +63,6 @@ def central_metrics(run_dir: Path, cfg, cache=None) -> Path:
     return path
 
 
-@register_study
 class ExtensionStudy(Study):
     name = "extension"
     summary = "clips per snippet (10, 20, 30, 40) and snippets per trailer at evaluation (all vs one central)"

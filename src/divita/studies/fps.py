@@ -4,7 +4,6 @@ transferability). The paper's frame rates could not be found here; the default c
 from __future__ import annotations
 
 from divita.errors import DivitaError
-from divita.studies._registry import register_study
 from divita.studies.base import Row, Study, single_stream
 
 DEFAULT_RATES = (6.0, 12.0, 24.0)
@@ -14,7 +13,6 @@ def rate_label(fps: float) -> str:
     return f"{fps:g} fps"
 
 
-@register_study
 class FrameRateStudy(Study):
     name = "fps"
     summary = "frame rates compared (default 6, 12 and 24 fps)"

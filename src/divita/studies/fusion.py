@@ -4,7 +4,6 @@ ImageNet and Kinetics features are complementary, +2.91 % over the best single p
 from __future__ import annotations
 
 from divita.errors import DivitaError
-from divita.studies._registry import register_study
 from divita.studies.base import Row, RunSpec, Stream, Study
 
 FUSIONS = ("image", "video", "late", "early")
@@ -12,7 +11,6 @@ LABELS = {"image": "image only", "video": "video only", "late": "late fusion", "
 PAPER_GAIN = 2.91  # the abstract: fusing ImageNet and Kinetics features, over the best single pretraining
 
 
-@register_study
 class FusionStudy(Study):
     name = "fusion"
     summary = "image only, video only, late fusion, early fusion (complementarity)"

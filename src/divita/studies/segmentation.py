@@ -9,13 +9,11 @@ segmentation improves transfer by 1.83 % for ImageNet features and 3.75 % for Ki
 from __future__ import annotations
 
 from divita.errors import DivitaError
-from divita.studies._registry import register_study
 from divita.studies.base import Row, Study, gain, single_stream
 
 PAPER_GAIN = {"2d": ("ImageNet", 1.83), "3d": ("Kinetics", 3.75)}  # the abstract's μAP gains of shot segmentation
 
 
-@register_study
 class SegmentationStudy(Study):
     name = "segmentation"
     summary = "clips inside shots (a shot detector) vs fixed-length clips that ignore shots"

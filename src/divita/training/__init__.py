@@ -12,17 +12,19 @@ Modules: :mod:`~divita.training.config` (TrainConfig, the one place training def
 :mod:`~divita.training.batches` (stores in memory, snippet sets, epoch batches),
 :mod:`~divita.training.steps` (one training step, one validation pass), :mod:`~divita.training.engine` (the
 epoch loop, early stopping, the best-epoch tracker), :mod:`~divita.training.checkpoint` (checkpoints, finished
-runs), :mod:`~divita.training.loop` (one run, evaluation helpers), :mod:`~divita.training.compute` (the CPU
-speed-ups), and :mod:`~divita.training.module` (the same steps as a LightningModule, for a Lightning
-``Trainer``; the only module that imports lightning). Their names are importable from here, loaded on first
-use, so that importing the configuration needs no torch.
+runs, earlier formats read by :func:`upgrade_train_config`), :mod:`~divita.training.loop` (one run, evaluation
+helpers), :mod:`~divita.training.compute` (the CPU speed-ups). Their names are importable from here, each loaded
+with its module on first use, so that importing the configuration needs no torch.
+
+:mod:`divita.training.module` (``SnippetModule``: the same steps as a LightningModule, for a Lightning
+``Trainer``) is the only module that imports lightning, the optional extra ``pip install 'divita[lightning]'``;
+import it from there (it is not among the names below).
 """
 
 from __future__ import annotations
 
-import importlib
+from divita.lazy import lazy_exports
 
-# name -> the submodule that defines it
 _EXPORTS = {
     "TrainConfig": "config",
     "SELECTIONS": "config",
@@ -32,7 +34,6 @@ _EXPORTS = {
     "uses_cuda": "config",
     "resolve": "config",
     "with_old_names": "config",
-    "with_new_names": "config",
     "FeatureCache": "batches",
     "load_split": "batches",
     "EpochBatches": "batches",
@@ -43,12 +44,12 @@ _EXPORTS = {
     "BestStates": "engine",
     "StopOnRequest": "engine",
     "TrainingInterrupted": "engine",
-    "SnippetModule": "module",
     "CHECKPOINT_FORMAT": "checkpoint",
     "save_checkpoint": "checkpoint",
     "check_features": "checkpoint",
     "load_checkpoint": "checkpoint",
     "read_finished_run": "checkpoint",
+    "upgrade_train_config": "checkpoint",
     "RunResult": "loop",
     "train_model": "loop",
     "predict_snippets": "loop",
@@ -59,16 +60,4 @@ _EXPORTS = {
     "fused_loss_backward": "compute",
     "retain_freed_memory": "compute",
 }
-__all__ = [n for n, m in _EXPORTS.items() if m != "module"]  # `import *` stays free of lightning
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_EXPORTS))
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -8,7 +8,6 @@ generate their options from them (:mod:`divita.cli._train_options`). Importable 
 
 from __future__ import annotations
 
-import functools
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,16 +15,16 @@ from typing import TYPE_CHECKING, Any
 from divita.datasets.release import LABELS_FILE
 from divita.errors import DivitaError
 from divita.features.cache import CACHE_DTYPES, CACHE_ENV
-from divita.hardware import cpu_has_native_bf16
-from divita.model.names import AGGREGATORS, FUSIONS
+from divita.hardware import TRAIN_PRECISIONS, cpu_has_native_bf16, precision_name
+from divita.model.registry import AGGREGATORS, FUSIONS
 
 if TYPE_CHECKING:
     import torch
 
 SELECTIONS = ("loss", "uap")
 SPLITS = (0, 1, 2)
-PRECISIONS = ("auto", "32", "bf16")  # the command line's; resolve_precision also takes Lightning's spellings
-# earlier names of fields: still accepted as keywords and dict keys, and written beside the new ones to hparams.json
+# earlier names of fields, written beside the new ones to hparams.json and checkpoints (users' scripts read
+# them); runs that hold only them are read by divita.training.checkpoint.upgrade_train_config
 OLD_NAMES = {"ix": "image_store", "vx": "video_store"}
 # identity fields added after runs were written: what a run that does not record one of them was trained with
 ADDED_FIELDS = {"cache_dtype": "float32"}
@@ -41,12 +40,8 @@ def option(default, help: str | None = None, choices: tuple | None = None, commo
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a training run (the paper's defaults).
-
-    ``ix``/``vx``: the earlier names of ``image_store``/``video_store``, still accepted as keywords
-    (``TrainConfig(ix=...)``, ``dataclasses.replace(cfg, ix=...)``: given with the new name, the old one wins)
-    and readable as properties; :meth:`from_dict` takes them as keys.
-    """
+    """Everything that defines a training run (the paper's defaults). Raises :class:`DivitaError` for a bad
+    value (no store, an unknown aggregator, fusion, split, ...)."""
 
     data_dir: str
     image_store: (
@@ -68,7 +63,7 @@ class TrainConfig:
     select_by: str = option("loss", "best epoch by val loss (paper) or val μAP", SELECTIONS)
     seed: int = option(0)
     fusion: str = option("late", None, FUSIONS)
-    aggregator: str = option("tsfm", "clip aggregation (tsfm = the paper's)", AGGREGATORS)
+    aggregator: str = option("tsfm", "clip aggregation (tsfm = the paper's)", tuple(AGGREGATORS))
     hidden: int = option(128)
     heads: int = option(4)
     ff_mult: int = option(6)
@@ -81,7 +76,7 @@ class TrainConfig:
         "auto",
         "auto: bfloat16 compute with float32 master weights where the CPU has native bf16 "
         "(AMX/AVX512-BF16), bf16 autocast on CUDA, else float32",
-        PRECISIONS,
+        TRAIN_PRECISIONS,
     )
     cache_dir: str | None = option(
         None,
@@ -104,29 +99,11 @@ class TrainConfig:
         if self.fusion not in FUSIONS:
             raise DivitaError(None, f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
         if self.aggregator not in AGGREGATORS:
-            raise DivitaError(None, f"aggregator must be one of {AGGREGATORS}, got {self.aggregator!r}")
+            raise DivitaError(None, f"aggregator must be one of {tuple(AGGREGATORS)}, got {self.aggregator!r}")
         if self.split not in SPLITS:
             raise DivitaError(None, f"split must be 0, 1 or 2, got {self.split}")
         if self.cache_dtype not in CACHE_DTYPES:
             raise DivitaError(None, f"cache_dtype must be one of {CACHE_DTYPES}, got {self.cache_dtype!r}")
-
-    @property
-    def ix(self) -> str | None:
-        """The earlier name of :attr:`image_store`."""
-        return self.image_store
-
-    @ix.setter
-    def ix(self, value: str | None) -> None:
-        self.image_store = value
-
-    @property
-    def vx(self) -> str | None:
-        """The earlier name of :attr:`video_store`."""
-        return self.video_store
-
-    @vx.setter
-    def vx(self, value: str | None) -> None:
-        self.video_store = value
 
     @property
     def stores(self) -> dict[str, str]:
@@ -143,26 +120,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        """From a checkpoint's ``train_config`` or an hparams.json: unknown keys are ignored, and the earlier
-        keys ``ix``/``vx`` stand for ``image_store``/``video_store`` where those are absent."""
+        """From a checkpoint's ``train_config`` or an hparams.json in today's keys (``load_checkpoint`` and
+        ``read_finished_run`` upgrade earlier ones); other keys (``ix``, ``features``, ...) are ignored."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in with_new_names(d).items() if k in names})
-
-
-def _accept_old_names(init):
-    """The dataclass's ``__init__``, taking ``ix=``/``vx=`` for ``image_store=``/``video_store=``."""
-
-    @functools.wraps(init)  # inspect.signature still shows the fields
-    def __init__(self, *args, **kwargs):
-        for old, new in OLD_NAMES.items():
-            if old in kwargs:
-                kwargs[new] = kwargs.pop(old)
-        init(self, *args, **kwargs)
-
-    return __init__
-
-
-TrainConfig.__init__ = _accept_old_names(TrainConfig.__init__)
+        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def with_old_names(d: dict) -> dict:
@@ -174,16 +135,6 @@ def with_old_names(d: dict) -> dict:
         old = next((o for o, n in OLD_NAMES.items() if n == k), None)
         if old is not None:
             out[old] = v
-    return out
-
-
-def with_new_names(d: dict) -> dict:
-    """``d`` with ``image_store``/``video_store`` taken from ``ix``/``vx`` where only the earlier keys are there
-    (hparams.json and checkpoints written before the rename)."""
-    out = dict(d)
-    for old, new in OLD_NAMES.items():
-        if new not in out and old in out:
-            out[new] = out[old]
     return out
 
 
@@ -204,9 +155,8 @@ def resolve_precision(precision: str, accelerator: str = "auto") -> tuple[str, t
     """
     import torch
 
-    if precision not in ("auto", "32", "fp32", "32-true", "bf16", "bf16-mixed"):
-        raise DivitaError(None, f"precision must be auto, 32 or bf16, got {precision!r}")
-    if precision in ("32", "fp32", "32-true"):
+    precision = precision_name(precision, TRAIN_PRECISIONS)  # auto, float32 or bfloat16
+    if precision == "float32":
         return "32-true", torch.float32
     if uses_cuda(accelerator):
         if precision == "auto" and not torch.cuda.is_bf16_supported():

@@ -1,29 +1,20 @@
 """Video: decode a trailer at a fixed frame rate into the frame sizes each later stage needs."""
 
-from divita.video.decode import (
-    DEFAULT_FPS,
-    VIDEO_EXTENSIONS,
-    DecodeStats,
-    OutputSize,
-    VideoDecoder,
-    VideoError,
-    VideoInfo,
-    decode_video,
-    find_videos,
-    probe_video,
-    read_frames,
-)
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_FPS",
-    "VIDEO_EXTENSIONS",
-    "DecodeStats",
-    "OutputSize",
-    "VideoDecoder",
-    "VideoError",
-    "VideoInfo",
-    "decode_video",
-    "find_videos",
-    "probe_video",
-    "read_frames",
-]
+from divita.lazy import lazy_exports
+
+_EXPORTS = {
+    "DEFAULT_FPS": "decode",
+    "VIDEO_EXTENSIONS": "decode",
+    "DecodeStats": "decode",
+    "OutputSize": "decode",
+    "VideoDecoder": "decode",
+    "VideoError": "decode",
+    "VideoInfo": "decode",
+    "decode_video": "decode",
+    "find_videos": "decode",
+    "probe_video": "decode",
+    "read_frames": "decode",
+}
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
