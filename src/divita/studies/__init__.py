@@ -9,15 +9,20 @@ One module per study, each registering itself (:func:`register_study`), in regis
 - :mod:`.fusion`: image only, video only, late and early fusion;
 - :mod:`.cost`: parameters, FLOPs per clip and speed of every backbone and the DIViTA head (no training).
 
-:mod:`.base` holds what they share (feature variants keyed by their extraction settings, the study's labels, one
-resumable training run per row and split, the tables), :mod:`.plots` the pictures, :mod:`.demo_videos` the
-generated videos of ``divita demo --study``. Importing this package needs no torch.
+What they share: :mod:`.base` (the :class:`Study` base class), :mod:`.variants` (feature variants, each an
+:class:`~divita.features.plan.ExtractionSettings` without backbones keyed by the settings that change its
+features; the runs and rows made of them), :mod:`.options` (:class:`StudyOptions`), :mod:`.running` (the
+extraction, the study's labels, one resumable training run per row and split) and :mod:`.tables`; :mod:`.plots`
+the pictures, :mod:`.demo_videos` the generated videos of ``divita demo --study``. Importing this package needs
+no torch.
 
 From Python::
 
+    from divita.features.plan import ExtractionSettings
     from divita.studies import StudyOptions, run_study
     run_study("segmentation", StudyOptions(out="results/studies", videos=["trailers/"], labels="labels.csv",
-                                           backbones=["shufflenet", "r2plus1d"]))
+                                           backbones=["shufflenet", "r2plus1d"],
+                                           extraction=ExtractionSettings(fps=12)))
 """
 
 from __future__ import annotations
@@ -34,7 +39,9 @@ from divita.studies import cost  # noqa: F401
 
 # isort: on
 from divita.studies._registry import get_study, list_studies, register_study
-from divita.studies.base import FeatureVariant, Row, RunSpec, Stream, Study, StudyOptions, StudyResult, parse_weights
+from divita.studies.base import Study, StudyResult
+from divita.studies.options import StudyOptions, parse_weights
+from divita.studies.variants import Row, RunSpec, Stream, variant_key
 
 
 def run_study(name: str, options: StudyOptions, log=None) -> StudyResult:
@@ -45,7 +52,6 @@ def run_study(name: str, options: StudyOptions, log=None) -> StudyResult:
 
 
 __all__ = [
-    "FeatureVariant",
     "Row",
     "RunSpec",
     "Stream",
@@ -57,4 +63,5 @@ __all__ = [
     "parse_weights",
     "register_study",
     "run_study",
+    "variant_key",
 ]

@@ -8,7 +8,8 @@ from __future__ import annotations
 from divita.errors import DivitaError
 from divita.model.names import AGGREGATORS
 from divita.studies._registry import register_study
-from divita.studies.base import Row, Study, single_stream
+from divita.studies.base import Study
+from divita.studies.variants import Row, single_stream
 
 DEFAULT_AGGREGATORS = ("savg", "gru", "conv", "tsfm")  # the authors' heads (their model/divita.py)
 MEANINGS = {
