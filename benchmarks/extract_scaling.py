@@ -85,7 +85,8 @@ def run_local(src: Path, out: Path, backbone: str, detector: str, threads: int |
 def run_ray(src: Path, out: Path, backbone: str, detector: str, workers: int, in_flight: int | None = None) -> dict:
     import ray
 
-    from divita.distributed.extract import RayExtractStats, extract_ray
+    from divita.distributed.extract import extract_ray
+    from divita.distributed.options import RayExtractStats
 
     shutil.rmtree(out, ignore_errors=True)
     t = time.perf_counter()

@@ -18,7 +18,9 @@ import pytest
 
 import videos
 from divita.errors import DivitaError
-from divita.features.extract import FrameBuffer, extract, make_splits, process_video
+from divita.features.engine import FrameBuffer, process_video
+from divita.features.extract import extract
+from divita.features.outputs import make_splits
 from divita.features.store import PARTIAL_DIR, committed_ids, open_store
 from divita.features.store_read import load_features
 from divita.shots import ShotDetector
@@ -238,6 +240,7 @@ BAD_SETTINGS = [
     (dict(backbones=["nope"]), "unknown backbone 'nope'; choose from: "),
     (dict(precision="float8"), "unknown precision 'float8'; choose from: auto, float32, bfloat16, float16"),
     (dict(frames_per_clip_2d=0), "frames per clip must be at least 1, got 0"),
+    (dict(detector="nope"), "unknown shot detector 'nope'; choose from: transnetv2, "),
 ]
 
 
@@ -247,12 +250,25 @@ def test_settings_are_checked_once_for_every_driver_before_anything_is_written(t
 
     kw = {"backbones": ["shufflenet"], **bad}
     with pytest.raises(DivitaError) as e:
-        ExtractionSettings(**kw)
+        ExtractionSettings(**kw).require_backbones()  # no backbones: a template, refused to a driver
     assert e.value.problem.startswith(message) and "\n" not in str(e.value)
     # the local driver builds the same settings from its keywords, before it creates anything
     with pytest.raises(DivitaError) as e2:
         extract([tmp_path], kw.pop("backbones"), tmp_path / "out", progress=False, **kw)
     assert e2.value.problem == e.value.problem and not (tmp_path / "out").exists()
+
+
+def test_the_driver_takes_the_settings_or_their_fields_by_name(tmp_path):
+    from divita.features.plan import ExtractionSettings
+
+    with pytest.raises(TypeError, match="not an extraction setting: fpz"):
+        extract([tmp_path], ["shufflenet"], tmp_path / "out", fpz=12)
+    base = ExtractionSettings(["shufflenet"], fpc=12)
+    assert ExtractionSettings.build(None, base, fps=12.0) == ExtractionSettings(["shufflenet"], fpc=12, fps=12.0)
+    assert ExtractionSettings.build(["resnet"], base).names == ("resnet",)
+    with pytest.raises(DivitaError, match="frames per clip must be at least 1, got 0"):
+        extract([tmp_path], None, tmp_path / "out", settings=base, fpc=0)
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_checks_its_flags_through_the_settings(tmp_path, capsys):
@@ -262,6 +278,8 @@ def test_cli_checks_its_flags_through_the_settings(tmp_path, capsys):
         (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
         (["--fpc", "8", "--min-clip-frames", "9"], "--min-clip-frames must be between 1 and fpc=8, got 9"),
         (["--fps", "-1"], "fps must be positive, got -1.0"),
+        (["--threshold", "1.5"], "threshold must be in (0, 1), got 1.5"),
+        (["--detector", "fixed", "--fpc", "0"], "frames per clip must be at least 1, got 0"),
     ):
         code = main(["extract", str(tmp_path), "--backbone", "shufflenet", "--out", str(tmp_path / "o"), *flags])
         err = capsys.readouterr().err.strip().splitlines()
@@ -307,7 +325,6 @@ def output_files(output) -> dict[str, bytes]:
 def test_a_directory_and_an_fsspec_url_get_the_same_bytes_through_one_output_interface(tmp_path, video_dir):
     import uuid
 
-    from divita.features.extract import run_extraction
     from divita.features.outputs import FeatureOutput, FsspecOutput, LocalOutput, open_output
     from divita.features.plan import ExtractionSettings
     from divita.genres import GENRES
@@ -324,8 +341,8 @@ def test_a_directory_and_an_fsspec_url_get_the_same_bytes_through_one_output_int
     url = open_output(f"memory://divita-{uuid.uuid4().hex[:8]}/out")
     assert isinstance(local, LocalOutput) and isinstance(url, FsspecOutput) and isinstance(url, FeatureOutput)
     quiet = dict(labels=labels, progress=False, log=lambda m: None)
-    a = run_extraction([video_dir], settings, local, **quiet)
-    b = run_extraction([video_dir], settings, url, **quiet)
+    a = extract([video_dir], None, local, settings=settings, **quiet)
+    b = extract([video_dir], None, url, settings=settings, **quiet)
     assert a.done == b.done == ["t0", "t1", "t2"] and len(a.failed) == len(b.failed) == 4
     assert b.stores == {n: f"{url.url}/{Path(p).name}" for n, p in a.stores.items()}
     assert b.labels == f"{url.url}/mtgc.csv"
@@ -338,16 +355,16 @@ def test_a_directory_and_an_fsspec_url_get_the_same_bytes_through_one_output_int
         load_features(url.store(store), mids).features, load_features(local.store(store), mids).features
     )
     # both resume: nothing left to do, the files stay as they are
-    again = run_extraction([video_dir], settings, url, **quiet)
+    again = extract([video_dir], None, url, settings=settings, **quiet)
     assert again.done == [] and again.skipped == ["t0", "t1", "t2"] and output_files(url) == files
     url.fs.rm(url.root, recursive=True)
     # a URL given as a string is a usage error for the local driver (the CLI says the same)
     with pytest.raises(DivitaError, match="an output URL needs --ray"):
-        run_extraction([video_dir], settings, "memory://bucket/x", progress=False)
+        extract([video_dir], None, "memory://bucket/x", settings=settings, progress=False)
 
 
 def test_failure_log_keeps_its_directory_form(tmp_path):
-    from divita.features.extract import FailureLog
+    from divita.features.outputs import FailureLog
 
     log = FailureLog(tmp_path)
     assert log.path == tmp_path / "failures.csv" and log.rows == {}

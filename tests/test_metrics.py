@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve
 
+from divita.genres import GENRES
 from divita.metrics import (
     METRIC_NAMES,
     format_metrics,
@@ -17,7 +18,6 @@ from divita.metrics import (
     step_ap,
     trapezoid_ap,
 )
-from divita.genres import GENRES
 
 
 def sk_trapezoid(t, s) -> float:

@@ -4,6 +4,7 @@ outputs as the local path, resumable across the two, surviving killed actors, st
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
 import os
@@ -22,7 +23,8 @@ import ray  # the optional extra `divita[ray]`; `make install` installs it for t
 import videos
 from divita.cli import main
 from divita.distributed.cluster import INSTALL_HINT, require_ray
-from divita.distributed.extract import RayExtractStats, extract_ray
+from divita.distributed.extract import extract_ray
+from divita.distributed.options import RayExtractStats
 from divita.errors import DivitaError
 from divita.features.extract import extract
 from divita.features.store import open_store
@@ -373,6 +375,7 @@ def test_an_output_url_without_ray_is_a_usage_error(clips_dir, capsys):
 
 def test_settings_are_checked_like_the_local_path_before_ray_starts(clips_dir, tmp_path):
     bad = [dict(fpc=0), dict(fps=-1.0), dict(fpc=8, min_clip_frames=9), dict(batch_size=0), dict(precision="float8")]
+    bad += [dict(threshold=1.5), dict(detector="nope")]
     for kw in bad:
         with pytest.raises(DivitaError) as local:
             extract([clips_dir], [BACKBONE], tmp_path / "local", progress=False, **kw)
@@ -395,30 +398,24 @@ def test_settings_are_checked_like_the_local_path_before_ray_starts(clips_dir, t
     assert not (tmp_path / "local").exists() and not (tmp_path / "ray").exists()
 
 
-def test_old_module_paths_name_the_same_objects():
-    import importlib
-
+def test_the_package_names_its_modules_objects():
     import divita.distributed
-    from divita.distributed import cluster, grid
+    from divita.distributed import cluster, grid, options, workers
     from divita.distributed import extract as ray_extract
-    from divita.features import outputs
 
     homes = {
         cluster: ["INSTALL_HINT", "require_ray", "connect", "disconnect", "check_reachable"],
-        ray_extract: ["extract_ray", "RayExtractStats", "EncoderWorker", "frame_plan", "prepare_video"],
+        ray_extract: ["extract_ray"],
+        options: ["RayExtractStats", "RayOptions"],
+        workers: ["EncoderWorker", "frame_plan", "prepare_video"],
         grid: ["train_grid", "train_run", "write_run_files"],
-        outputs: ["LocalOutput", "FsspecOutput", "open_output", "is_url"],
     }
-    for old in ("divita.distributed.ray_backend", "divita.ray_backend"):
-        sys.modules.pop(old, None)
-        with pytest.warns(DeprecationWarning, match=f"{old} is now divita.distributed.cluster and"):
-            module = importlib.import_module(old)
-        for home, names in homes.items():
-            for name in names:
-                assert getattr(module, name) is getattr(home, name), (old, name)
-    for home in (cluster, ray_extract, grid):  # the package's lazy names
-        for name in homes[home]:
+    for home, names in homes.items():  # the package's lazy names
+        for name in names:
             assert getattr(divita.distributed, name) is getattr(home, name), name
+    assert sorted(divita.distributed.__all__) == sorted(n for names in homes.values() for n in names)
+    with pytest.raises(ImportError):
+        importlib.import_module("divita.distributed.ray_backend")
 
 
 def test_importing_the_distributed_modules_leaves_ray_unimported():

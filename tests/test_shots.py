@@ -164,7 +164,7 @@ def test_cli_json_csv_and_table(tmp_path, cut_video, capsys):
 def test_shots_and_clips_are_frames_and_their_seconds_are_frames_over_fps(cut_video, capsys):
     """One vocabulary: ``shots``/``clips`` inclusive frame spans, ``*_seconds`` [start_s, end_s) at the run's fps."""
     from divita.cli import main
-    from divita.features.extract import process_video
+    from divita.features.engine import process_video
 
     fps = 10.0  # not 24: frames and seconds cannot be mistaken for each other
     args = ["--json", "--detector", "fixed", "--segment-frames", "10", "--fps", "10"]

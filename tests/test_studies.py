@@ -80,33 +80,41 @@ def segmentation(root):
 
 
 def test_a_variants_directory_is_keyed_by_every_setting_that_changes_its_features():
-    from divita.studies import FeatureVariant
+    from divita.features.plan import ExtractionSettings as Variant
+    from divita.studies import variant_key
+    from divita.studies.variants import variant_settings
 
-    base = FeatureVariant()
-    assert base.key() == FeatureVariant(detector="transnetv2", fps=24, fpc=24, min_clip_frames=12).key()
-    assert base.key().startswith("transnetv2_fps24_fpc24_")
+    base = variant_key(Variant())
+    assert base == variant_key(Variant(detector="transnetv2", fps=24, fpc=24, min_clip_frames=12))
+    assert base.startswith("transnetv2_fps24_fpc24_")
     others = [
-        FeatureVariant(detector="fixed"),
-        FeatureVariant(fps=12),
-        FeatureVariant(fpc=16),
-        FeatureVariant(threshold=0.3),
-        FeatureVariant(min_clip_frames=6),
-        FeatureVariant(frames_per_clip_2d=1),
-        FeatureVariant(weights="random"),
+        Variant(detector="fixed"),
+        Variant(fps=12),
+        Variant(fpc=16),
+        Variant(threshold=0.3),
+        Variant(detector="content"),
+        Variant(detector="content", content_threshold=20.0),
+        Variant(detector="transnetv2+content", content_threshold=20.0),
+        Variant(min_clip_frames=6),
+        Variant(frames_per_clip_2d=1),
+        Variant(weights="random"),
     ]
-    keys = [v.key() for v in others]
-    assert len(set(keys + [base.key()])) == len(others) + 1
-    assert FeatureVariant(weights="random").key().startswith("transnetv2_fps24_fpc24_random_")
+    keys = [variant_key(v) for v in others]
+    assert len(set(keys + [base])) == len(others) + 1
+    assert variant_key(Variant(weights="random")).startswith("transnetv2_fps24_fpc24_random_")
+    assert variant_key(Variant(detector="transnetv2+content")).startswith("transnetv2-content_fps24_fpc24_")
     # a setting that does not change the features does not change the key
-    assert FeatureVariant(detector="fixed", threshold=0.3).key() == FeatureVariant(detector="fixed").key()
-    assert FeatureVariant(detector="fixed").settings()["segment_frames"] == 24
+    assert variant_key(Variant(detector="fixed", threshold=0.3)) == variant_key(Variant(detector="fixed"))
+    assert variant_key(Variant(content_threshold=20.0)) == base  # transnetv2 alone has no content threshold
+    assert variant_key(Variant(precision="float32", batch_size=2)) == base
+    assert variant_settings(Variant(detector="fixed"))["detector"] == {"name": "fixed", "fixed": {"segment_frames": 24}}
 
 
 def test_weights_per_backbone_parse():
     from divita.studies import parse_weights
 
     assert parse_weights("random") == {"*": "random"}
-    assert parse_weights("shufflenet3d=/w.pth") == {"*": "default", "shufflenet3d": "/w.pth"}
+    assert parse_weights("shufflenet3d=/w.pth") == {"shufflenet3d": "/w.pth"}
     assert parse_weights("random,resnet=default") == {"*": "random", "resnet": "default"}
     with pytest.raises(DivitaError, match="is not NAME=WEIGHTS"):
         parse_weights("=x")

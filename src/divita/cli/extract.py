@@ -5,28 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-
-def add_clip_options(p) -> None:
-    """How shots are cut into clips and what a 2D backbone sees of a clip: --fpc, --min-clip-frames,
-    --frames-per-clip-2d (`divita extract` and `divita study`)."""
-    p.add_argument("--fpc", type=int, default=24, help="frames per clip (default: 24)")
-    p.add_argument(
-        "--min-clip-frames",
-        type=int,
-        default=None,
-        metavar="N",
-        help="shortest shot (or shot remainder) that still makes a clip (default: fpc/2)",
-    )
-    p.add_argument(
-        "--frames-per-clip-2d",
-        type=int,
-        default=3,
-        metavar="K",
-        help="frames a 2D backbone averages per clip (default: 3)",
-    )
+CLIP_OPTIONS = ("fpc", "min_clip_frames", "frames_per_clip_2d")  # how shots are cut into clips, what a 2D backbone sees
 
 
 def add_parser(sub) -> None:
+    from divita.cli._extraction_options import add_extraction_options
     from divita.cli.shots import add_detector_args
 
     p = sub.add_parser(
@@ -52,21 +35,9 @@ def add_parser(sub) -> None:
         help="backbone(s), comma-separated (see `divita backbones`)",
     )
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (created if needed)")
-    p.add_argument(
-        "--weights",
-        default="default",
-        metavar="PATH|random|default",
-        help="weights for the backbone(s): default (pretrained), a checkpoint PATH, or random (tests only)",
-    )
+    add_extraction_options(p, ("weights",))
     add_detector_args(p)
-    add_clip_options(p)
-    p.add_argument(
-        "--precision",
-        default="auto",
-        choices=["auto", "float32", "bfloat16", "float16"],
-        help="inference precision for backbones and TransNetV2 (default: auto)",
-    )
-    p.add_argument("--batch-size", type=int, default=16, metavar="B", help="clips per inference batch (default: 16)")
+    add_extraction_options(p, (*CLIP_OPTIONS, "precision", "batch_size"))
     p.add_argument("--threads", type=int, default=None, metavar="N", help="torch threads (default: torch's choice)")
     p.add_argument(
         "--decode-threads", type=int, default=0, metavar="N", help="decoder threads (default: FFmpeg's choice)"
@@ -146,50 +117,30 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def settings_from(args: argparse.Namespace, names: list[str]):
-    """The run's :class:`~divita.features.plan.ExtractionSettings` from the flags (checked before anything loads)."""
-    from divita.features.plan import ExtractionSettings
-
-    return ExtractionSettings(
-        names,
-        weights=args.weights,
-        fps=args.fps,
-        fpc=args.fpc,
-        min_clip_frames=args.min_clip_frames,
-        detector=args.detector,
-        threshold=args.threshold,
-        content_threshold=args.content_threshold,
-        precision=args.precision,
-        frames_per_clip_2d=args.frames_per_clip_2d,
-        batch_size=args.batch_size,
-    )
-
-
 def run(args: argparse.Namespace) -> int:
     import os
-    from dataclasses import replace
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: no spinning threads next to the decoder
+    from divita.cli._extraction_options import extraction_settings
     from divita.errors import DivitaError
-    from divita.features.extract import format_summary, run_extraction
+    from divita.features.extract import extract, format_summary
     from divita.features.outputs import is_url
-    from divita.shots import ShotDetector
 
     names = [b.strip() for b in args.backbone.split(",") if b.strip()]
     if not names:
         raise DivitaError(None, "--backbone names no backbone")
-    settings = settings_from(args, names)
+    settings = extraction_settings(args, names)  # checked before anything loads
     if args.ray is not None:
         return run_ray(args, settings)
     if is_url(args.out):
         raise DivitaError(args.out, "an output URL needs --ray (the local path writes to a directory)")
     if args.storage_options:
         raise DivitaError(None, "--storage-options applies to a URL --out, which needs --ray")
-    detector = ShotDetector.from_args(args, segment_frames=args.fpc)
-    summary = run_extraction(
+    summary = extract(
         args.videos,
-        replace(settings, detector=detector),
+        None,
         args.out,
+        settings=settings,
         device=args.device,
         threads=args.threads,
         decode_threads=args.decode_threads,
@@ -202,16 +153,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_ray(args: argparse.Namespace, settings) -> int:
+    """``--ray``: the same extraction on a Ray cluster (the prepare tasks run the detector on CUDA exactly when
+    they get a GPU share)."""
     import json
-    from dataclasses import replace
 
     from divita.distributed.cluster import require_ray
     from divita.errors import DivitaError
     from divita.features.extract import format_summary
-    from divita.shots import ShotDetector
 
     require_ray()
-    from divita.distributed.extract import RayOptions, run_ray_extraction
+    from divita.distributed.extract import extract_ray
+    from divita.distributed.options import RayOptions
 
     options = None
     if args.storage_options:
@@ -221,8 +173,6 @@ def run_ray(args: argparse.Namespace, settings) -> int:
             raise DivitaError(None, f"--storage-options is not JSON ({e})") from None
         if not isinstance(options, dict):
             raise DivitaError(None, "--storage-options must be a JSON object")
-    # the prepare tasks run it on CUDA exactly when they get a GPU share (the Ray driver sets its device)
-    settings = replace(settings, detector=ShotDetector.from_args(args, segment_frames=args.fpc, device="cpu"))
     encoder_gpus = args.ray_encoder_gpus
     if encoder_gpus is None and str(args.device) == "cpu":
         encoder_gpus = 0.0  # --device cpu: no GPU share even on a GPU cluster
@@ -236,11 +186,12 @@ def run_ray(args: argparse.Namespace, settings) -> int:
         in_flight=args.ray_in_flight,
         retries=args.ray_retries,
     )
-    summary = run_ray_extraction(
+    summary = extract_ray(
         args.videos,
-        settings,
+        None,
         args.out,
-        ray_options,
+        settings=settings,
+        options=ray_options,
         storage_options=options,
         threads=args.threads,
         decode_threads=args.decode_threads,

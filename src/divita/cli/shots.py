@@ -9,27 +9,11 @@ import sys
 
 
 def add_detector_args(p: argparse.ArgumentParser) -> None:
-    """The shot detector's flags (``divita shots`` and ``divita extract``); ``ShotDetector.from_args`` reads them."""
-    from divita.shots.registry import DEFAULT_DETECTOR, detector_help, list_detectors
+    """The shot detector's flags (``divita shots``, ``divita extract``, ``divita study``), generated from
+    :class:`~divita.features.plan.ExtractionSettings`, and ``--device``; ``ShotDetector.from_args`` reads them."""
+    from divita.cli._extraction_options import add_extraction_options
 
-    p.add_argument(
-        "--detector", default=DEFAULT_DETECTOR, metavar="NAME", choices=list_detectors(), help=detector_help()
-    )
-    p.add_argument(
-        "--threshold",
-        type=float,
-        default=0.5,
-        metavar="P",
-        help="TransNetV2 transition probability threshold (default: 0.5)",
-    )
-    p.add_argument(
-        "--content-threshold",
-        type=float,
-        default=27.0,
-        metavar="T",
-        help="PySceneDetect ContentDetector threshold (default: 27)",
-    )
-    p.add_argument("--fps", type=float, default=24.0, help="frame rate the video is resampled to (default: 24)")
+    add_extraction_options(p, ("detector", "threshold", "content_threshold", "fps"))
     p.add_argument(
         "--device", default="auto", help="cpu, cuda, cuda:N or auto = cuda when there is one (default: auto)"
     )
@@ -47,8 +31,15 @@ def add_parser(sub) -> None:
     )
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files or directories")
     add_detector_args(p)
+    from divita.shots.registry import param_default
+
+    segment_frames = param_default("fixed", "segment_frames")
     p.add_argument(
-        "--segment-frames", type=int, default=24, metavar="N", help="segment length for --detector fixed (default: 24)"
+        "--segment-frames",
+        type=int,
+        default=segment_frames,
+        metavar="N",
+        help=f"segment length for --detector fixed (default: {segment_frames})",
     )
     out = p.add_mutually_exclusive_group()
     out.add_argument(
@@ -70,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: no spinning threads next to the decoder
 
     from divita.errors import DivitaError
-    from divita.features.extract import process_video
+    from divita.features.engine import process_video
     from divita.fileio import atomic_write_text
     from divita.shots import ShotDetector
     from divita.video import VideoError, find_videos

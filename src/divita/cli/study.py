@@ -17,6 +17,7 @@ FILES = (
 
 
 def add_parser(sub) -> None:
+    from divita.cli._extraction_options import add_extraction_options
     from divita.studies import get_study, list_studies
 
     p = sub.add_parser(
@@ -42,20 +43,15 @@ def add_parser(sub) -> None:
                 default="auto",
                 help="where clips/s is measured: cpu, cuda, cuda:N, or auto = the CPU and CUDA when there is one",
             )
-            q.add_argument(
-                "--frames-per-clip-2d",
-                type=int,
-                default=3,
-                metavar="K",
-                help="frames a 2D backbone averages per clip (default: 3)",
-            )
+            add_extraction_options(q, ("frames_per_clip_2d",))
             add_config_option(q, "num_clips")
             study.add_arguments(q)
         q.set_defaults(func=run)
 
 
 def add_study_arguments(q: argparse.ArgumentParser, study) -> None:
-    from divita.cli.extract import add_clip_options
+    from divita.cli._extraction_options import add_extraction_options, option_default
+    from divita.cli.extract import CLIP_OPTIONS
     from divita.cli.shots import add_detector_args
 
     q.add_argument(
@@ -91,21 +87,19 @@ def add_study_arguments(q: argparse.ArgumentParser, study) -> None:
     g = q.add_argument_group("extraction (the settings every variant shares unless the study varies them)")
     g.add_argument(
         "--weights",
-        default="default",
+        default=option_default("weights"),
         metavar="W|NAME=W[,...]",
         help="backbone weights: default (pretrained), random (tests only) or a checkpoint PATH, for every "
         "backbone or per backbone as NAME=W (e.g. shufflenet3d=kinetics.pth)",
     )
     add_detector_args(g)
-    add_clip_options(g)
-    g.add_argument(
-        "--extract-precision",
-        default="auto",
-        choices=["auto", "float32", "bfloat16", "float16"],
-        help="inference precision of the backbones and TransNetV2 (default: auto)",
-    )
-    g.add_argument(
-        "--extract-batch-size", type=int, default=16, metavar="B", help="clips per backbone call (default: 16)"
+    add_extraction_options(g, CLIP_OPTIONS)
+    add_extraction_options(
+        g,
+        ("precision", "batch_size"),
+        flags={"precision": "--extract-precision", "batch_size": "--extract-batch-size"},
+        precision="inference precision of the backbones and TransNetV2",
+        batch_size="clips per backbone call",
     )
     g.add_argument(
         "--decode-threads", type=int, default=0, metavar="N", help="decoder threads (default: FFmpeg's choice)"
@@ -151,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
     from divita.cli._errors import stop_on_signals
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from divita.cli._extraction_options import extraction_settings
     from divita.studies import StudyOptions, get_study, parse_weights
 
     study = get_study(args.study)
@@ -160,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
             out=args.out,
             backbones=backbones,
             device=args.device,
-            frames_per_clip_2d=args.frames_per_clip_2d,
+            extraction=extraction_settings(args),
             extra=study.configure(args),
             train=train_config(args, data_dir=args.out, image_store="(none)", video_store=None),
         )
@@ -180,15 +175,7 @@ def run(args: argparse.Namespace) -> int:
         train=train_config(args, data_dir=args.out, image_store="(per run)", video_store=None, split=0),
         features_dir=args.features,
         weights=parse_weights(args.weights),
-        detector=args.detector,
-        fps=args.fps,
-        fpc=args.fpc,
-        min_clip_frames=args.min_clip_frames,
-        threshold=args.threshold,
-        content_threshold=args.content_threshold,
-        frames_per_clip_2d=args.frames_per_clip_2d,
-        precision=args.extract_precision,
-        extract_batch_size=args.extract_batch_size,
+        extraction=extraction_settings(args, skip=("weights",)),  # --weights: per backbone, above
         device=args.device,
         threads=args.threads,
         decode_threads=args.decode_threads,

@@ -26,8 +26,8 @@ import numpy as np
 
 from divita.datasets.release import SUMMARY_LABELS, TABLE6, TABLE6_BY_NAME, Table6Row
 from divita.errors import DivitaError, Interrupted
-from divita.metrics import METRIC_NAMES
 from divita.genres import GENRES
+from divita.metrics import METRIC_NAMES
 from divita.training import FeatureCache, TrainConfig, read_finished_run, train_model, with_old_names
 from divita.training.config import ADDED_FIELDS
 

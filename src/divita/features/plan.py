@@ -1,20 +1,27 @@
-"""What one extraction makes, checked once: :class:`ExtractionSettings`.
+"""What one extraction makes, checked once: :class:`ExtractionSettings`, the one source of the extraction's options.
 
-The local driver (:func:`divita.features.extract.extract`), the Ray driver
-(:func:`divita.distributed.extract.extract_ray`) and ``divita extract`` all build one; its constructor rejects a
-bad value with a one-line :class:`DivitaError`, and :meth:`ExtractionSettings.extraction` gives the
-``extraction`` attribute every store of the run records. (:class:`divita.inference.predict.ExtractionPlan` is
-the other direction: it reads those attributes back from a checkpoint to rebuild the extraction.)
+Each field carries its command-line help in ``field(metadata=...)`` (``help``, ``metavar``, ``choices``; a
+callable is asked when the parser is built, ``default_text`` replaces the shown default); the flags of ``divita
+extract``, ``divita shots`` and ``divita study`` are generated from it (:mod:`divita.cli._extraction_options`), and
+the local driver (:func:`divita.features.extract.extract`), the Ray driver
+(:func:`divita.distributed.extract.extract_ray`) and the studies (:mod:`divita.studies.variants`) take the object.
+Every default is written here once; the shot detectors' come from their registry
+(:func:`divita.shots.registry.param_default`). The constructor rejects a bad value with a one-line
+:class:`DivitaError`, and :meth:`ExtractionSettings.extraction` gives the ``extraction`` attribute every store of
+the run records. (:class:`divita.inference.predict.ExtractionPlan` is the other direction: it reads those
+attributes back from a checkpoint to rebuild the extraction.)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from divita.errors import DivitaError
+from divita.shots.registry import DEFAULT_DETECTOR, detector_fingerprint, detector_help, list_detectors, param_default
 
 CLIPS_NOTE = "shots cut into fpc-frame clips that never cross a cut (see divita.clips)"
+PRECISION_CHOICES = ("auto", "float32", "bfloat16", "float16")  # divita.backbones.PRECISIONS (which imports torch)
 
 
 def backbone_name(backbone: Any) -> str:
@@ -27,27 +34,47 @@ def backbone_name(backbone: Any) -> str:
     return str(name)
 
 
+def _option(default: Any, help: Any, hash: bool | None = None, **metadata) -> Any:
+    """A field with its default and the metadata its command-line flag is generated from."""
+    return field(default=default, hash=hash, metadata={"help": help, **metadata})
+
+
 @dataclass(frozen=True)
 class ExtractionSettings:
     """Backbones, frame rate, clip rules, shot detector, precision and batching of one extraction run.
 
     ``backbones``: names (see ``divita backbones``) or ready encoder objects (``spec.name``, ``min_side``,
-    ``encode(uint8 (B, T, H, W, 3)) -> (B, F)``). ``detector``: a detector name, built with ``threshold`` /
-    ``content_threshold`` by the driver, or a ready :class:`divita.shots.ShotDetector`. ``min_clip_frames`` None:
-    fpc // 2 (:attr:`min_frames`). ``batch_size``: clips per encoder call.
+    ``encode(uint8 (B, T, H, W, 3)) -> (B, F)``); empty in a template (a study's feature variant, the settings
+    a command parsed before its backbones are known: :meth:`require_backbones` refuses it to a driver).
+    ``detector``: a detector name, built with ``threshold`` / ``content_threshold`` by :meth:`shot_detector`, or
+    a ready :class:`divita.shots.ShotDetector`. ``min_clip_frames`` None: fpc // 2 (:attr:`min_frames`).
+    ``batch_size``: clips per encoder call.
     """
 
-    backbones: tuple
-    weights: str = "default"
-    fps: float = 24.0
-    fpc: int = 24
-    min_clip_frames: int | None = None
-    detector: Any = "transnetv2"
-    threshold: float = 0.5
-    content_threshold: float = 27.0
-    precision: str = "auto"
-    frames_per_clip_2d: int = 3
-    batch_size: int = 16
+    backbones: tuple = field(default=(), metadata={"flag": None})  # `--backbone NAME[,NAME...]`: each command's own
+    weights: str = _option(
+        "default",
+        "weights for the backbone(s): default (pretrained), a checkpoint PATH, or random (tests only)",
+        metavar="PATH|random|default",
+        default_text=None,
+    )
+    fps: float = _option(24.0, "frame rate the video is resampled to")
+    fpc: int = _option(24, "frames per clip")
+    min_clip_frames: int | None = _option(
+        None, "shortest shot (or shot remainder) that still makes a clip", metavar="N", default_text="fpc/2"
+    )
+    detector: Any = _option(  # not hashed: a ready ShotDetector is unhashable (equality still compares it)
+        DEFAULT_DETECTOR, detector_help, hash=False, metavar="NAME", choices=list_detectors, type=str, default_text=None
+    )
+    threshold: float = _option(
+        param_default("transnetv2", "threshold"), "TransNetV2 transition probability threshold", metavar="P"
+    )
+    content_threshold: float = _option(
+        param_default("content", "threshold"), "PySceneDetect ContentDetector threshold", metavar="T"
+    )
+    precision: str = _option("auto", "inference precision for backbones and TransNetV2", choices=PRECISION_CHOICES)
+    frames_per_clip_2d: int = _option(3, "frames a 2D backbone averages per clip", metavar="K")
+    batch_size: int = _option(16, "clips per inference batch", metavar="B")
 
     def __post_init__(self):
         object.__setattr__(self, "backbones", tuple(self.backbones))
@@ -61,19 +88,47 @@ class ExtractionSettings:
         if self.batch_size < 1:
             raise DivitaError(None, f"--batch-size must be at least 1, got {self.batch_size}")
         names = self.names
-        if not names:
-            raise DivitaError(None, "no backbone given")
         if len(set(names)) != len(names):
             raise DivitaError(None, f"backbone listed twice: {', '.join(names)}")
-        from divita.backbones import PRECISIONS, get_spec
+        if self.backbones:
+            from divita.backbones import get_spec
 
-        for b in self.backbones:
-            if isinstance(b, str):
-                get_spec(b)  # unknown names: a usage error before anything is loaded
-        if self.precision not in PRECISIONS:
-            raise DivitaError(None, f"unknown precision {self.precision!r}; choose from: {', '.join(PRECISIONS)}")
+            for b in self.backbones:
+                if isinstance(b, str):
+                    get_spec(b)  # unknown names: a usage error before anything is loaded
+        if self.precision not in PRECISION_CHOICES:
+            raise DivitaError(
+                None, f"unknown precision {self.precision!r}; choose from: {', '.join(PRECISION_CHOICES)}"
+            )
         if int(self.frames_per_clip_2d) < 1:
             raise DivitaError(None, f"frames per clip must be at least 1, got {self.frames_per_clip_2d}")
+        if isinstance(self.detector, str):
+            from divita.shots.registry import members
+
+            members(self.detector)  # an unknown name: the registry's one-line error, before anything loads
+
+    @classmethod
+    def build(cls, backbones: Any = None, settings: ExtractionSettings | None = None, **extraction) -> Any:
+        """The settings a driver's keywords ask for: ``settings`` (or the defaults) with ``backbones`` (when not
+        None) and every keyword in ``extraction``, each the name of a field. Raises TypeError for a keyword that
+        is not a field, DivitaError for a bad value."""
+        names = {f.name for f in fields(cls)} - {"backbones"}
+        unknown = sorted(set(extraction) - names)
+        if unknown:
+            raise TypeError(f"not an extraction setting: {', '.join(unknown)} (settings: {', '.join(sorted(names))})")
+        if backbones is not None:
+            extraction["backbones"] = backbones
+        if settings is None:
+            return cls(**extraction)
+        from dataclasses import replace
+
+        return replace(settings, **extraction)
+
+    def require_backbones(self) -> ExtractionSettings:
+        """``self``, once it names at least one backbone (a template does not: DivitaError "no backbone given")."""
+        if not self.backbones:
+            raise DivitaError(None, "no backbone given")
+        return self
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -86,6 +141,54 @@ class ExtractionSettings:
         from divita.clips import default_min_frames
 
         return default_min_frames(self.fpc) if self.min_clip_frames is None else int(self.min_clip_frames)
+
+    def shot_detector(self, device: str = "cpu") -> Any:
+        """The run's :class:`~divita.shots.ShotDetector`: the ready one given as ``detector`` (moved to ``device``
+        when it is another), or the named one with this run's thresholds, precision, fps and ``segment_frames=fpc``
+        (``fixed``'s segments are clips). ``device``: where TransNetV2 runs."""
+        from dataclasses import replace
+
+        from divita.shots import ShotDetector
+
+        if not isinstance(self.detector, str):
+            return self.detector if self.detector.device == device else replace(self.detector, device=device)
+        return ShotDetector(
+            self.detector,
+            threshold=self.threshold,
+            content_threshold=self.content_threshold,
+            device=device,
+            precision=self.precision,
+            fps=self.fps,
+            segment_frames=self.fpc,
+        )
+
+    def detector_fingerprint(self) -> dict:
+        """The part of the detector that decides the shots, as :func:`divita.shots.detector_fingerprint` reads it
+        from a recorded ``params()``: its name and each member detector's registered parameters (a new parameter
+        of the registry enters it by itself). Computed without loading a network."""
+        det = self.shot_detector("cpu")
+        recorded: dict[str, Any] = {"name": det.name}
+        for spec in det.specs:
+            values = det.settings(spec)
+            if spec.nested:
+                recorded[spec.name] = values
+            else:
+                recorded.update(values)
+        if len(det.specs) > 1:
+            recorded["tolerance"] = det.tolerance
+        return detector_fingerprint(recorded)
+
+    def features_fingerprint(self) -> dict:
+        """Every setting that changes a backbone's features, canonical (JSON-able): the detector's fingerprint,
+        fps, fpc, min clip frames, frames a 2D backbone averages, weights."""
+        return {
+            "detector": self.detector_fingerprint(),
+            "fps": float(self.fps),
+            "fpc": int(self.fpc),
+            "min_clip_frames": self.min_frames,
+            "frames_per_clip_2d": int(self.frames_per_clip_2d),
+            "weights": str(self.weights),
+        }
 
     def store_name(self, prefix: str, backbone: str) -> str:
         """``trailers_{prefix}_{backbone}_fps{fps}_fpc{fpc}.zarr``, the release-style name of a backbone's store."""
@@ -122,4 +225,4 @@ class ExtractionSettings:
         }
 
 
-__all__ = ["CLIPS_NOTE", "ExtractionSettings", "backbone_name"]
+__all__ = ["CLIPS_NOTE", "PRECISION_CHOICES", "ExtractionSettings", "backbone_name"]

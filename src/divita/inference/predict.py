@@ -167,8 +167,8 @@ class GenreClassifier:
         )
 
     def extract(self, video: str | os.PathLike):
-        """Shots, clips and every stream's clip features of one video (:class:`divita.features.extract.VideoResult`)."""
-        from divita.features.extract import process_video
+        """Shots, clips and every stream's clip features of one video (:class:`divita.features.engine.VideoResult`)."""
+        from divita.features.engine import process_video
 
         return process_video(
             video,

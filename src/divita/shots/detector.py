@@ -12,7 +12,7 @@ import numpy as np
 from divita.errors import DivitaError
 from divita.shots.base import TRANSNET_SIZE, ShotStream, Span
 from divita.shots.combined import CombinedStream
-from divita.shots.registry import DEFAULT_DETECTOR, DETECTORS, DetectorSpec, Param, members
+from divita.shots.registry import DEFAULT_DETECTOR, DETECTORS, DetectorSpec, Param, members, param_default
 
 
 @dataclass
@@ -25,10 +25,10 @@ class ShotDetector:
     """
 
     name: str = DEFAULT_DETECTOR
-    threshold: float = 0.5  # transnetv2 probability threshold
-    content_threshold: float = 27.0
-    min_scene_len: int = 15  # content detector
-    segment_frames: int = 24  # fixed
+    threshold: float = param_default("transnetv2", "threshold")  # transnetv2 probability threshold
+    content_threshold: float = param_default("content", "threshold")
+    min_scene_len: int = param_default("content", "min_scene_len")
+    segment_frames: int = param_default("fixed", "segment_frames")
     tolerance: int = 3  # combinations: secondary transitions within this many frames of a primary one are dropped
     device: str = "cpu"
     precision: str = "auto"

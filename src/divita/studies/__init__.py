@@ -10,15 +10,20 @@ registry order:
 - :mod:`.fusion`: image only, video only, late and early fusion;
 - :mod:`.cost`: parameters, FLOPs per clip and speed of every backbone and the DIViTA head (no training).
 
-:mod:`.base` holds what they share (feature variants keyed by their extraction settings, the study's labels, one
-resumable training run per row and split, the tables), :mod:`.plots` the pictures, :mod:`.demo_videos` the
-generated videos of ``divita demo --study``. Importing this package needs no torch.
+What they share: :mod:`.base` (the :class:`Study` base class), :mod:`.variants` (feature variants, each an
+:class:`~divita.features.plan.ExtractionSettings` without backbones keyed by the settings that change its
+features; the runs and rows made of them), :mod:`.options` (:class:`StudyOptions`), :mod:`.running` (the
+extraction, the study's labels, one resumable training run per row and split) and :mod:`.tables`; :mod:`.plots`
+the pictures, :mod:`.demo_videos` the generated videos of ``divita demo --study``. Importing this package needs
+no torch.
 
 From Python::
 
+    from divita.features.plan import ExtractionSettings
     from divita.studies import StudyOptions, run_study
     run_study("segmentation", StudyOptions(out="results/studies", videos=["trailers/"], labels="labels.csv",
-                                           backbones=["shufflenet", "r2plus1d"]))
+                                           backbones=["shufflenet", "r2plus1d"],
+                                           extraction=ExtractionSettings(fps=12)))
 """
 
 from __future__ import annotations
@@ -28,21 +33,22 @@ from typing import TYPE_CHECKING
 from divita.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from divita.studies.base import StudyOptions, StudyResult
+    from divita.studies.base import StudyResult
+    from divita.studies.options import StudyOptions
 
 _EXPORTS = {
     "STUDIES": "registry",
     "StudySpec": "registry",
     "get_study": "registry",
     "list_studies": "registry",
-    "FeatureVariant": "base",
-    "Row": "base",
-    "RunSpec": "base",
-    "Stream": "base",
+    "Row": "variants",
+    "RunSpec": "variants",
+    "Stream": "variants",
+    "variant_key": "variants",
     "Study": "base",
-    "StudyOptions": "base",
     "StudyResult": "base",
-    "parse_weights": "base",
+    "StudyOptions": "options",
+    "parse_weights": "options",
 }
 __getattr__, __dir__, _lazy_all = lazy_exports(__name__, _EXPORTS)
 __all__ = [*_lazy_all, "run_study"]

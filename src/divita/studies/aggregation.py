@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from divita.errors import DivitaError
 from divita.model.registry import AGGREGATORS
-from divita.studies.base import Row, Study, single_stream
+from divita.studies.base import Study
+from divita.studies.variants import Row, single_stream
 
 DEFAULT_AGGREGATORS = ("savg", "gru", "conv", "tsfm")  # the authors' heads (their model/divita.py)
 MEANINGS = {

@@ -258,6 +258,10 @@ class CostStudy(Study):
     def defaults(self):
         return {"speed": True, "seconds": 2.0, "speed_batch": None}
 
+    def rows(self, opts):
+        """None: nothing is trained; :meth:`run` measures the backbones instead."""
+        return []
+
     def run(self, opts, log=None) -> StudyResult:
         from divita.fileio import atomic_write_text
         from divita.studies.plots import cost_bars
@@ -273,7 +277,7 @@ class CostStudy(Study):
             seconds=extra["seconds"],
             devices=devices,
             num_clips=cfg.num_clips,
-            frames_per_clip_2d=opts.frames_per_clip_2d,
+            frames_per_clip_2d=opts.extraction.frames_per_clip_2d,
             batch=extra["speed_batch"],
             log=log,
         )
@@ -302,8 +306,9 @@ class CostStudy(Study):
         return StudyResult(self.name, csv, md, png, table, text)
 
     def compared(self, opts, num_clips: int = 30):
+        k2d = opts.extraction.frames_per_clip_2d
         return (
-            f"Backbones as divita runs them: a 2D backbone averages {opts.frames_per_clip_2d} frames of each clip, a "
+            f"Backbones as divita runs them: a 2D backbone averages {k2d} frames of each clip, a "
             "3D one sees the clip resampled to its clip_frames; parameters without the classifier; FLOPs counted by "
             "torch's FlopCounterMode (a multiply-add is 2 FLOPs); clips/s of the clip encoder, preprocessing "
             f"included, at the precision 'auto' picks. The DIViTA head: one stream, tsfm, a snippet of {num_clips} "
@@ -311,6 +316,7 @@ class CostStudy(Study):
         )
 
     def paper_lines(self, table, opts):
+        k2d = opts.extraction.frames_per_clip_2d
         lines = [
             f"The abstract: a lightweight ConvNet loses only {PAPER['uap_drop']} % of classification performance "
             f"against the top Transformer while needing {PAPER['params_share']} % of its parameters and "
@@ -329,7 +335,7 @@ class CostStudy(Study):
             f"| {'+'.join(LIGHT)} / {TOP}, ours | {shares['params_share']:.2f} % | {shares['flops_share']:.2f} % |",
             f"| the abstract | {PAPER['params_share']:.2f} % | {PAPER['flops_share']:.2f} % |",
             "",
-            f"divita's 2D clip feature averages {opts.frames_per_clip_2d} frames (`--frames-per-clip-2d`); how many "
+            f"divita's 2D clip feature averages {k2d} frames (`--frames-per-clip-2d`); how many "
             "frames per clip the paper's FLOPs count for the 2D backbone could not be found.",
         ]
 

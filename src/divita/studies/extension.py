@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from divita.errors import DivitaError
-from divita.studies.base import EVALUATIONS, Row, Study, single_stream
+from divita.studies.base import Study
+from divita.studies.variants import EVALUATIONS, Row, single_stream
 
 DEFAULT_CLIPS = (10, 20, 30, 40)
 CENTRAL_METRICS = "metrics_central.csv"  # a run's metrics with one central snippet per trailer
@@ -118,9 +119,10 @@ class ExtensionStudy(Study):
         return super().metrics_file(row, job, cache)
 
     def compared(self, opts):
+        e = opts.extraction
         return (
             "Snippets of " + ", ".join(map(str, opts.extra.get("clips", DEFAULT_CLIPS))) + " clips (each clip "
-            f"{opts.fpc} frames at {opts.fps:g} fps) in training and evaluation; at evaluation, the mean over all "
+            f"{e.fpc} frames at {e.fps:g} fps) in training and evaluation; at evaluation, the mean over all "
             "snippets of a trailer (all snippets) or its central snippet alone (central snippet)."
         )
 

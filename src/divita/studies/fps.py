@@ -4,7 +4,8 @@ transferability). The paper's frame rates could not be found here; the default c
 from __future__ import annotations
 
 from divita.errors import DivitaError
-from divita.studies.base import Row, Study, single_stream
+from divita.studies.base import Study
+from divita.studies.variants import Row, single_stream
 
 DEFAULT_RATES = (6.0, 12.0, 24.0)
 
@@ -48,7 +49,7 @@ class FrameRateStudy(Study):
 
     def _fpc(self, opts, fps: float) -> int:
         seconds = opts.extra.get("clip_seconds")
-        return opts.fpc if not seconds else max(1, round(seconds * fps))
+        return opts.extraction.fpc if not seconds else max(1, round(seconds * fps))
 
     def rows(self, opts):
         rates = [float(r) for r in opts.extra.get("rates", DEFAULT_RATES)]
@@ -66,10 +67,9 @@ class FrameRateStudy(Study):
     def compared(self, opts):
         rates = ", ".join(f"{float(r):g}" for r in opts.extra.get("rates", DEFAULT_RATES))
         seconds = opts.extra.get("clip_seconds")
-        clips = f"clips of {seconds:g} s" if seconds else f"clips of {opts.fpc} frames"
-        return (
-            f"The trailers decoded at {rates} fps, {clips} inside the shots {opts.detector} finds, for each backbone."
-        )
+        clips = f"clips of {seconds:g} s" if seconds else f"clips of {opts.extraction.fpc} frames"
+        detector = opts.extraction.detector
+        return f"The trailers decoded at {rates} fps, {clips} inside the shots {detector} finds, for each backbone."
 
     def paper_lines(self, table, opts):
         lines = [

@@ -4,7 +4,8 @@ ImageNet and Kinetics features are complementary, +2.91 % over the best single p
 from __future__ import annotations
 
 from divita.errors import DivitaError
-from divita.studies.base import Row, RunSpec, Stream, Study
+from divita.studies.base import Study
+from divita.studies.variants import Row, RunSpec, Stream
 
 FUSIONS = ("image", "video", "late", "early")
 LABELS = {"image": "image only", "video": "video only", "late": "late fusion", "early": "early fusion"}

@@ -9,7 +9,9 @@ segmentation improves transfer by 1.83 % for ImageNet features and 3.75 % for Ki
 from __future__ import annotations
 
 from divita.errors import DivitaError
-from divita.studies.base import Row, Study, gain, single_stream
+from divita.studies.base import Study
+from divita.studies.tables import gain
+from divita.studies.variants import Row, single_stream
 
 PAPER_GAIN = {"2d": ("ImageNet", 1.83), "3d": ("Kinetics", 3.75)}  # the abstract's μAP gains of shot segmentation
 
@@ -26,7 +28,7 @@ class SegmentationStudy(Study):
     default_backbones = ("shufflenet", "r2plus1d")
 
     def rows(self, opts):
-        if opts.detector == "fixed":
+        if opts.extraction.detector == "fixed":
             raise DivitaError(
                 None,
                 "study segmentation compares a shot detector with fixed segments: --detector "
@@ -34,14 +36,15 @@ class SegmentationStudy(Study):
             )
         rows = []
         for b in self.check_backbones(opts.backbones):
-            for variant, detector in (("shots", opts.detector), ("fixed", "fixed")):
+            for variant, detector in (("shots", opts.extraction.detector), ("fixed", "fixed")):
                 rows.append(Row(variant, b, single_stream(opts, variant, b, opts.variant(b, detector=detector))))
         return rows
 
     def compared(self, opts):
+        e = opts.extraction
         return (
-            f"Clips of {opts.fpc} frames at {opts.fps:g} fps, cut inside the shots {opts.detector} finds (**shots**: "
-            f"a clip never crosses a cut) vs constant {opts.fpc}-frame segments that ignore shots (**fixed**, the "
+            f"Clips of {e.fpc} frames at {e.fps:g} fps, cut inside the shots {e.detector} finds (**shots**: "
+            f"a clip never crosses a cut) vs constant {e.fpc}-frame segments that ignore shots (**fixed**, the "
             "paper's baseline), for each backbone; everything else equal."
         )
 
