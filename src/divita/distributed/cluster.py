@@ -123,10 +123,6 @@ def cancel_all(refs) -> None:
             pass
 
 
-# names of divita.distributed.ray_backend
-_is_local_address = is_local_address
-_ray_reason = ray_reason
-
 __all__ = [
     "CONNECT_TIMEOUT_S",
     "INSTALL_HINT",
