@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING
 from divita.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from divita.studies.base import StudyResult
     from divita.studies.options import StudyOptions
+    from divita.studies.tables import StudyResult
 
 _EXPORTS = {
     "STUDIES": "registry",
@@ -46,7 +46,7 @@ _EXPORTS = {
     "Stream": "variants",
     "variant_key": "variants",
     "Study": "base",
-    "StudyResult": "base",
+    "StudyResult": "tables",
     "StudyOptions": "options",
     "parse_weights": "options",
 }

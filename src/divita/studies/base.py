@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from divita.studies.options import StudyOptions
+    from divita.studies.tables import StudyResult
     from divita.studies.variants import Row, RunJob
 
 
@@ -93,17 +93,4 @@ class Study(abc.ABC):
         return run_training_study(self, opts, log)
 
 
-@dataclass
-class StudyResult:
-    """What a study wrote: ``csv``, ``md`` and ``png`` paths, the table (a DataFrame) and its markdown text."""
-
-    name: str
-    csv: Path
-    md: Path
-    png: Path
-    table: Any
-    markdown: str
-    runs: dict = field(default_factory=dict)
-
-
-__all__ = ["Study", "StudyResult"]
+__all__ = ["Study"]

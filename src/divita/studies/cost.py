@@ -17,7 +17,8 @@ import sys
 import time
 from collections.abc import Sequence
 
-from divita.studies.base import Study, StudyResult
+from divita.studies.base import Study
+from divita.studies.tables import StudyResult
 
 PAPER = {"params_share": 11.82, "flops_share": 0.81, "uap_drop": 3.46}  # the abstract
 LIGHT, TOP = ("shufflenet", "shufflenet3d"), "swin3d"  # our reading of the abstract's pair (see paper_lines)

@@ -43,7 +43,8 @@ from divita.studies.variants import Row, RunJob, RunSpec, variant_key, variant_s
 if TYPE_CHECKING:
     import pandas as pd
 
-    from divita.studies.base import Study, StudyResult
+    from divita.studies.base import Study
+    from divita.studies.tables import StudyResult
 
 VARIANT_FILE = "variant.json"
 LABELS_FILE = "mtgc.csv"

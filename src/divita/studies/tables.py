@@ -4,19 +4,33 @@ three files it writes (``OUT/<study>.csv``, ``.md`` and ``.png``)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from divita.studies.base import Study, StudyResult
+    from divita.studies.base import Study
     from divita.studies.options import StudyOptions
     from divita.studies.variants import Row
 
 METRICS = ("uap", "map", "wap", "sap")
 METRIC_LABELS = {"uap": "μAP", "map": "mAP", "wap": "wAP", "sap": "sAP"}
 CONVENTION_SUFFIX = {"paper": "", "sklearn": "_sklearn"}
+
+
+@dataclass
+class StudyResult:
+    """What a study wrote: ``csv``, ``md`` and ``png`` paths, the table (a DataFrame) and its markdown text."""
+
+    name: str
+    csv: Path
+    md: Path
+    png: Path
+    table: Any
+    markdown: str
+    runs: dict = field(default_factory=dict)
 
 
 def summarise(rows: Sequence[Row], files: dict[tuple[Row, int], Path], splits: Sequence[int], select_by: str):
@@ -82,7 +96,6 @@ def write_outputs(
 ) -> StudyResult:
     """``OUT/<name>.csv``, ``OUT/<name>.md`` and ``OUT/<name>.png`` of a study table."""
     from divita.fileio import atomic_write_text
-    from divita.studies.base import StudyResult
     from divita.studies.plots import grouped_bars
 
     opts.out.mkdir(parents=True, exist_ok=True)
@@ -116,4 +129,4 @@ def write_outputs(
     return StudyResult(study.name, csv, md, png, table, text)
 
 
-__all__ = ["METRICS", "METRIC_LABELS", "gain", "summarise", "table_markdown", "write_outputs"]
+__all__ = ["METRICS", "METRIC_LABELS", "StudyResult", "gain", "summarise", "table_markdown", "write_outputs"]
