@@ -124,7 +124,7 @@ def test_detector_example_streams_as_one_push_and_is_a_command_line_choice(insta
     assert ExtractionSettings(detector="luma").detector_fingerprint()["luma"] == {"jump": 40.0}
     with pytest.raises(SystemExit):
         parser.parse_args(["shots", "--help"])
-    assert "luma = a cut wherever the mean brightness" in " ".join(capsys.readouterr().out.split())
+    assert "luma = cuts where the mean brightness" in " ".join(capsys.readouterr().out.split())
 
 
 def test_backbone_example_builds_and_encodes_clips_to_its_declared_size(install):
@@ -237,4 +237,4 @@ def test_plugin_example_adds_a_detector_from_outside_the_package(tmp_path):
         [sys.executable, str(script), "shots", "--help"], capture_output=True, text=True, env=env, cwd=tmp_path
     )
     assert helped.returncode == 0, helped.stderr
-    assert "luma = a cut wherever" in " ".join(helped.stdout.split())
+    assert "luma = cuts where the mean brightness" in " ".join(helped.stdout.split())
