@@ -77,6 +77,9 @@ def install(tmp_path, monkeypatch):
     yield _install
     for module in added:
         sys.modules.pop(module, None)
+        package, _, name = module.rpartition(".")
+        if hasattr(sys.modules[package], name):
+            delattr(sys.modules[package], name)
 
 
 def shot_frames(levels=(40, 200, 90, 230), length=20, seed=0) -> np.ndarray:
@@ -152,6 +155,32 @@ def test_backbone_example_is_listed_by_divita_backbones(install, capsys):
     assert main(["backbones", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [d["name"] for d in listed][-1] == "tiny_cnn"
+
+
+def test_detector_and_backbone_examples_extract_a_video_from_the_command_line(install, tmp_path, capsys):
+    """``divita extract --backbone tiny_cnn --weights random --detector luma``: a store named as the guide says,
+    (clips, 256) features, the detector and its parameter recorded, the shots of ``divita.detect_shots``."""
+    import divita
+    import videos
+    from divita.cli import main
+    from divita.features.store import open_store
+
+    install("detector")
+    install("backbone")
+    frames = shot_frames((40, 200, 90)).repeat(2, axis=1).repeat(2, axis=2)  # (60, 54, 96, 3): cuts at 20 and 40
+    video = videos.write_video(tmp_path / "v" / "trailer.mp4", frames)
+    out = tmp_path / "out"
+    argv = ["extract", str(video), "--backbone", "tiny_cnn", "--weights", "random", "--detector", "luma"]
+    assert main([*argv, "--fpc", "8", "--out", str(out), "--no-progress"]) == 0
+    group = open_store(out / "trailers_i_tiny_cnn_fps24_fpc8.zarr")
+    assert group.attrs["num_features"] == 256
+    extraction = group.attrs["extraction"]
+    assert extraction["detector"] == {"name": "luma", "luma": {"jump": 40.0}}
+    assert extraction["backbone"]["name"] == "tiny_cnn"
+    features = group["trailer"]
+    assert features.shape[1] == 256 and features.shape[0] == len(features.attrs["clips"]) >= 1
+    shots = divita.detect_shots(video, detector="luma")
+    assert [tuple(s) for s in features.attrs["shots"]] == shots == [(0, 19), (20, 39), (40, 59)]
 
 
 def test_aggregator_example_trains_a_tiny_model_one_step(install):
