@@ -32,7 +32,19 @@ E = TypeVar("E", bound=Named)
 
 
 def load_ref(ref: str) -> Any:
-    """The object a ``"package.module:attr"`` reference names (the module is imported now)."""
+    """The object a ``"package.module:attr"`` reference names (the module is imported now).
+
+    Args:
+        ref: ``"package.module:attr"``, e.g. ``"divita.shots.luma:LumaJumpStream"``.
+
+    Returns:
+        The attribute of the imported module.
+
+    Raises:
+        ValueError: ``ref`` is not of the form ``"module:attr"``.
+        ImportError: the module cannot be imported.
+        AttributeError: the module has no such attribute.
+    """
     module, colon, attr = ref.partition(":")
     if not colon or not module or not attr:
         raise ValueError(f"{ref!r} is not a 'module:attr' reference")
@@ -40,11 +52,23 @@ def load_ref(ref: str) -> Any:
 
 
 class Registry(Generic[E]):
-    """Named entries of one kind, in registration order. Iterating gives the names, ``name in registry`` tests
-    one; :meth:`get` returns an entry or raises the one-line "unknown <kind>" error listing the names.
+    """Named entries of one kind, in registration order: the one registry style of every pipeline stage.
+
+    Iterating gives the names, ``name in registry`` tests one, ``len(registry)`` counts them; `get` returns an
+    entry or raises the one-line ``unknown <kind> ...`` error listing the names. An entry is any object with a
+    ``name`` (a `DetectorSpec`, `BackboneEntry`, `AggregatorSpec`, `StudySpec`); it names its
+    implementation as a ``"module:attr"`` string (`load_ref`), so registering imports nothing.
 
     Args:
         kind: what an entry is, in messages ("shot detector", "backbone", ...).
+
+    Example:
+        ```python
+        from divita.shots.registry import DETECTORS, DetectorSpec, Param
+
+        DETECTORS.register(DetectorSpec("luma", "my_plugins.luma:LumaJumpStream", "brightness jumps",
+                                        params=(Param("jump", 40.0),)))
+        ```
     """
 
     def __init__(self, kind: str):
@@ -52,7 +76,17 @@ class Registry(Generic[E]):
         self._entries: dict[str, E] = {}
 
     def register(self, entry: E) -> E:
-        """Add ``entry`` under ``entry.name``; returns it. Raises ValueError for an empty or taken name."""
+        """Add ``entry`` under ``entry.name``, after the others.
+
+        Args:
+            entry: the entry; its ``name`` must be a non-empty string no other entry has.
+
+        Returns:
+            ``entry``.
+
+        Raises:
+            ValueError: an empty name, or a name already registered.
+        """
         name = entry.name
         if not name or not isinstance(name, str):
             raise ValueError(f"{self.kind} name {name!r} is empty")
@@ -62,13 +96,33 @@ class Registry(Generic[E]):
         return entry
 
     def unregister(self, name: str) -> E:
-        """Remove and return the entry ``name`` (tests, and plugins replacing one); :meth:`get`'s error if none."""
+        """Remove the entry ``name`` (tests, and plugins replacing one).
+
+        Args:
+            name: a registered name.
+
+        Returns:
+            The removed entry.
+
+        Raises:
+            DivitaError: no such name (`get`'s error).
+        """
         entry = self.get(name)
         del self._entries[name]
         return entry
 
     def get(self, name: str) -> E:
-        """The entry ``name``. Raises :class:`DivitaError` "unknown <kind> 'x'; choose from: a, b, ..."."""
+        """The entry ``name``.
+
+        Args:
+            name: a registered name.
+
+        Returns:
+            Its entry.
+
+        Raises:
+            DivitaError: ``unknown <kind> 'x'; choose from: a, b, ...`` for any other name.
+        """
         try:
             return self._entries[name]
         except (KeyError, TypeError):

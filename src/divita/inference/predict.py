@@ -102,6 +102,31 @@ def snippet_spans(num_clips_total: int, num_clips: int) -> list[tuple[int, int]]
 
 @dataclass
 class GenreClassifier:
+    """The genres of trailer files, from a trained checkpoint. Available as `divita.GenreClassifier`.
+
+    Build it with `from_checkpoint`: it rebuilds the extraction the checkpoint's features were made with
+    (backbones and their weights, fps, frames per clip, shot detector), so that `predict` runs it on a new video
+    (one decode for shots and every backbone), cuts the clip features into the same ``num_clips``-clip snippets
+    as evaluation does, and averages the head's probabilities over snippets.
+
+    Example:
+        ```python
+        clf = divita.GenreClassifier.from_checkpoint("runs/split0/best.ckpt")
+        result = clf.predict("trailer.mp4")  # {"video", "genres", "predicted", "snippets", ...}
+        ```
+
+    Attributes:
+        model: the DIViTA model (``divita.model.DIViTA``), on ``device``.
+        checkpoint: the checkpoint's dict.
+        plan: how the features are extracted (``ExtractionPlan``, read from the checkpoint).
+        encoders: modality (``"image"``, ``"video"``) -> its backbone's clip encoder.
+        detector: the ``divita.shots.ShotDetector`` the features were made with.
+        thresholds: (10,) per-genre decision thresholds (tuned on validation, or one given threshold).
+        num_clips: clips per snippet.
+        device: where the networks run.
+        path: the checkpoint's path.
+    """
+
     model: Any  # divita.model.DIViTA
     checkpoint: dict
     plan: ExtractionPlan
@@ -124,9 +149,21 @@ class GenreClassifier:
     ) -> GenreClassifier:
         """Load a checkpoint and the extractors its features need.
 
-        ``weights``: backbone name -> weights argument (a PATH, or "default"), for backbones whose recorded
-        weights are not reachable from this machine. ``threshold``: one decision threshold for every genre
-        instead of the per-genre thresholds tuned on validation.
+        Args:
+            path: a checkpoint written by training (``best.ckpt``).
+            device: where the backbones, TransNetV2 and the model run (``"cpu"``, ``"cuda"``, ...).
+            weights: backbone name -> weights argument (a checkpoint PATH, or ``"default"``), for backbones
+                whose recorded weights are not reachable from this machine.
+            precision: the backbones' precision (default: the one each was extracted at).
+            threshold: one decision threshold for every genre instead of the per-genre thresholds tuned on
+                validation.
+
+        Returns:
+            The classifier, its networks loaded.
+
+        Raises:
+            DivitaError: a checkpoint that cannot be read or records no extraction, backbone weights that
+                cannot be found, or weights other than the ones the features were extracted with (sha256).
         """
         from divita.backbones import load_encoder
         from divita.training import load_checkpoint
@@ -167,7 +204,18 @@ class GenreClassifier:
         )
 
     def extract(self, video: str | os.PathLike):
-        """Shots, clips and every stream's clip features of one video (:class:`divita.features.engine.VideoResult`)."""
+        """Shots, clips and every stream's clip features of one video.
+
+        Args:
+            video: a video file.
+
+        Returns:
+            VideoResult: ``divita.features.engine.VideoResult``, its ``shots``, ``clips`` (inclusive frame spans
+            at the plan's fps) and ``features`` (backbone name -> (clips, F) float32).
+
+        Raises:
+            DivitaError: a video that cannot be decoded.
+        """
         from divita.features.engine import process_video
 
         return process_video(
@@ -181,7 +229,15 @@ class GenreClassifier:
 
     @torch.inference_mode()
     def classify(self, features: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Stream features [(clips, F_m)] -> (trailer probabilities (10,), snippet probabilities (W, 10))."""
+        """The genre probabilities of one trailer's clip features.
+
+        Args:
+            features: one (clips, F_m) array per stream, in the order of ``encoders``.
+
+        Returns:
+            tuple[np.ndarray, np.ndarray]: the trailer's probabilities (10,), the mean of its W snippets', and the
+            snippets' probabilities (W, 10); genres in the order of ``divita.GENRES``.
+        """
         from divita.features.snippets import SnippetSet
         from divita.features.tables import FeatureTable
 
@@ -201,9 +257,20 @@ class GenreClassifier:
     def predict(self, video: str | os.PathLike) -> dict:
         """The genres of one trailer file: probabilities, the predicted set, and per-snippet evidence.
 
-        ``shots``: inclusive frame spans ``[start, end]`` at ``fps``; ``shot_seconds``: the same shots as
-        ``[start_s, end_s]`` in seconds, end exclusive (``shots`` held seconds before; see docs/outputs.md).
-        Each snippet carries both ``start_frame``/``end_frame`` (inclusive) and ``start_s``/``end_s``."""
+        Args:
+            video: a video file.
+
+        Returns:
+            dict: JSON-able, with ``video``; ``genres`` (genre -> probability, most likely first); ``predicted``
+            (the genres at or above their threshold); ``thresholds``; ``snippets`` (each with
+            ``start_frame``/``end_frame``, inclusive, ``start_s``/``end_s`` and its ``genres``); ``shots``
+            (inclusive frame spans ``[start, end]`` at ``fps``; they held seconds before); ``shot_seconds`` (the
+            same shots as ``[start_s, end_s]`` in seconds, end exclusive); ``fps``; ``num_frames``; ``timings``.
+            See docs/outputs.md.
+
+        Raises:
+            DivitaError: a video that cannot be decoded, or one too short for a clip.
+        """
         t0 = time.perf_counter()
         result = self.extract(video)
         t_extract = time.perf_counter() - t0

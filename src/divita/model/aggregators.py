@@ -34,25 +34,63 @@ AUTHORS_CONV_CHANNELS = 128  # the authors' default `conv`: one Conv1d to 128 ch
 
 
 class Aggregator(nn.Module, ABC):
-    """Base of the clip aggregations: subclasses set ``out_features`` and implement :meth:`forward`.
+    """Base of the clip aggregations (a ``torch.nn.Module``): a snippet's S clips (B, S, D_in) -> (B, S, D_out).
 
-    ``projected``: whether ``h`` is the head's projection (D_in = hidden) or the BatchNorm-ed features (D_in = F).
-    :meth:`from_sizes` builds one from a head's sizes; :meth:`pool` reduces the clips."""
+    A subclass sets ``out_features`` (D_out) and implements `forward`; it is registered in `AGGREGATORS` by
+    an `AggregatorSpec`. The model's head runs BatchNorm over the real clips, the projection to ``hidden`` when
+    ``projected``, the aggregator, its `pool` over the real clips (B, D_out), and a linear layer to the 10 genre
+    logits. Padded clips (``mask`` False) must never change the output (a test checks it for every registered
+    aggregator).
+
+    Attributes:
+        projected: True (the default): ``h`` is the head's projection, D_in = ``hidden``; False: ``h`` is the
+            BatchNorm-ed features themselves, D_in = F (the backbone's feature size).
+        out_features: D_out, the size of each output clip vector and of the pooled vector.
+    """
 
     projected = True
     out_features: int
 
     @abstractmethod
     def forward(self, h: torch.Tensor, mask: torch.Tensor, all_real: bool | None = None) -> torch.Tensor:
-        """h (B, S, D_in), mask (B, S) bool (True = a real clip; ``all_real``: every clip is, when known) ->
-        (B, S, out_features); padded clips' outputs are finite and meaningless (:meth:`pool` skips them)."""
+        """Aggregate the clips of a batch of snippets.
+
+        Args:
+            h: the clips, (B, S, D_in).
+            mask: (B, S) bool, True for a real clip, False for padding (padding only trails the real clips).
+            all_real: every clip is real, when the caller knows it (None: read from ``mask``).
+
+        Returns:
+            (B, S, out_features); padded clips' outputs are finite and meaningless (`pool` skips them).
+        """
 
     @classmethod
     def from_sizes(cls, hidden: int, heads: int, ff_mult: int, dropout: float, num_features: int) -> Aggregator:
+        """The aggregator of a model's sizes (`TrainConfig`'s ``hidden``, ``heads``, ``ff_mult``, ``dropout``).
+
+        Args:
+            hidden: the projection's size (D_in when ``projected``).
+            heads: attention heads (a transformer).
+            ff_mult: the feed-forward width as a multiple of ``hidden`` (a transformer).
+            dropout: the dropout probability.
+            num_features: F, the stream's feature size (D_in when not ``projected``).
+
+        Returns:
+            A new aggregator; by default ``cls(hidden)``.
+        """
         return cls(hidden)
 
     def pool(self, h: torch.Tensor, mask: torch.Tensor, all_real: bool | None = None) -> torch.Tensor:
-        """(B, S, D) -> (B, D): the mean over the real clips."""
+        """Reduce the aggregated clips to one vector per snippet: by default their mean over the real clips.
+
+        Args:
+            h: `forward`'s output, (B, S, D).
+            mask: (B, S) bool, True for a real clip.
+            all_real: every clip is real, when known.
+
+        Returns:
+            (B, D).
+        """
         return masked_mean(h, mask, all_real)
 
 

@@ -18,15 +18,25 @@ FUSIONS = ("late", "early")
 
 @dataclass(frozen=True)
 class AggregatorSpec:
-    """One clip aggregation: its option ``name``, its class as ``"module:Class"`` (an
-    :class:`~divita.model.aggregators.Aggregator` subclass) and a ``help`` phrase."""
+    """A clip aggregation's entry in `AGGREGATORS`.
+
+    Attributes:
+        name: the ``--aggregator`` name (``TrainConfig.aggregator``), recorded in checkpoints.
+        aggregator: ``"module:Class"`` of its `Aggregator` subclass, imported on first use.
+        help: one phrase for the help.
+    """
 
     name: str
     aggregator: str
     help: str = ""
 
     def aggregator_class(self) -> type:
-        """The class ``aggregator`` names (imports its module, and torch)."""
+        """The `Aggregator` subclass ``aggregator`` names (imports its module, and torch).
+
+        Raises:
+            ImportError: its module cannot be imported.
+            AttributeError: the module has no such class.
+        """
         return load_ref(self.aggregator)
 
 

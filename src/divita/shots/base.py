@@ -75,16 +75,25 @@ class TransitionRuns:
 
 
 class ShotStream(ABC):
-    """Incremental detection over one video (the per-video algorithm of a detector). Push uint8 frames
-    (N, 27, 48, 3) (:meth:`push`), then :meth:`finish`.
+    """Incremental shot detection over one video: the per-video algorithm of a detector (an abstract base).
 
-    ``final``: frames ``[0, final)`` are decided; ``gaps``: decided gaps, sorted; ``pending``: the ``a``
-    of a transition that has started but not ended (frames after it are not in a shot yet), or None;
-    ``n``: frames pushed; ``finished``: :meth:`finish` was called.
+    Push uint8 RGB frames (N, 27, 48, 3) in chunks with `push`, then call `finish`; `shots` gives the shots.
+    Pushing the frames in chunks of any size must give the shots of one push (tests check it for every
+    registered detector), and frames before ``final`` must never change their shot.
 
-    A detector is a subclass (implementing :meth:`push` and :meth:`finish`) plus one entry in
-    :mod:`divita.shots.registry`; the registry builds it with :meth:`from_detector` and records
-    :meth:`implementation` next to its parameters.
+    A transition is a gap ``(a, b)``: ``a`` the last frame of the shot before it (-1 if none), ``b`` the first
+    frame of the next shot (``num_frames`` if none).
+
+    A detector is a subclass (implementing `push` and `finish`) plus one `DetectorSpec` registered in
+    `DETECTORS`, which builds it with `from_detector` and records `implementation` next to its parameters.
+
+    Attributes:
+        n: frames pushed.
+        final: frames ``[0, final)`` are decided.
+        gaps: the decided gaps ``(a, b)``, sorted.
+        pending: the ``a`` of a transition that has started but not ended (frames after it are in no shot yet),
+            or None.
+        finished: `finish` was called.
     """
 
     def __init__(self) -> None:
@@ -96,31 +105,58 @@ class ShotStream(ABC):
 
     @classmethod
     def from_detector(cls, detector, **params) -> ShotStream:
-        """The stream for one video of a :class:`~divita.shots.ShotDetector` configuration; ``params``: the values
-        of the parameters its registry entry declares (keyword arguments of the constructor by default)."""
+        """The stream for one video of a detector configuration.
+
+        Args:
+            detector: the `divita.shots.ShotDetector` (its ``device``, ``precision``, ``fps``, ... for a stream
+                that needs them).
+            **params: the values of the parameters the registry entry declares, by ``Param.key``.
+
+        Returns:
+            A new stream; by default ``cls(**params)``.
+        """
         return cls(**params)
 
     @classmethod
     def implementation(cls, detector) -> dict:
-        """What else ``ShotDetector.params()`` records about how this stream computes (JSON; not part of the
-        store fingerprint: e.g. the device a network ran on)."""
+        """What else ``ShotDetector.params()`` records about how this stream computes.
+
+        Args:
+            detector: the `divita.shots.ShotDetector` configuration.
+
+        Returns:
+            dict: JSON-able (default empty), recorded beside the parameters but not part of the store
+            fingerprint: e.g. the device and precision a network ran at.
+        """
         return {}
 
     @abstractmethod
     def push(self, frames: np.ndarray) -> None:
-        """Detect over the next frames, uint8 (N, 27, 48, 3); updates ``n``, ``final``, ``gaps``, ``pending``."""
+        """Detect over the next frames; updates ``n``, ``final``, ``gaps`` and ``pending``.
+
+        Args:
+            frames: uint8 RGB (N, 27, 48, 3), the frames after those already pushed.
+        """
 
     @abstractmethod
     def finish(self, num_frames: int | None = None) -> None:
-        """End of the video (``num_frames``: its length, default the frames pushed): every frame is decided."""
+        """End of the video: every frame is decided (``final == n``, ``finished`` set).
+
+        Args:
+            num_frames: the video's length, default the frames pushed.
+        """
 
     # -- shots ----------------------------------------------------------------------------------------
     def shots(self) -> list[Span]:
-        """All shots (call after :meth:`finish`)."""
+        """All shots, after `finish`.
+
+        Returns:
+            0-based inclusive frame spans ``(start, end)``, in order.
+        """
         return shots_from_gaps(self.gaps, self.n)
 
     def open_shot_start(self) -> int | None:
-        """First frame of the shot that contains frame ``final - 1`` and has not ended yet, if any."""
+        """The first frame of the shot that contains frame ``final - 1`` and has not ended yet, or None."""
         if self.pending is not None or self.final == 0:
             return None
         start = self.gaps[-1][1] if self.gaps else 0

@@ -180,8 +180,26 @@ def detect(
     fps: float = 24.0,
     chunk: int = 200,
 ) -> list[Span]:
-    """Shots of a sequence of 48x27 uint8 RGB frames ((N, 27, 48, 3) array or iterable of frames), or of a
-    video file path (decoded at ``fps``), as 0-based inclusive frame spans."""
+    """Shots of a video file, or of its 48x27 frames, with one of the registered shot detectors.
+
+    Available as `divita.detect_shots`. The frames are pushed to the detector's stream ``chunk`` frames at a
+    time (the result does not depend on ``chunk``).
+
+    Args:
+        frames: a video file path (decoded at ``fps`` and resized to 48x27), a uint8 RGB array (N, 27, 48, 3),
+            or an iterable of uint8 RGB frames (27, 48, 3).
+        detector: a name of `list_detectors()` (built with its default settings and ``fps``), or a ready
+            `divita.shots.ShotDetector` (its own settings).
+        fps: the frame rate the video is decoded at (a path only), and the detector's frame rate.
+        chunk: frames per push.
+
+    Returns:
+        The shots, 0-based inclusive frame spans ``(start, end)`` at ``fps``, in order.
+
+    Raises:
+        DivitaError: an unknown detector name (the message lists the valid ones), a bad detector setting, or a
+            video file that cannot be decoded.
+    """
     if isinstance(detector, str):
         detector = ShotDetector(detector, fps=fps)
     if isinstance(frames, (str, bytes)) or hasattr(frames, "__fspath__"):

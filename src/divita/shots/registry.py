@@ -23,9 +23,17 @@ from divita.registry import Registry, load_ref
 @dataclass(frozen=True)
 class Param:
     """One setting of a detector: recorded in ``ShotDetector.params()`` under ``key`` and part of the store
-    fingerprint. ``field``: the :class:`~divita.shots.ShotDetector` attribute that holds it (settings with a CLI
-    flag of their own); without one it is ``ShotDetector.options[detector][key]``, ``default`` when not given.
-    ``default`` also gives the type recorded values are read back as. ``minimum``: smallest allowed value."""
+    fingerprint (a new parameter enters it by itself).
+
+    Attributes:
+        key: its name in ``params()`` and in ``ShotDetector.options``; the keyword the stream class is built with.
+        default: its value when not given; its type is the one recorded values are read back as (a value of
+            another type is a `DivitaError`).
+        field: the `ShotDetector` attribute that holds it, for the settings with a command-line flag of their
+            own (``threshold``, ``content_threshold``, ``min_scene_len``, ``segment_frames``); None: it is
+            ``ShotDetector.options[detector][key]``, set from Python.
+        minimum: the smallest allowed value (a smaller one is a `DivitaError`), or None.
+    """
 
     key: str
     default: Any
@@ -35,14 +43,24 @@ class Param:
 
 @dataclass(frozen=True)
 class DetectorSpec:
-    """How to build one detector's stream and what it records.
+    """A shot detector's entry in `DETECTORS`: how to build its stream and what it records.
 
-    ``stream``: ``"module:Class"`` of its :class:`~divita.shots.base.ShotStream` subclass, built with
-    ``Class.from_detector(detector, **{param.key: value})``. ``needs_transnet``: loads the TransNetV2 network.
-    ``looks_at_frames``: False when the stream ignores pixels (the decoder then makes no 48x27 frames).
-    ``primary`` / ``secondary``: may lead / follow a combination ``A+B``. ``nested``: parameters recorded
-    under the detector's name in ``params()``; False records them at the top level (``fixed``'s
-    ``segment_frames``, as stores have always had it). ``help``: one phrase for ``--detector``'s help.
+    Attributes:
+        name: the ``--detector`` name (no ``+``: that joins the names of a combination).
+        stream: ``"module:Class"`` of its `ShotStream` subclass, imported on first use and built per video with
+            ``Class.from_detector(detector, **{param.key: value})``.
+        help: one phrase for ``--detector``'s help.
+        params: its settings (`Param`), recorded in ``ShotDetector.params()`` and in the store fingerprint.
+        needs_transnet: the stream uses the TransNetV2 network (loaded once per run).
+        looks_at_frames: False when the stream ignores pixels (the decoder then makes no 48x27 frames).
+        primary: may lead a combination ``A+B`` (A's transitions are kept).
+        secondary: may follow a combination ``A+B`` (B's transitions more than ``tolerance`` frames from A's
+            are added).
+        nested: parameters recorded under the detector's name in ``params()``; False records them at the top
+            level (``fixed``'s ``segment_frames``, as stores have always had it).
+
+    Raises:
+        ValueError: a name with ``+``.
     """
 
     name: str
@@ -60,7 +78,12 @@ class DetectorSpec:
             raise ValueError(f"shot detector name {self.name!r} has '+' (it joins the names of a combination)")
 
     def stream_class(self) -> type:
-        """The :class:`~divita.shots.base.ShotStream` subclass ``stream`` names (its module is imported now)."""
+        """The `ShotStream` subclass ``stream`` names (its module is imported now).
+
+        Raises:
+            ImportError: its module cannot be imported.
+            AttributeError: the module has no such class.
+        """
         return load_ref(self.stream)
 
 
@@ -75,7 +98,12 @@ def combinations() -> list[tuple[str, str]]:
 
 
 def list_detectors() -> list[str]:
-    """Every detector name: the registered ones, then the combinations ``A+B``."""
+    """Every shot detector name, as `--detector` accepts it. Available as `divita.list_detectors`.
+
+    Returns:
+        list[str]: the registered names in registration order (``transnetv2``, ``content``, ``dips``, ``fixed``,
+        ``adaptive``, ...), then every combination ``A+B`` of a primary and a secondary detector.
+    """
     return DETECTORS.names() + [f"{a}+{b}" for a, b in combinations()]
 
 

@@ -27,10 +27,22 @@ if TYPE_CHECKING:
 
 
 class Study(abc.ABC):
-    """One study: what it compares (``rows``) and what the paper says of it (``paper_lines``).
+    """One study (an abstract base): what it compares (`rows`) and what the paper says of it (`paper_lines`).
 
-    Subclasses set ``name``, ``summary`` (one line), ``description`` and ``default_backbones``, add their own
-    options (``add_arguments``, read back by ``configure`` into ``StudyOptions.extra``) and list their rows."""
+    A subclass sets the attributes below and implements `rows`; it may add options of its own
+    (`add_arguments`, read back by `configure` into ``StudyOptions.extra``, `defaults` from Python). It is
+    registered in `STUDIES` by a `StudySpec`; `run` then extracts each distinct feature variant once, trains
+    every row's run on every split and writes ``OUT/<name>.csv``, ``.md`` and ``.png``.
+
+    Attributes:
+        name: ``divita study NAME`` (the `StudySpec`'s name).
+        summary: one line, for ``divita study --help``.
+        description: the subcommand's description.
+        default_backbones: the backbones without ``--backbone``.
+        trains: False for a study that needs no videos, labels or training (``cost``).
+        min_backbones: the fewest backbones it accepts.
+        max_backbones: the most it accepts, or None.
+    """
 
     name = ""
     summary = ""
@@ -41,10 +53,10 @@ class Study(abc.ABC):
     max_backbones: int | None = None
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:  # noqa: B027 - most studies add none
-        """The study's own command-line options."""
+        """Add the study's own command-line options to its subcommand's ``parser`` (default: none)."""
 
     def configure(self, args: argparse.Namespace) -> dict[str, Any]:
-        """``StudyOptions.extra`` from the parsed options of :meth:`add_arguments`."""
+        """``StudyOptions.extra`` from the parsed options of `add_arguments` (default: empty)."""
         return {}
 
     def defaults(self) -> dict[str, Any]:
@@ -53,7 +65,19 @@ class Study(abc.ABC):
 
     @abc.abstractmethod
     def rows(self, opts: StudyOptions) -> list[Row]:
-        """The lines of the study's table under ``opts``, each with the run that trains it."""
+        """The lines of the study's table.
+
+        Args:
+            opts: the run's `StudyOptions` (its ``extraction`` settings, ``backbones``, ``extra`` options);
+                ``opts.variant(backbone, **changes)`` is a feature variant.
+
+        Returns:
+            list[Row]: one ``Row(variant, backbone, run)`` per line (``divita.studies.variants``), each with the
+            run that trains it (``single_stream(opts, variant, backbone, features)`` for one backbone's features).
+
+        Raises:
+            DivitaError: options the study cannot compare.
+        """
 
     def compared(self, opts: StudyOptions) -> str:
         """One sentence: what the rows compare."""
@@ -70,6 +94,11 @@ class Study(abc.ABC):
         return job.run_dir / "metrics.csv"
 
     def check_backbones(self, backbones: Sequence[str]) -> list[str]:
+        """The backbones a study runs on: ``backbones``, or `default_backbones` when empty.
+
+        Raises:
+            DivitaError: an unknown name, a name listed twice, or too few or too many for the study.
+        """
         from divita.backbones import get_spec
 
         names = list(backbones or self.default_backbones)
@@ -87,7 +116,15 @@ class Study(abc.ABC):
         return names
 
     def run(self, opts: StudyOptions, log: Callable[[str], None] | None = None) -> StudyResult:
-        """Extract, train and tabulate the rows (:func:`divita.studies.running.run_training_study`)."""
+        """Extract, train and tabulate the rows (``divita.studies.running.run_training_study``).
+
+        Args:
+            opts: the run's `StudyOptions`.
+            log: where progress lines go (default: stderr).
+
+        Returns:
+            StudyResult: the paths written and the table.
+        """
         from divita.studies.running import run_training_study
 
         return run_training_study(self, opts, log)

@@ -18,14 +18,23 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class StudySpec:
-    """One study: its ``name`` (``divita study NAME``; the class's ``name`` too) and its
-    :class:`~divita.studies.base.Study` subclass as ``"module:Class"``."""
+    """A study's entry in `STUDIES`.
+
+    Attributes:
+        name: ``divita study NAME``; the class's ``name`` must be the same.
+        study: ``"module:Class"`` of its `Study` subclass, imported on first use.
+    """
 
     name: str
     study: str
 
     def study_class(self) -> type[Study]:
-        """The class ``study`` names (its module is imported now)."""
+        """The `Study` subclass ``study`` names (its module is imported now).
+
+        Raises:
+            ValueError: the class's ``name`` is not the entry's.
+            ImportError: its module cannot be imported.
+        """
         cls = load_ref(self.study)
         if getattr(cls, "name", None) != self.name:
             raise ValueError(f"study {self.name!r}: {self.study} is named {getattr(cls, 'name', None)!r}")
@@ -37,13 +46,17 @@ _INSTANCES: dict[str, Study] = {}
 
 
 def list_studies() -> list[str]:
-    """Names of the registered studies, in registry order."""
+    """Names of the registered studies, in registration order (the order ``divita study --help`` lists them
+    in); imports no study module."""
     return STUDIES.names()
 
 
 def get_study(name: str) -> Study:
-    """The study ``name`` (one instance per study). Raises :class:`~divita.errors.DivitaError`
-    "unknown study 'x'; choose from: ..." for another name."""
+    """The study ``name``, one instance per study (its module is imported on first use).
+
+    Raises:
+        DivitaError: "unknown study 'x'; choose from: ..." for another name.
+    """
     spec = STUDIES.get(name)
     if name not in _INSTANCES:
         _INSTANCES[name] = spec.study_class()()

@@ -40,8 +40,35 @@ def option(default, help: str | None = None, choices: tuple | None = None, commo
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a training run (the paper's defaults). Raises :class:`DivitaError` for a bad
-    value (no store, an unknown aggregator, fusion, split, ...)."""
+    """Everything that defines a training run, with the paper's defaults. Available as `divita.TrainConfig`.
+
+    Each field's metadata gives its command-line flag of ``divita train`` (``--max-epochs`` for
+    ``max_epochs``...), help and choices. The main ones:
+
+    Attributes:
+        data_dir: the directory holding the stores and the labels.
+        image_store: the image (ImageNet) store: a directory name inside ``data_dir``, a path or a URL; None:
+            no image stream.
+        video_store: the video (Kinetics) store, likewise; None: no video stream.
+        split: the split, 0, 1 or 2.
+        labels: the labels CSV (inside ``data_dir`` unless a path).
+        num_clips: clips per snippet (30).
+        batch_size: snippets per training batch (32).
+        max_epochs: at most this many epochs (100), with early stopping after ``stop_patience`` (20).
+        lr: AdamW (amsgrad) learning rate (1e-4), ``weight_decay`` 0.01, ReduceLROnPlateau after
+            ``scheduler_patience`` (10) epochs.
+        select_by: the best epoch by val ``"loss"`` (the paper's) or val ``"uap"``.
+        fusion: ``"late"`` (mean of per-modality logits) or ``"early"`` (one head over concatenated features).
+        aggregator: a clip aggregation of `AGGREGATORS` (``"tsfm"``, the paper's transformer, by default).
+        hidden: the projection's size (128); ``heads`` (4), ``ff_mult`` (6) and ``dropout`` (0.25) the
+            transformer's.
+        precision: ``"auto"``, ``"float32"``, ``"bfloat16"``...: how the model computes.
+        cache_dir: the feature cache directory (None: ``$DIVITA_CACHE``, else ``data_dir/.divita-cache``;
+            ``"none"``: read the stores into memory).
+
+    Raises:
+        DivitaError: a bad value (no store, an unknown aggregator, fusion, selection, split or cache dtype).
+    """
 
     data_dir: str
     image_store: (

@@ -95,17 +95,31 @@ def train_model(
     desc: str | None = None,
     stop=None,
 ) -> RunResult:
-    """Train, select the best epoch, evaluate val and test, and write the run directory.
+    """Train one DIViTA model, select the best epoch, evaluate it on val and test, and write the run directory.
 
-    ``stop``: an object with ``is_set()`` (a :class:`threading.Event`; the CLI's is set by SIGINT/SIGTERM while
-    the fit runs, in its ``graceful()`` context). Once set, training ends after the current step and the run is
-    written as it stands: the best finished epoch so far, ``"interrupted": true`` in hparams.json,
-    ``RunResult.interrupted``. Set before the first epoch finished: nothing is written and
-    :class:`divita.errors.Interrupted` is raised.
+    Available as `divita.train`. ``run_dir`` receives ``best.ckpt``, ``history.csv`` (rewritten after every
+    epoch), ``hparams.json``, the predictions and ``metrics.csv``, written last: it marks the run finished (an
+    earlier run's is removed when the first epoch of this one is written).
 
-    history.csv is rewritten after every epoch; metrics.csv, written last, marks the run finished (an
-    earlier run's is removed when the first epoch of this one is written). Before training, the file system
-    of ``run_dir`` is checked for room for the run's files (DivitaError when it is too full).
+    Args:
+        cfg: the run's `TrainConfig` (stores, split, model and optimiser options).
+        run_dir: the run's directory (created).
+        cache: a ``FeatureCache`` to read the stores' features through (default: from ``cfg.cache_dir``).
+        progress: show progress bars.
+        desc: the progress bar's label.
+        stop: an object with ``is_set()`` (a ``threading.Event``; the CLI's is set by SIGINT/SIGTERM). Once set,
+            training ends after the current step and the run is written as it stands: the best finished
+            epoch so far, ``"interrupted": true`` in hparams.json, ``RunResult.interrupted``.
+
+    Returns:
+        RunResult: ``run_dir``, ``metrics`` (metrics.csv as a DataFrame: μAP, mAP, wAP, sAP on val and
+        test), ``best_epoch``, ``epochs``, ``seconds``, ``history`` and ``interrupted``.
+
+    Raises:
+        DivitaError: a store or labels file that cannot be read or does not fit, or a file system without room
+            for the run's files (checked before training).
+        divita.errors.Interrupted: ``stop`` was set (or a signal came) before the first epoch finished; nothing
+            is written.
     """
     import pandas as pd
 
