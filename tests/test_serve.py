@@ -28,8 +28,9 @@ pytest.importorskip("fastapi", reason="the serve extra is not installed: pip ins
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from divita.serving.app import ServeConfig, Service, create_app  # noqa: E402
+from divita.serving.app import create_app  # noqa: E402
 from divita.serving.client import ServeClient  # noqa: E402
+from divita.serving.service import ServeConfig, Service  # noqa: E402
 
 
 def train_tiny_checkpoint(root: Path) -> Path:

@@ -62,7 +62,8 @@ def run(args) -> int:
     except ImportError:
         raise DivitaError(None, INSTALL_HINT) from None
     from divita.hardware import default_threads, resolve_device
-    from divita.serving.app import ServeConfig, Service, create_app
+    from divita.serving.app import create_app
+    from divita.serving.service import ServeConfig, Service
 
     token = args.token if args.token is not None else os.environ.get("DIVITA_TOKEN") or None
     weights = {}

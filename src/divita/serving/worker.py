@@ -1,7 +1,7 @@
 """The threads that run the jobs: each takes the oldest queued job, runs its own :class:`GenreClassifier` on
 the upload and records the result (or the reason it failed). Inference never runs on the event loop, so the
 HTTP side keeps answering while a job runs. The timeline picture is not drawn here but on its first request
-(:mod:`divita.serving.app`), so that a result is ready as soon as the prediction is."""
+(:mod:`divita.serving.timeline`), so that a result is ready as soon as the prediction is."""
 
 from __future__ import annotations
 
