@@ -198,14 +198,20 @@ class GenreClassifier:
         per_snippet = torch.cat(probs).numpy()
         return per_snippet.mean(0), per_snippet
 
-    def predict(self, video: str | os.PathLike) -> dict:
+    def predict(self, video: str | os.PathLike, limits=None) -> dict:
         """The genres of one trailer file: probabilities, the predicted set, and per-snippet evidence.
+
+        ``limits``: :class:`divita.video.VideoLimits` its decoding obeys (default: those in effect,
+        :func:`divita.video.video_limits`); a video over one raises :class:`divita.video.VideoLimitError`.
 
         ``shots``: inclusive frame spans ``[start, end]`` at ``fps``; ``shot_seconds``: the same shots as
         ``[start_s, end_s]`` in seconds, end exclusive (``shots`` held seconds before; see docs/outputs.md).
         Each snippet carries both ``start_frame``/``end_frame`` (inclusive) and ``start_s``/``end_s``."""
+        from divita.video.limits import video_limits
+
         t0 = time.perf_counter()
-        result = self.extract(video)
+        with video_limits(limits):
+            result = self.extract(video)
         t_extract = time.perf_counter() - t0
         feats = [result.features[enc.spec.name] for enc in self.encoders.values()]
         if not len(feats[0]):

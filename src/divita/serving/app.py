@@ -9,20 +9,24 @@ Every refusal is ``{"error": "<one line>"}`` with its status code. Uploads are p
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import math
+import time
 from contextlib import asynccontextmanager
 from importlib.resources import files
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from divita.serving import metrics
 from divita.serving.jobs import is_job_id, new_job_id
+from divita.serving.metrics import log_event, log_job
 from divita.serving.models import UPLOAD_BODY, Accepted, JobPage, PredictionJob, Refusal, error_responses
 from divita.serving.service import Service, version
 from divita.serving.timeline import draw_timeline
@@ -40,12 +44,14 @@ def create_app(service: Service) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         service.start()
+        sweeper = asyncio.create_task(sweep_forever(service))
         try:
             yield
         finally:
+            sweeper.cancel()
             await run_in_threadpool(service.close)
 
-    app = FastAPI(
+    app = offline_docs_app(
         title="divita serve",
         version=version(),
         summary="Movie trailer genres (DIViTA): upload a trailer, get its 10 genre probabilities.",
@@ -53,8 +59,24 @@ def create_app(service: Service) -> FastAPI:
     )
     app.state.service = service
 
+    @app.middleware("http")
+    async def access_log(request: Request, call_next):
+        t = time.perf_counter()
+        response = await call_next(request)
+        log_event(
+            metrics.access_log,
+            "request",
+            method=request.method,
+            path=request.url.path,
+            status=response.status_code,
+            ms=round(1000 * (time.perf_counter() - t), 1),
+            client=request.client.host if request.client else None,
+        )
+        return response
+
     @app.exception_handler(Refusal)
     async def _refusal(request: Request, exc: Refusal):
+        service.metrics.refusals.labels(exc.reason).inc()
         return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
@@ -69,6 +91,7 @@ def create_app(service: Service) -> FastAPI:
         fault = os_error_in_chain(exc)
         if fault is not None and is_output_fault(fault):  # full disk, quota, read-only: the next upload meets it too
             log.error("divita serve: cannot write the data directory: %s", fault)
+            service.metrics.refusals.labels("no_space").inc()
             return JSONResponse(
                 {"error": f"the server cannot write its data directory ({fault.strerror})"}, status_code=507
             )
@@ -127,7 +150,15 @@ def create_app(service: Service) -> FastAPI:
             "queue_length": counts["queued"],
             "jobs": counts,
             "running": sorted(service.pool.running.values()),
-            "workers": len(service.classifiers),
+            "workers": service.workers,
+            "worker_restarts": service.pool.restarts,
+            "isolation": service.isolation,
+            "max_duration_s": cfg.limits.max_duration if cfg.limits else None,
+            "max_pixels": cfg.limits.max_pixels if cfg.limits else None,
+            "max_job_seconds": cfg.max_job_seconds,
+            "calibrated_seconds_per_video_second": service.seconds_per_second,
+            "keep_uploads_s": cfg.keep_uploads_s,
+            "max_data_mb": cfg.max_data_mb,
             "max_queue": cfg.max_queue,
             "max_upload_mb": cfg.max_upload_mb,
             "token_required": cfg.token is not None,
@@ -153,15 +184,28 @@ def create_app(service: Service) -> FastAPI:
         queued = store.counts()["queued"]
         if queued >= cfg.max_queue:
             raise queue_full(service)
+        used = await run_in_threadpool(store.disk_bytes) if cfg.max_data_bytes is not None else 0
+        declared = int(length) if length is not None and length.isdigit() else 0
+        if cfg.max_data_bytes is not None and used + declared > cfg.max_data_bytes:
+            raise data_dir_full(service, used)
         job_id = new_job_id()
         partial = store.partial_path(job_id)
         upload = StreamedUpload(partial, limit)
         accepted = False
         try:
             await upload.receive(request)
-            await run_in_threadpool(upload.probe)
+            if cfg.max_data_bytes is not None and used + upload.size > cfg.max_data_bytes:
+                raise data_dir_full(service, used)
+            await run_in_threadpool(upload.probe, cfg.limits)
             job = await run_in_threadpool(
-                store.accept, job_id, upload.filename, partial, upload.suffix, upload.size, cfg.max_queue
+                store.accept,
+                job_id,
+                upload.filename,
+                partial,
+                upload.suffix,
+                upload.size,
+                cfg.max_queue,
+                upload.duration,
             )
             if job is None:
                 raise queue_full(service)
@@ -170,6 +214,7 @@ def create_app(service: Service) -> FastAPI:
             upload.close()
             if not accepted:
                 partial.unlink(missing_ok=True)
+        log_job("queued", job.id, filename=job.filename, size=job.size, duration=upload.duration or None)
         service.pool.notify()
         return JSONResponse(
             {"id": job.id, "status": job.status}, status_code=202, headers={"Location": f"/v1/predictions/{job.id}"}
@@ -228,13 +273,49 @@ def create_app(service: Service) -> FastAPI:
             raise Refusal(404, f"unknown prediction id {job.id!r}")
         return {"id": job.id, "status": "deleted"}
 
+    @app.get("/metrics", dependencies=auth, include_in_schema=False)
+    def prometheus_metrics():
+        body = service.metrics.render(store.counts())
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
     return app
+
+
+def offline_docs_app(**kwargs) -> FastAPI:
+    """A FastAPI app whose ``/docs`` and ``/redoc`` pages load their scripts and styles from the files the
+    fastapi-offline package ships (served under ``/static-offline-docs``), not from a CDN: they work offline."""
+    try:
+        from fastapi_offline import FastAPIOffline
+    except ImportError:
+        log.warning("divita serve: fastapi-offline is not installed: /docs and /redoc load their scripts from a CDN")
+        return FastAPI(**kwargs)
+    return FastAPIOffline(**kwargs)
+
+
+async def sweep_forever(service: Service) -> None:
+    """Every ``sweep_s`` seconds, remove the uploads past their retention (in a thread: it touches the disk)."""
+    while True:
+        try:
+            await run_in_threadpool(service.sweep)
+        except Exception:  # noqa: BLE001 - a failed sweep is tried again at the next one
+            log.exception("divita serve: removing expired uploads failed")
+        await asyncio.sleep(service.config.sweep_s)
+
+
+def data_dir_full(service: Service, used: int) -> Refusal:
+    """507: the data directory holds ``used`` bytes, and this upload would pass ``--max-data-mb``."""
+    return Refusal(
+        507,
+        f"the data directory is full ({mib(used)} used of the {service.config.max_data_mb:g} MiB of --max-data-mb); "
+        "retry once older uploads have expired",
+        reason="data_dir_full",
+    )
 
 
 def queue_full(service: Service) -> Refusal:
     """503 with a Retry-After of the recent mean job time per worker."""
     mean = service.store.mean_seconds() or 10.0
-    retry = max(1, min(3600, math.ceil(mean / len(service.classifiers))))
+    retry = max(1, min(3600, math.ceil(mean / service.workers)))
     return Refusal(
         503, f"the queue is full ({service.config.max_queue} jobs waiting); retry later", {"Retry-After": str(retry)}
     )

@@ -6,13 +6,18 @@ from typing import Any
 
 from pydantic import BaseModel
 
+REASONS = {400: "bad_request", 401: "unauthorized", 404: "not_found", 409: "conflict", 413: "too_large"}
+REASONS |= {422: "unreadable", 500: "internal", 503: "queue_full", 507: "no_space"}
+
 
 class Refusal(Exception):
-    """An HTTP refusal answered as ``{"error": message}``."""
+    """An HTTP refusal answered as ``{"error": message}``; ``reason`` labels it in ``/metrics``
+    (default: from the status, e.g. 413 -> "too_large")."""
 
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None, reason: str | None = None):
         super().__init__(message)
         self.status, self.message, self.headers = status, message, headers or {}
+        self.reason = reason or REASONS.get(status, str(status))
 
 
 # -- response bodies (for the OpenAPI page) ----------------------------------------------------------------
@@ -36,6 +41,7 @@ class PredictionJob(BaseModel):
     attempts: int
     result: dict[str, Any] | None = None
     error: str | None
+    upload_removed: str | None = None
 
 
 class JobSummary(BaseModel):
@@ -50,6 +56,7 @@ class JobSummary(BaseModel):
     genres: dict[str, float] | None
     predicted: list[str] | None
     error: str | None
+    upload_removed: str | None = None
 
 
 class JobPage(BaseModel):

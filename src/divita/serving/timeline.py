@@ -29,6 +29,10 @@ def draw_timeline(service, job) -> Path:
         try:
             plot_timeline(job.result, store.results / name, video=upload)  # written atomically
         except Exception as e:  # a picture that cannot be drawn: the genres stand without it
+            if not upload.is_file():  # removed by the retention sweep while drawing
+                raise Refusal(
+                    404, f"prediction {job.id}: its upload is gone, so its timeline cannot be drawn"
+                ) from None
             log.exception("timeline of job %s", job.id)
             raise Refusal(500, f"prediction {job.id}: drawing its timeline failed ({type(e).__name__})") from None
         store.set_timeline(job.id, name)

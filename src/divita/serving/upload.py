@@ -30,6 +30,7 @@ class StreamedUpload:
         self.file = None
         self.filename = "upload"
         self.suffix = ""
+        self.duration = 0.0
         self.size = 0
         self.found = False
         self.too_big = False
@@ -85,15 +86,18 @@ class StreamedUpload:
         if self.size == 0:
             raise Refusal(422, f"{self.filename}: empty file (0 bytes)")
 
-    def probe(self) -> None:
-        """fsync the upload, then refuse it unless PyAV finds a video stream in it."""
-        from divita.video import VIDEO_EXTENSIONS, probe_video
+    def probe(self, limits=None) -> None:
+        """fsync the upload, then refuse it (422) unless PyAV finds a video stream in it within ``limits``
+        (:class:`divita.video.VideoLimits`, checked against the container's metadata); sets ``duration``."""
+        from divita.video import VIDEO_EXTENSIONS, VideoLimitError, probe_video
 
         self.file.flush()
         os.fsync(self.file.fileno())
         self.file.close()
         try:
-            probe_video(self.path)
+            self.duration = probe_video(self.path, limits).duration
+        except VideoLimitError as e:
+            raise Refusal(422, f"{self.filename}: {e.problem}", reason="over_limit") from None
         except DivitaError as e:
             raise Refusal(422, f"{self.filename}: {e.problem}") from None
         except Exception as e:  # noqa: BLE001 - whatever a hostile file makes the demuxer raise

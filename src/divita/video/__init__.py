@@ -13,6 +13,7 @@ from divita.video.decode import (
     probe_video,
     read_frames,
 )
+from divita.video.limits import VideoLimitError, VideoLimits, active_limits, video_limits
 
 __all__ = [
     "DEFAULT_FPS",
@@ -22,8 +23,12 @@ __all__ = [
     "VideoDecoder",
     "VideoError",
     "VideoInfo",
+    "VideoLimitError",
+    "VideoLimits",
+    "active_limits",
     "decode_video",
     "find_videos",
     "probe_video",
     "read_frames",
+    "video_limits",
 ]

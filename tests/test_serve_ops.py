@@ -1,0 +1,237 @@
+"""`divita serve` bounded and operated: video limits by metadata (422) and while decoding (the job fails),
+worker processes killed mid-job and over their time limit, uploads removed after their retention, the data
+directory's size limit (507), /metrics in Prometheus text and the one-line JSON logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import struct
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from divita.cli import main
+from genre_videos import genre_video
+from test_serve import assert_refused, make_service, train_tiny_checkpoint, upload, wait_done
+from videos import write_video
+
+pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install 'divita[serve]'")
+
+from fastapi.testclient import TestClient  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+
+from divita.serving.app import create_app  # noqa: E402
+from divita.serving.service import ServeConfig, Service  # noqa: E402
+from divita.video import VideoLimits  # noqa: E402
+
+
+# -- videos that lie or are too big, made in well under a second each (the 8192x8192 one in ~3 s) ---------------
+def ten_hour_video(path: Path) -> Path:
+    """3 frames of 64x64, 5 h apart: a 10-hour video in 2 KB."""
+    frames = (np.full((64, 64, 3), 40 * i, np.uint8) for i in range(3))
+    return write_video(path, frames, pts=[0.0, 18000.0, 35999.0])
+
+
+def huge_frame_video(path: Path) -> Path:
+    """One black 8192x8192 frame (H.264, ~200 KB)."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=1)
+        stream.width = stream.height = 8192
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"preset": "ultrafast"}
+        frame = av.VideoFrame(8192, 8192, "yuv420p")
+        for plane in frame.planes:
+            plane.update(bytes(plane.buffer_size))
+        frame.pts = 0
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return path
+
+
+def claim_duration(path: Path, seconds: float) -> Path:
+    """Rewrite an MP4's declared durations (mvhd, tkhd, mdhd; version 0 boxes) to ``seconds``: its samples stay."""
+    data = bytearray(path.read_bytes())
+    movie = data.find(b"mvhd")
+    movie_scale = struct.unpack(">I", data[movie + 16 : movie + 20])[0]
+    for box in (b"mvhd", b"tkhd", b"mdhd"):
+        i = data.find(box)
+        while i >= 0:
+            assert data[i + 4] == 0, "version 1 boxes are not rewritten here"
+            if box == b"tkhd":
+                scale, at = movie_scale, i + 24  # tkhd: version/flags, ctime, mtime, track id, reserved, duration
+            else:
+                scale, at = struct.unpack(">I", data[i + 16 : i + 20])[0], i + 20
+            data[at : at + 4] = struct.pack(">I", int(seconds * scale))
+            i = data.find(box, i + 4)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def lying_video(path: Path) -> Path:
+    """10 minutes of 64x64 at 1 fps whose container claims 10 s."""
+    frames = (np.full((64, 64, 3), (7 * i) % 256, np.uint8) for i in range(600))
+    return claim_duration(write_video(path, frames, fps=1), 10.0)
+
+
+def metrics_of(client) -> dict:
+    """``/metrics`` parsed by prometheus_client's own parser: {(sample name, labels as tuple): value}."""
+    r = client.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    out = {}
+    for family in text_string_to_metric_families(r.text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serve_ops")
+    return root, train_tiny_checkpoint(root)
+
+
+@pytest.fixture(scope="module")
+def classifier(trained):
+    from divita.inference.predict import GenreClassifier
+
+    return GenreClassifier.from_checkpoint(trained[1])
+
+
+# -- limits -------------------------------------------------------------------------------------------------
+def test_over_the_limits_by_metadata_is_422_and_counted(trained, classifier, tmp_path, caplog):
+    ten_hours, huge = ten_hour_video(tmp_path / "ten_hours.mp4"), huge_frame_video(tmp_path / "huge.mp4")
+    assert ten_hours.stat().st_size < 10_000 and huge.stat().st_size < 1_000_000
+    caplog.set_level(logging.INFO, logger="divita.serve")
+    with TestClient(create_app(make_service(trained, classifier, tmp_path / "s"))) as c:  # the default limits
+        assert_refused(upload(c, ten_hours), 422, "ten_hours.mp4: 10 h of video", "limit of 15 min (--max-duration)")
+        assert_refused(upload(c, huge), 422, "huge.mp4: frames of 8192x8192", "limit of 3840x2160 (--max-pixels)")
+        assert c.get("/v1/predictions").json()["total"] == 0
+        assert [p.name for p in (tmp_path / "s" / "uploads").iterdir()] == [".partial"]
+        job = wait_done(c, upload(c, trained[0] / "new" / "new_action.mp4").json()["id"])
+        assert job["status"] == "done"
+        m = metrics_of(c)
+        health = c.get("/healthz").json()
+    assert m[("divita_refusals_total", (("reason", "over_limit"),))] == 2
+    assert m[("divita_jobs", (("status", "done"),))] == 1 and m[("divita_queue_length", ())] == 0
+    assert m[("divita_job_seconds_count", ())] == 1 and m[("divita_time_to_result_seconds_count", ())] == 1
+    assert m[("divita_worker_restarts_total", ())] == 0
+    assert health["max_duration_s"] == 900 and health["max_pixels"] == 3840 * 2160 and health["isolation"] == "thread"
+
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name.startswith("divita.serve.")]
+    requests = [x for x in lines if x["event"] == "request"]
+    assert {"ts", "method", "path", "status", "ms"} <= set(requests[0])
+    assert [x["status"] for x in requests if x["path"] == "/v1/predictions" and x["method"] == "POST"] == [
+        422,
+        422,
+        202,
+    ]
+    events = [x["event"] for x in lines if x.get("id") == job["id"]]
+    assert events == ["queued", "running", "done"]
+
+
+def test_a_lying_container_is_stopped_while_decoding(trained, classifier, tmp_path, capsys):
+    liar = lying_video(tmp_path / "liar.mp4")
+    from divita.video import probe_video
+
+    assert probe_video(liar).duration == 10.0
+    limits = VideoLimits(max_duration=12.0)
+    with TestClient(create_app(make_service(trained, classifier, tmp_path / "s", limits=limits))) as c:
+        r = upload(c, liar)
+        assert r.status_code == 202, r.text  # 10 s by its metadata: accepted
+        job = wait_done(c, r.json()["id"])
+    assert job["status"] == "failed" and job["attempts"] == 1
+    assert job["error"].startswith("decoding stopped at 13 s: over the limit of 12 s (--max-duration")
+    assert "declares 10 s" in job["error"]
+
+    # the same limit on `divita predict` (none by default there)
+    ckpt = str(trained[1])
+    code = main(["predict", str(liar), "--checkpoint", ckpt, "--max-duration", "12", "--no-progress", "--json"])
+    err = capsys.readouterr().err
+    assert code == 1 and "liar.mp4: decoding stopped at 13 s: over the limit of 12 s (--max-duration" in err
+    code = main(["predict", str(ten_hour_video(tmp_path / "t.mp4")), "--checkpoint", ckpt, "--max-duration", "15m"])
+    assert code == 1 and "10 h of video is over the limit of 15 min" in capsys.readouterr().err
+    assert main(["predict", str(liar), "--checkpoint", ckpt, "--max-pixels", "64x6x"]) == 2
+    assert "--max-pixels: expected WIDTHxHEIGHT" in capsys.readouterr().err
+
+
+# -- worker processes ----------------------------------------------------------------------------------------
+def test_a_killed_worker_process_is_replaced_and_its_job_retried(trained, tmp_path):
+    root, ckpt = trained
+    long_video = genre_video(tmp_path / "long_horror.mp4", "horror", seed=5, frames=24 * 12)  # seconds of work
+    config = ServeConfig(checkpoint=str(ckpt), data_dir=str(tmp_path / "s"), max_job_seconds=300)
+    service = Service.open(config)
+    with TestClient(create_app(service)) as c:
+        runner = service.pool.runners[0]
+        first_pid = runner.pid
+        assert first_pid != os.getpid() and c.get("/healthz").json()["isolation"] == "process"
+        job_id = upload(c, long_video).json()["id"]
+        deadline = time.monotonic() + 60
+        while c.get(f"/v1/predictions/{job_id}").json()["status"] != "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.5)
+        os.kill(first_pid, signal.SIGKILL)  # as a native crash or the OOM killer would
+        assert c.get("/healthz").json()["status"] == "ok"  # the service keeps answering
+        job = wait_done(c, job_id, timeout=180)
+        assert job["status"] == "done" and job["attempts"] == 2, job
+        assert job["result"]["num_frames"] == 288 and next(iter(job["result"]["genres"])) == "horror"
+        assert runner.pid != first_pid and service.pool.restarts == 1
+        assert metrics_of(c)[("divita_worker_restarts_total", ())] == 1
+
+        # over its time limit: the worker is killed, the job fails (not retried), the next job runs
+        service.config.max_job_seconds = 0.5
+        slow = wait_done(c, upload(c, long_video).json()["id"], timeout=120)
+        assert slow["status"] == "failed" and slow["attempts"] == 1
+        assert (
+            slow["error"].startswith("stopped after ")
+            and "over the time limit of 0.5 s (--max-job-seconds)" in slow["error"]
+        )
+        service.config.max_job_seconds = 300
+        after = wait_done(c, upload(c, root / "new" / "new_comedy.mp4").json()["id"], timeout=120)
+        assert after["status"] == "done" and service.pool.restarts == 2
+
+
+# -- retention and the data directory's size ------------------------------------------------------------------
+def test_uploads_past_their_retention_are_removed_and_recorded(trained, classifier, tmp_path):
+    data = tmp_path / "s"
+    service = make_service(trained, classifier, data, keep_uploads_s=4.0, sweep_s=0.2)
+    with TestClient(create_app(service)) as c:
+        job = wait_done(c, upload(c, trained[0] / "new" / "new_horror.mp4").json()["id"])
+        assert job["status"] == "done" and job["upload_removed"] is None
+        assert c.get(f"/v1/predictions/{job['id']}/timeline.png").status_code == 200  # drawn while it is there
+        upload_file = data / "uploads" / f"{job['id']}.mp4"
+        deadline = time.monotonic() + 20
+        while upload_file.exists():
+            assert time.monotonic() < deadline, "the upload was not removed"
+            time.sleep(0.1)
+        time.sleep(0.2)
+        later = c.get(f"/v1/predictions/{job['id']}").json()
+        assert later["upload_removed"] is not None and later["upload_removed"] >= later["finished"]
+        assert later["result"] == job["result"]  # results are kept
+        assert (data / "results" / f"{job['id']}.png").is_file()
+        assert metrics_of(c)[("divita_uploads_removed_total", ())] == 1
+
+
+def test_a_full_data_directory_refuses_uploads_with_507(trained, classifier, tmp_path):
+    video = trained[0] / "new" / "new_horror.mp4"
+    service = make_service(trained, classifier, tmp_path / "s", max_data_mb=0.08)  # 80 KiB
+    try:
+        c = TestClient(create_app(service))  # no lifespan: jobs stay queued, uploads stay
+        accepted = 0
+        while (r := upload(c, video)).status_code == 202:
+            accepted += 1
+            assert accepted < 50
+        assert accepted >= 1
+        assert_refused(r, 507, "data directory is full", "--max-data-mb")
+        uploads = sum(p.stat().st_size for p in (tmp_path / "s" / "uploads").iterdir() if p.is_file())
+        assert uploads == accepted * video.stat().st_size <= 0.08 * 1024 * 1024
+        assert list((tmp_path / "s" / "uploads" / ".partial").iterdir()) == []
+        assert metrics_of(c)[("divita_refusals_total", (("reason", "data_dir_full"),))] == 1
+    finally:
+        service.close()
