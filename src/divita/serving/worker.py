@@ -75,7 +75,7 @@ class WorkerPool:
             t.join(timeout)
         for runner in self.runners:
             try:
-                runner.stop()
+                getattr(runner, "close", runner.stop)()  # close: also what the runner owns (a Ray session)
             except Exception:  # noqa: BLE001 - stopping what may already be gone
                 log.exception("stopping a worker")
 
