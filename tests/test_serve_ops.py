@@ -235,3 +235,34 @@ def test_a_full_data_directory_refuses_uploads_with_507(trained, classifier, tmp
         assert metrics_of(c)[("divita_refusals_total", (("reason", "data_dir_full"),))] == 1
     finally:
         service.close()
+
+
+def test_worker_processes_run_under_their_memory_cap(trained, tmp_path):
+    """--worker-memory-mb is the worker's RLIMIT_AS (read back from /proc), jobs run under it, and a
+    MemoryError in a job becomes a reason that names the cap."""
+    from divita.serving import runners
+
+    root, ckpt = trained
+    config = ServeConfig(checkpoint=str(ckpt), data_dir=str(tmp_path / "s"), max_job_seconds=300, worker_memory_mb=6000)
+    service = Service.open(config)
+    with TestClient(create_app(service)) as c:
+        limits = Path(f"/proc/{service.pool.runners[0].pid}/limits").read_text()
+        line = next(x for x in limits.splitlines() if x.startswith("Max address space"))
+        assert line.split()[3:5] == [str(6000 * 1024 * 1024)] * 2, line
+        assert wait_done(c, upload(c, root / "new" / "new_comedy.mp4").json()["id"])["status"] == "done"
+    runners._memory_cap_mb = 6000  # as cap_memory leaves it in a worker
+    try:
+        assert (
+            runners.failure_reason(MemoryError())
+            == "the worker ran out of memory (MemoryError): over --worker-memory-mb 6000"
+        )
+        reason = runners.failure_reason(RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate"))
+        assert reason.startswith("the worker ran out of memory (RuntimeError: DefaultCPUAllocator: not enough memory")
+        assert runners.failure_reason(ValueError("a bad frame")) == "ValueError: a bad frame"
+        reason = runners.failure_reason(OSError(12, "Cannot allocate memory"))
+        assert (
+            reason
+            == "the worker ran out of memory (OSError: [Errno 12] Cannot allocate memory): over --worker-memory-mb 6000"
+        )
+    finally:
+        runners._memory_cap_mb = None

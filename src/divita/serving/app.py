@@ -171,7 +171,7 @@ def create_app(service: Service) -> FastAPI:
         dependencies=auth,
         response_model=Accepted,
         openapi_extra=UPLOAD_BODY,
-        responses=error_responses(401, 413, 422, 503),
+        responses=error_responses(401, 413, 422, 503, 507),
         summary="Upload a trailer (multipart field `file`); its job is queued",
     )
     async def create_prediction(request: Request):
@@ -187,7 +187,7 @@ def create_app(service: Service) -> FastAPI:
         used = await run_in_threadpool(store.disk_bytes) if cfg.max_data_bytes is not None else 0
         declared = int(length) if length is not None and length.isdigit() else 0
         if cfg.max_data_bytes is not None and used + declared > cfg.max_data_bytes:
-            raise data_dir_full(service, used)
+            raise data_dir_full(service, used, {"Connection": "close"})  # the body is not read
         job_id = new_job_id()
         partial = store.partial_path(job_id)
         upload = StreamedUpload(partial, limit)
@@ -302,12 +302,13 @@ async def sweep_forever(service: Service) -> None:
         await asyncio.sleep(service.config.sweep_s)
 
 
-def data_dir_full(service: Service, used: int) -> Refusal:
+def data_dir_full(service: Service, used: int, headers: dict[str, str] | None = None) -> Refusal:
     """507: the data directory holds ``used`` bytes, and this upload would pass ``--max-data-mb``."""
     return Refusal(
         507,
         f"the data directory is full ({mib(used)} used of the {service.config.max_data_mb:g} MiB of --max-data-mb); "
         "retry once older uploads have expired",
+        headers,
         reason="data_dir_full",
     )
 

@@ -19,6 +19,7 @@ from typing import Any
 from divita.errors import DivitaError
 
 log = logging.getLogger("divita.serve")
+_memory_cap_mb: float | None = None  # this process's cap (set by cap_memory), named in out-of-memory reasons
 CALIBRATION_SECONDS = 4.0  # length of the clip timed at start-up to predict how long a job should take
 
 
@@ -46,13 +47,16 @@ class WorkerSpec:
 def failure_reason(error: BaseException) -> str:
     """One line for a job's ``error``: a DivitaError's problem (without the server's path), else the type and
     the first line of the message."""
-    if isinstance(error, MemoryError):
-        return "the worker ran out of memory (MemoryError): over --worker-memory-mb"
+    cap = f": over --worker-memory-mb {_memory_cap_mb:g}" if _memory_cap_mb else ""
+    if isinstance(error, MemoryError) and not isinstance(error, DivitaError):
+        return f"the worker ran out of memory (MemoryError){cap}"
     if isinstance(error, DivitaError):
-        return error.problem.splitlines()[0][:500] if error.problem else "failed"
-    text = f"{type(error).__name__}: {error}".splitlines()[0][:500]
-    if "memory" in text.lower() and ("alloc" in text.lower() or "out of" in text.lower()):
-        return f"the worker ran out of memory ({text[:200]}): over --worker-memory-mb"
+        text = error.problem.splitlines()[0][:500] if error.problem else "failed"
+    else:
+        text = f"{type(error).__name__}: {error}".splitlines()[0][:500]
+    lower = text.lower()
+    if any(w in lower for w in ("cannot allocate memory", "out of memory", "failed to allocate", "not enough memory")):
+        return f"the worker ran out of memory ({text[:200]}){cap}"
     return text
 
 
@@ -67,11 +71,13 @@ def predict_outcome(classifier: Any, path, limits) -> Outcome:
 def cap_memory(memory_mb: float | None) -> None:
     """Cap this process's address space at ``memory_mb`` MiB (RLIMIT_AS): an allocation past it fails with
     MemoryError (or ENOMEM in native code) instead of the machine swapping or the OOM killer choosing."""
+    global _memory_cap_mb
     if memory_mb:
         import resource
 
         limit = int(memory_mb * 1024 * 1024)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        _memory_cap_mb = memory_mb
 
 
 def calibrate(classifier: Any) -> float:

@@ -14,6 +14,7 @@ import signal
 def worker_main(conn, spec, calibrate: bool) -> None:
     """Run in a fresh (spawned) process until the pipe closes or says stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the server, which stops its workers
+    _die_with_parent()
     from divita.errors import DivitaError
     from divita.serving.runners import cap_memory, predict_outcome
 
@@ -54,3 +55,14 @@ def worker_main(conn, spec, calibrate: bool) -> None:
         path, limits = payload
         outcome = predict_outcome(classifier, path, limits)
         conn.send(("done", outcome.result) if outcome.kind == "done" else ("failed", outcome.reason))
+
+
+def _die_with_parent() -> None:
+    """On Linux, have the kernel kill this process when the server dies (even by SIGKILL), instead of letting it
+    finish a job nobody will record."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the closed pipe ends it after its current job
+        pass
