@@ -129,6 +129,7 @@ class WorkerPool:
         log_job("running", job.id, attempt=job.attempts, worker=runner.pid, max_seconds=budget)
         outcome = runner.run(upload, self.limits, budget)
         elapsed = round(time.time() - (job.started or time.time()), 3)
+        ended = True
         if outcome.kind == "done":
             result = outcome.result
             result["video"] = job.filename  # the server's upload path means nothing to the client
@@ -141,11 +142,11 @@ class WorkerPool:
             reason = f"stopped after {elapsed:.1f} s: over the time limit of {round(budget, 1):g} s (--max-job-seconds)"
             self.store.fail(job.id, reason)
             log_job("failed", job.id, seconds=elapsed, error=reason)
-            self._restart(runner)
         else:  # died
             status = self.store.retry_or_fail(job.id, outcome.reason)
+            ended = status == "failed"
             log_job("retried" if status == "queued" else "failed", job.id, seconds=elapsed, error=outcome.reason)
+        if ended and self.metrics is not None:
+            self.metrics.job_ended(job.started, job.created)
+        if outcome.kind in ("timeout", "died"):
             self._restart(runner)
-        if outcome.kind != "died" or status == "failed":
-            if self.metrics is not None:
-                self.metrics.job_ended(job.started, job.created)
