@@ -20,6 +20,13 @@ is drawn on its first request, not in the job, so it is not part of it. Loopback
 and the run time are bounded (--clients at most 64, --max-time), and the server is stopped at the end.
 
     python benchmarks/serve_load.py [--clients 4] [--seconds 30] [--workers 1]
+
+``--compare`` measures the worker kinds side by side in one run, on the same trailer and N clients: the server
+with thread workers and with process workers (thread, process, process, thread: each kind's batch time is the
+mean of its two runs, so that a drift of the machine's speed falls on both), the overhead of the processes over
+the threads, then ``--ray`` on a local Ray instance with 1 and with 2 worker actors (jobs per second).
+
+    python benchmarks/serve_load.py --compare [--clients 4] [--seconds 8]
 """
 
 from __future__ import annotations
@@ -88,7 +95,7 @@ def direct(clf, video: Path, n: int, deadline: float) -> list[float]:
     return times
 
 
-def start_server(ckpt: Path, data_dir: Path, workers: int) -> tuple[subprocess.Popen, str]:
+def start_server(ckpt: Path, data_dir: Path, workers: int, *extra: str) -> tuple[subprocess.Popen, str]:
     from divita.serving.client import ServeClient
 
     cmd = [
@@ -108,6 +115,9 @@ def start_server(ckpt: Path, data_dir: Path, workers: int) -> tuple[subprocess.P
         str(workers),
         "--log-level",
         "warning",
+        "--max-job-seconds",
+        "3600",  # a fixed limit: no calibration at start
+        *extra,
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     m = re.search(r"on (http://127\.0\.0\.1:\d+) ", proc.stdout.readline())
@@ -115,7 +125,7 @@ def start_server(ckpt: Path, data_dir: Path, workers: int) -> tuple[subprocess.P
         proc.kill()
         raise SystemExit(f"serve_load: the server did not start: {proc.stderr.read()[-2000:]}")
     url = m.group(1)
-    for _ in range(600):
+    for _ in range(1800):
         try:
             ServeClient(url, timeout=5).health()
             return proc, url
@@ -164,6 +174,63 @@ def load(url: str, video: Path, clients: int, deadline: float) -> list[dict]:
     return out
 
 
+def batch_through_server(ckpt: Path, video: Path, work: Path, clients: int, workers: int, deadline: float, *extra):
+    """(seconds from the first upload to the last result, jobs' own predict seconds) of ``clients`` uploads
+    at once, after one warm-up job, on a fresh server started with ``extra`` flags."""
+    from divita.serving.client import ServeClient
+
+    proc, url = start_server(ckpt, work, workers, *extra)
+    try:
+        warm = ServeClient(url, timeout=120)
+        for _ in range(workers):
+            warm.wait(warm.submit(video), poll_s=0.2, timeout_s=max(1.0, deadline - time.monotonic()))
+        runs = load(url, video, clients, deadline)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    bad = [r for r in runs if r.get("status") != "done"]
+    if bad:
+        raise SystemExit(f"serve_load: {len(bad)} of {len(runs)} clients got no result: {bad[:3]}")
+    first = min(r["start"] for r in runs)
+    return max(r["result"] for r in runs) - first, sum(r["predict_s"] for r in runs)
+
+
+def compare(ckpt: Path, video: Path, cache: Path, clients: int, deadline: float) -> None:
+    """Thread vs process workers (1 worker each, T P P T), then Ray with 1 and 2 actors."""
+    batches: dict[str, list[tuple[float, float]]] = {"thread": [], "process": []}
+    with tempfile.TemporaryDirectory(dir=cache) as work:
+        for i, kind in enumerate(("thread", "process", "process", "thread")):
+            batches[kind].append(
+                batch_through_server(ckpt, video, Path(work) / f"{kind}{i}", clients, 1, deadline, "--isolation", kind)
+            )
+        ray_runs = {}
+        for actors in (1, 2):
+            ray_runs[actors] = batch_through_server(
+                ckpt, video, Path(work) / f"ray{actors}", clients, actors, deadline, "--ray", "--cpus-per-worker", "1"
+            )
+    print(f"\nside by side, {clients} uploads at once, 1 worker (thread and process runs interleaved T P P T):")
+    mean = {k: statistics.mean(b for b, _ in v) for k, v in batches.items()}
+    inside = {k: statistics.mean(p for _, p in v) for k, v in batches.items()}
+    for kind in ("thread", "process"):
+        runs = ", ".join(f"{b:.2f}" for b, _ in batches[kind])
+        print(
+            f"  {kind:<8} batch {mean[kind]:.2f} s (runs {runs}); {clients / mean[kind]:.3f} jobs/s; "
+            f"predict inside the jobs {inside[kind]:.2f} s (the batch over it: "
+            f"{100 * (mean[kind] / inside[kind] - 1):+.1f} %)"
+        )
+    print(f"  process workers over thread workers: {100 * (mean['process'] / mean['thread'] - 1):+.1f} % (batch time)")
+    for actors, (batch, predict_s) in ray_runs.items():
+        print(
+            f"  ray, {actors} actor{'s' if actors > 1 else ' '} batch {batch:.2f} s; {clients / batch:.3f} jobs/s; "
+            f"predict inside the jobs {predict_s:.2f} s"
+        )
+    one, two = ray_runs[1][0], ray_runs[2][0]
+    print(f"  ray: 2 actors vs 1: {one / two:.2f}x the throughput")
+
+
 def _seconds(a: str, b: str) -> float:
     from datetime import datetime
 
@@ -178,6 +245,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1, help="the server's --workers")
     ap.add_argument("--max-time", type=float, default=1800, help="stop after this many seconds in all")
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "divita-bench"))
+    ap.add_argument("--compare", action="store_true", help="thread vs process workers, then Ray with 1 and 2 actors")
     args = ap.parse_args()
     if not 1 <= args.clients <= MAX_CLIENTS:
         raise SystemExit(f"serve_load: --clients must be in 1..{MAX_CLIENTS}")
@@ -195,6 +263,9 @@ def main() -> None:
         f"{args.workers} worker(s)"
     )
 
+    if args.compare:
+        compare(ckpt, video, cache, args.clients, deadline)
+        return
     from divita.inference.predict import GenreClassifier
 
     clf = GenreClassifier.from_checkpoint(ckpt)

@@ -28,8 +28,9 @@ pytest.importorskip("fastapi", reason="the serve extra is not installed: pip ins
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from divita.serving.app import ServeConfig, Service, create_app  # noqa: E402
+from divita.serving.app import create_app  # noqa: E402
 from divita.serving.client import ServeClient  # noqa: E402
+from divita.serving.service import ServeConfig, Service  # noqa: E402
 
 
 def train_tiny_checkpoint(root: Path) -> Path:
@@ -468,6 +469,7 @@ def test_kill_9_then_restart_finishes_queued_and_running_jobs(trained, tmp_path)
         t = time.perf_counter()
         health = client.health()  # the event loop answers while a job runs
         assert time.perf_counter() - t < 2.0 and health["running"] == [running] and health["queue_length"] == 1
+        assert health["isolation"] == "process" and health["calibrated_seconds_per_video_second"] > 0
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     finally:
@@ -477,9 +479,10 @@ def test_kill_9_then_restart_finishes_queued_and_running_jobs(trained, tmp_path)
         states = dict(db.execute("SELECT id, status FROM jobs"))
     assert states == {first: "done", running: "running", queued: "queued"}
 
-    proc, url = start_server(ckpt, data)
+    proc, url = start_server(ckpt, data, "--max-job-seconds", "600")  # a fixed limit: no calibration
     try:
         client = ServeClient(url)
+        assert client.health()["calibrated_seconds_per_video_second"] is None
         after = {i: client.wait(i, poll_s=0.1, timeout_s=120) for i in (running, queued)}
         assert all(j["status"] == "done" for j in after.values()), after
         assert after[running]["attempts"] == 2 and after[queued]["attempts"] == 1

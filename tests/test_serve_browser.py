@@ -126,3 +126,43 @@ def test_page_uploads_a_trailer_and_shows_its_genres_and_timeline(trained, brows
     assert errors == []
     for name in ("serve_1280x800.png", "serve_390x844.png"):
         assert (SCREENSHOTS / name).stat().st_size > 20_000
+
+
+def test_api_docs_render_offline(trained, browser, tmp_path):
+    """/docs (Swagger UI) and /redoc load their scripts and styles from the server itself: with every request
+    to another host aborted, both pages still render the API."""
+    from divita.inference.predict import GenreClassifier
+
+    service = make_service(trained, GenreClassifier.from_checkpoint(trained[1]), tmp_path / "serve")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    blocked: list[str] = []
+
+    def only_loopback(route):
+        url = route.request.url
+        if url.startswith(("http://127.0.0.1", "data:", "blob:")):
+            route.continue_()
+        else:
+            blocked.append(url)
+            route.abort()
+
+    with live_server(create_app(service)) as url:
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context.route("**/*", only_loopback)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url + "/docs")
+        page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)
+        assert page.locator(".swagger-ui .opblock").count() >= 5
+        paths = page.locator(".swagger-ui .opblock-summary-path").all_inner_texts()
+        assert "/v1/predictions" in [p.replace("\u200b", "") for p in paths], paths
+        assert "divita serve" in page.inner_text(".swagger-ui .info .title")
+        page.screenshot(path=str(SCREENSHOTS / "serve_docs_offline.png"))
+        page.goto(url + "/redoc")
+        page.wait_for_selector("text=Upload a trailer (multipart field `file`); its job is queued", timeout=30_000)
+        page.screenshot(path=str(SCREENSHOTS / "serve_redoc_offline.png"))
+        context.close()
+    # the one remote request: Redoc's footer logo ("API docs by Redocly"), built into its script; the page
+    # renders without it
+    assert errors == [] and set(blocked) <= {"https://cdn.redoc.ly/redoc/logo-mini.svg"}, (errors, blocked)
+    assert (SCREENSHOTS / "serve_docs_offline.png").stat().st_size > 20_000

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from divita.cli._limits import add_limit_options
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -43,7 +45,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--failures", metavar="CSV", help="also write failed videos and reasons to this CSV")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=run)
+    add_limit_options(p, run)  # --max-duration, --max-pixels: run(args) decodes under them
 
 
 def plot_path(plot: str, video: str, several: bool):

@@ -254,11 +254,13 @@ class GenreClassifier:
         per_snippet = torch.cat(probs).numpy()
         return per_snippet.mean(0), per_snippet
 
-    def predict(self, video: str | os.PathLike) -> dict:
+    def predict(self, video: str | os.PathLike, limits=None) -> dict:
         """The genres of one trailer file: probabilities, the predicted set, and per-snippet evidence.
 
         Args:
             video: a video file.
+            limits: the :class:`divita.video.VideoLimits` its decoding obeys (default: those in effect,
+                :func:`divita.video.video_limits`).
 
         Returns:
             dict: JSON-able, with ``video``; ``genres`` (genre -> probability, most likely first); ``predicted``
@@ -270,9 +272,13 @@ class GenreClassifier:
 
         Raises:
             DivitaError: a video that cannot be decoded, or one too short for a clip.
+            VideoLimitError: a video over one of the limits.
         """
+        from divita.video.limits import video_limits
+
         t0 = time.perf_counter()
-        result = self.extract(video)
+        with video_limits(limits):
+            result = self.extract(video)
         t_extract = time.perf_counter() - t0
         feats = [result.features[enc.spec.name] for enc in self.encoders.values()]
         if not len(feats[0]):

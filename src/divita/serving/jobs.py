@@ -18,6 +18,8 @@ Order of writes, so that every state a kill can leave is either complete or clea
   between leaves a picture without a name, deleted at start and drawn again when asked for.
 - delete: row deleted -> upload and timeline unlinked. A kill in between leaves files without a row,
   deleted at start.
+- expire (``--keep-uploads``): upload unlinked -> ``upload_removed`` recorded in the row. A kill in between
+  leaves a row whose upload is gone: expired again (the unlink is a no-op) at the next sweep.
 """
 
 from __future__ import annotations
@@ -53,10 +55,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     attempts  INTEGER NOT NULL DEFAULT 0,
     result    TEXT,
     error     TEXT,
-    timeline  TEXT
+    timeline  TEXT,
+    duration  REAL,
+    upload_removed REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, seq);
 """
+_ADDED_COLUMNS = {"duration": "REAL", "upload_removed": "REAL"}  # absent from tables written before them
 
 
 def iso_time(t: float | None) -> str | None:
@@ -107,6 +112,8 @@ class Job:
     result: dict | None
     error: str | None
     timeline: str | None
+    duration: float | None = None  # seconds of video its container declares (0: unknown)
+    upload_removed: float | None = None  # when the upload was removed after --keep-uploads
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
@@ -134,6 +141,7 @@ class Job:
             out["genres"] = (self.result or {}).get("genres")
             out["predicted"] = (self.result or {}).get("predicted")
         out["error"] = self.error
+        out["upload_removed"] = iso_time(self.upload_removed)
         return out
 
 
@@ -159,6 +167,10 @@ class JobStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            have = {r[1] for r in self._db.execute("PRAGMA table_info(jobs)")}
+            for name, kind in _ADDED_COLUMNS.items():
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
         except sqlite3.DatabaseError as e:
             raise DivitaError(self.root / "jobs.sqlite3", f"not a usable job table ({e})") from None
 
@@ -202,9 +214,19 @@ class JobStore:
     def partial_path(self, job_id: str) -> Path:
         return self.partial / job_id
 
-    def accept(self, job_id: str, filename: str, partial: Path, suffix: str, size: int, max_queue: int) -> Job | None:
+    def accept(
+        self,
+        job_id: str,
+        filename: str,
+        partial: Path,
+        suffix: str,
+        size: int,
+        max_queue: int,
+        duration: float | None = None,
+    ) -> Job | None:
         """Move a received, probed upload into place and queue its job; None (upload deleted) when the
-        queue already holds ``max_queue`` jobs. The row is committed when this returns."""
+        queue already holds ``max_queue`` jobs. ``duration``: seconds of video the container declares.
+        The row is committed when this returns."""
         name = job_id + suffix
         final = self.uploads / name
         os.replace(partial, final)
@@ -216,8 +238,9 @@ class JobStore:
                 final.unlink(missing_ok=True)
                 return None
             self._db.execute(
-                "INSERT INTO jobs (id, status, filename, upload, size, created) VALUES (?, 'queued', ?, ?, ?, ?)",
-                (job_id, filename, name, size, time.time()),
+                "INSERT INTO jobs (id, status, filename, upload, size, created, duration) "
+                "VALUES (?, 'queued', ?, ?, ?, ?, ?)",
+                (job_id, filename, name, size, time.time(), duration),
             )
             row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return Job.from_row(row)
@@ -256,6 +279,59 @@ class JobStore:
             self._db.execute(
                 "UPDATE jobs SET status = 'failed', finished = ?, error = ? WHERE id = ?", (time.time(), reason, job_id)
             )
+
+    def retry_or_fail(self, job_id: str, reason: str) -> str:
+        """A job whose worker died under it: queued again, or failed with ``reason`` once it has been
+        started ``MAX_ATTEMPTS`` times. Returns the new status."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            row = self._db.execute(
+                "SELECT attempts FROM jobs WHERE id = ? AND status = 'running'", (job_id,)
+            ).fetchone()
+            status = "gone"
+            if row is not None and row["attempts"] >= MAX_ATTEMPTS:
+                self._db.execute(
+                    "UPDATE jobs SET status = 'failed', finished = ?, error = ? WHERE id = ?",
+                    (time.time(), f"{reason} ({row['attempts']} times)", job_id),
+                )
+                status = "failed"
+            elif row is not None:
+                self._db.execute("UPDATE jobs SET status = 'queued', started = NULL WHERE id = ?", (job_id,))
+                status = "queued"
+            self._db.execute("COMMIT")
+        return status
+
+    # -- retention ---------------------------------------------------------------------------------------
+    def expire_uploads(self, keep_s: float, now: float | None = None) -> list[str]:
+        """Remove the uploads of jobs that ended (done or failed) more than ``keep_s`` seconds ago and record
+        when in their rows (results and timeline pictures are kept). Returns the ids of the jobs touched."""
+        now = time.time() if now is None else now
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, upload FROM jobs WHERE status IN ('done', 'failed') AND finished < ? "
+                "AND upload_removed IS NULL",
+                (now - keep_s,),
+            ).fetchall()
+        removed = []
+        for r in rows:
+            (self.uploads / r["upload"]).unlink(missing_ok=True)
+            with self._lock:
+                self._db.execute("UPDATE jobs SET upload_removed = ? WHERE id = ?", (now, r["id"]))
+            removed.append(r["id"])
+        return removed
+
+    def disk_bytes(self) -> int:
+        """Bytes the data directory holds: the job table (with its journal), uploads (partial ones too) and
+        results."""
+        total = 0
+        for folder in (self.root, self.uploads, self.partial, self.results):
+            for p in folder.iterdir():
+                try:
+                    if p.is_file():
+                        total += p.stat().st_size
+                except OSError:  # removed while counted
+                    pass
+        return total
 
     # -- reading and deleting ----------------------------------------------------------------------------
     def get(self, job_id: str) -> Job | None:

@@ -1,46 +1,61 @@
-"""The threads that run the jobs: each takes the oldest queued job, runs its own :class:`GenreClassifier` on
-the upload and records the result (or the reason it failed). Inference never runs on the event loop, so the
-HTTP side keeps answering while a job runs. The timeline picture is not drawn here but on its first request
-(:mod:`divita.serving.app`), so that a result is ready as soon as the prediction is."""
+"""The supervisor threads that run the jobs: one per worker (a :mod:`divita.serving.runners` runner: a thread's
+classifier, a child process or a Ray actor). Each takes the oldest queued job, hands its upload to its runner
+and records the outcome:
+
+- done / failed: the result or the reason is written to the job's row;
+- the worker died under the job (a native crash, SIGKILL, the OOM killer, a lost Ray node): the job is queued
+  again, or failed once it has been started ``MAX_ATTEMPTS`` times, and the worker is started again;
+- over its time limit (``--max-job-seconds``): the worker is killed and started again, the job fails with
+  the limit named (not retried: it would take as long again).
+
+Inference never runs on the event loop, so the HTTP side keeps answering while a job runs. The timeline
+picture is not drawn here but on its first request (:mod:`divita.serving.timeline`).
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from divita.errors import DivitaError
 from divita.serving.jobs import Job, JobStore
+from divita.serving.metrics import log_job
 
 log = logging.getLogger("divita.serve")
-
-
-def failure_reason(error: BaseException) -> str:
-    """One line for a job's ``error``: a DivitaError's problem (without the server's path), else the type and
-    the first line of the message."""
-    if isinstance(error, DivitaError):
-        return error.problem.splitlines()[0][:500] if error.problem else "failed"
-    return f"{type(error).__name__}: {error}".splitlines()[0][:500]
+RESTART_BACKOFF_S = (1, 2, 5, 10, 30)  # pauses between failed starts of a worker
 
 
 class WorkerPool:
-    """``len(classifiers)`` threads, one classifier each (a classifier is not shared between threads)."""
+    """One supervisor thread per runner. ``budget(job)``: the job's time limit in seconds (None: none);
+    ``limits``: the :class:`divita.video.VideoLimits` every decode obeys; ``metrics``: a ServeMetrics."""
 
-    def __init__(self, store: JobStore, classifiers: Sequence[Any], poll_s: float = 1.0):
+    def __init__(
+        self,
+        store: JobStore,
+        runners: Sequence[Any],
+        limits=None,
+        budget: Callable[[Job], float | None] | None = None,
+        metrics=None,
+        poll_s: float = 1.0,
+    ):
         self.store = store
-        self.classifiers = list(classifiers)
+        self.runners = list(runners)
+        self.limits = limits
+        self.budget = budget or (lambda job: None)
+        self.metrics = metrics
         self.poll_s = poll_s
         self._wake = threading.Condition()
         self._pending = 0
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.running: dict[str, str] = {}  # thread name -> job id it runs now
+        self.restarts = 0
 
     def start(self) -> None:
-        for i, clf in enumerate(self.classifiers):
-            t = threading.Thread(target=self._loop, args=(clf,), name=f"divita-worker-{i}", daemon=True)
+        for i, runner in enumerate(self.runners):
+            t = threading.Thread(target=self._loop, args=(runner,), name=f"divita-worker-{i}", daemon=True)
             t.start()
             self._threads.append(t)
 
@@ -51,17 +66,42 @@ class WorkerPool:
             self._wake.notify()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Ask the threads to stop after their current job; a job still running when ``timeout`` passes stays
-        ``running`` in the table and is queued again at the next start."""
+        """Ask the threads to stop after their current job, then stop the runners; a job still running when
+        ``timeout`` passes stays ``running`` in the table and is queued again at the next start."""
         self._stop.set()
         with self._wake:
             self._wake.notify_all()
         for t in self._threads:
             t.join(timeout)
+        for runner in self.runners:
+            try:
+                getattr(runner, "close", runner.stop)()  # close: also what the runner owns (a Ray session)
+            except Exception:  # noqa: BLE001 - stopping what may already be gone
+                log.exception("stopping a worker")
 
-    def _loop(self, classifier: Any) -> None:
+    def _restart(self, runner: Any) -> None:
+        """Start a dead runner again, pausing between failed starts, until it runs or the pool stops."""
+        for attempt in range(10**9):
+            if self._stop.is_set():
+                return
+            try:
+                runner.stop()
+                runner.start()
+                self.restarts += 1
+                if self.metrics is not None:
+                    self.metrics.restarts.inc()
+                log_job("worker_restarted", "-", pid=runner.pid)
+                return
+            except Exception as e:  # noqa: BLE001 - a worker that cannot start now may start later
+                log.error("divita serve: a worker could not start again: %s", e)
+                self._stop.wait(RESTART_BACKOFF_S[min(attempt, len(RESTART_BACKOFF_S) - 1)])
+
+    def _loop(self, runner: Any) -> None:
         name = threading.current_thread().name
         while not self._stop.is_set():
+            if not runner.alive():  # died while idle
+                self._restart(runner)
+                continue
             try:
                 job = self.store.claim()
             except Exception:  # the table is gone (shutting down) or the disk failed: retry after a pause
@@ -76,21 +116,37 @@ class WorkerPool:
                 continue
             self.running[name] = job.id
             try:
-                self.run_job(classifier, job)
+                self.run_job(runner, job)
             except Exception:  # recording the outcome failed (disk full?): the job stays running, queued again at start
                 log.exception("job %s: cannot record its outcome", job.id)
             finally:
                 self.running.pop(name, None)
 
-    def run_job(self, classifier: Any, job: Job) -> None:
-        """Predict one job's upload and record the outcome (raises only when the table cannot be written)."""
+    def run_job(self, runner: Any, job: Job) -> None:
+        """Run one job on ``runner`` and record the outcome (raises only when the table cannot be written)."""
         upload = self.store.uploads / job.upload
-        try:
-            result = classifier.predict(upload)
-        except Exception as e:  # a bad or hostile upload: the job fails with the reason, the service goes on
-            if os.environ.get("DIVITA_DEBUG"):
-                log.exception("job %s failed", job.id)
-            self.store.fail(job.id, failure_reason(e))
-            return
-        result["video"] = job.filename  # the server's upload path means nothing to the client
-        self.store.finish(job.id, result)
+        budget = self.budget(job)
+        log_job("running", job.id, attempt=job.attempts, worker=runner.pid, max_seconds=budget)
+        outcome = runner.run(upload, self.limits, budget)
+        elapsed = round(time.time() - (job.started or time.time()), 3)
+        ended = True
+        if outcome.kind == "done":
+            result = outcome.result
+            result["video"] = job.filename  # the server's upload path means nothing to the client
+            self.store.finish(job.id, result)
+            log_job("done", job.id, seconds=elapsed)
+        elif outcome.kind == "failed":
+            self.store.fail(job.id, outcome.reason)
+            log_job("failed", job.id, seconds=elapsed, error=outcome.reason)
+        elif outcome.kind == "timeout":
+            reason = f"stopped after {elapsed:.1f} s: over the time limit of {round(budget, 1):g} s (--max-job-seconds)"
+            self.store.fail(job.id, reason)
+            log_job("failed", job.id, seconds=elapsed, error=reason)
+        else:  # died
+            status = self.store.retry_or_fail(job.id, outcome.reason)
+            ended = status == "failed"
+            log_job("retried" if status == "queued" else "failed", job.id, seconds=elapsed, error=outcome.reason)
+        if ended and self.metrics is not None:
+            self.metrics.job_ended(job.started, job.created)
+        if outcome.kind in ("timeout", "died"):
+            self._restart(runner)

@@ -16,5 +16,9 @@ _EXPORTS = {
     "find_videos": "decode",
     "probe_video": "decode",
     "read_frames": "decode",
+    "VideoLimitError": "limits",
+    "VideoLimits": "limits",
+    "active_limits": "limits",
+    "video_limits": "limits",
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

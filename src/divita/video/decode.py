@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from divita.errors import DivitaError
+from divita.video.limits import VideoLimits, active_limits
 
 VIDEO_EXTENSIONS = (
     ".mp4",
@@ -187,14 +188,18 @@ def _display_size(w: int, h: int, sar: float, rotation: int) -> tuple[int, int]:
     return w, h
 
 
-def probe_video(path: str | os.PathLike) -> VideoInfo:
-    """Open a video and read its header. Raises :class:`VideoError` with a reason when it is unusable."""
+def probe_video(path: str | os.PathLike, limits: VideoLimits | None = None) -> VideoInfo:
+    """Open a video and read its header. Raises :class:`VideoError` with a reason when it is unusable, and
+    :class:`divita.video.limits.VideoLimitError` when it is over ``limits`` (its frame size is checked before
+    the first frame is decoded)."""
     with _open(path) as container:
         stream = _video_stream(container, path)
         cc = stream.codec_context
         w, h = int(cc.width or 0), int(cc.height or 0)
         if w <= 0 or h <= 0:
             raise VideoError(path, f"video stream has no frame size ({w}x{h})")
+        if limits:
+            limits.check_size(str(path), w, h)
         sar = float(stream.sample_aspect_ratio) if stream.sample_aspect_ratio else 1.0
         rotation = _stream_rotation(stream) or _first_frame_rotation(container, stream)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
@@ -205,7 +210,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         elif container.duration:
             duration = container.duration / 1_000_000
         dw, dh = _display_size(w, h, sar, rotation)
-        return VideoInfo(
+        info = VideoInfo(
             path=str(path),
             width=dw,
             height=dh,
@@ -218,12 +223,18 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
             codec=cc.name or "",
             has_audio=bool(container.streams.audio),
         )
+    if limits:
+        limits.check_info(info)
+    return info
 
 
 class VideoDecoder:
     """Iterate the frames of one video at ``fps``, each as a dict ``{output name: uint8 (H, W, 3) RGB}``.
 
     ``outputs`` maps names to :class:`OutputSize`. ``threads``: decoder threads (0 = FFmpeg's choice).
+    ``limits``: the longest and largest video decoded (default: the limits in effect in the calling thread,
+    :func:`divita.video.limits.video_limits`); a video over one by its metadata raises
+    :class:`divita.video.limits.VideoLimitError` here, one whose metadata lies raises it from the iteration.
     After iteration, :attr:`stats` holds the counts; :attr:`info` is available from the start.
     Raises :class:`VideoError` (no frames, decode error, truncated file) from the iteration.
     """
@@ -235,6 +246,7 @@ class VideoDecoder:
         outputs: Mapping[str, OutputSize] | None = None,
         threads: int = 0,
         check_truncation: bool = True,
+        limits: VideoLimits | None = None,
     ):
         if not fps or fps <= 0 or not math.isfinite(fps):
             raise DivitaError(None, f"fps must be a positive number, got {fps!r}")
@@ -243,7 +255,8 @@ class VideoDecoder:
         self.outputs = dict(outputs or {"frame": OutputSize()})
         self.threads = int(threads)
         self.check_truncation = check_truncation
-        self.info = probe_video(path)
+        self.limits = limits if limits is not None else active_limits()
+        self.info = probe_video(path, self.limits)
         self.stats = DecodeStats()
         self.sizes: dict[str, tuple[int, int]] = {}
 
@@ -312,6 +325,9 @@ class VideoDecoder:
                         last_dur = float(frame.duration * frame.time_base)
                     elif t_prev is not None:
                         last_dur = t - t_prev
+                    if self.limits:
+                        elapsed = t - (self.stats.first_time if plan is not None else t)
+                        self.limits.check_frame(self.path, elapsed, frame.width, frame.height, self.info.duration)
                     if plan is None:
                         self.stats.first_time = t
                         sar = (
