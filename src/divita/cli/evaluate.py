@@ -57,8 +57,8 @@ def run(args) -> int:
 
     from divita.datasets.release import SUMMARY_LABELS
     from divita.errors import DivitaError
-    from divita.metrics import METRIC_NAMES
     from divita.features.store import store_num_features
+    from divita.metrics import METRIC_NAMES
     from divita.training import (
         TrainConfig,
         check_features,

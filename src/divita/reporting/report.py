@@ -886,6 +886,7 @@ def report_results(transfer: Path, out: Path, log=None) -> Path:
         f"{'/'.join(map(str, splits)) or '?'} split(s), paper AP convention, "
         f"checkpoint selected by validation {LABELS.get(select_by, select_by)}."
     )
+    md.append(f"Training protocol: {(grid.get('config') or {}).get('protocol', 'divita')}.")
     diff = _non_paper_settings(grid)
     if diff:
         md.append(f"Trained with settings other than the paper's: {diff}.")
