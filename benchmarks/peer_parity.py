@@ -205,7 +205,10 @@ def main() -> int:
     p.add_argument("--lr", type=float, default=1e-4, help="both (the paper's 1e-4; `divita demo` uses 1e-3)")
     p.add_argument("--scheduler-patience", type=int, default=10)
     p.add_argument("--stop-patience", type=int, default=20)
-    p.add_argument("--seeds", type=int, default=3, help="seeds of ShuffleNet-Fusion split 0, both implementations")
+    p.add_argument("--seeds", type=int, default=3, help="seeds of ShuffleNet-Fusion split 0 (of --seed-impls)")
+    p.add_argument(
+        "--seed-impls", nargs="+", default=["authors", "divita"], choices=["authors", "divita"], help="whose seeds"
+    )
     p.add_argument("--jobs", type=int, default=2, help="jobs at a time (one thread each)")
     args = p.parse_args()
     if not (args.upstream / "train.py").is_file():
@@ -221,7 +224,7 @@ def main() -> int:
     data = make_data(args.out, args.trailers, args.data_seed)
     print(f"data: {data} ({args.trailers} trailers, 30-90 clips); at most {args.max_epochs} epochs", flush=True)
     todo = [(impl, row, split, 0) for row in ROWS for split in (0, 1, 2) for impl in ("authors", "divita")]
-    todo += [(impl, "ShuffleNet-Fusion", 0, seed) for seed in range(1, args.seeds) for impl in ("authors", "divita")]
+    todo += [(impl, "ShuffleNet-Fusion", 0, seed) for seed in range(1, args.seeds) for impl in args.seed_impls]
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(lambda j: run_job(args, data, *j), todo))
     df = pd.DataFrame(results)
