@@ -138,6 +138,8 @@ def run_job(args, data: Path, impl: str, row: str, split: int, seed: int) -> dic
     done = job / "result.json"
     if done.is_file():
         return json.loads(done.read_text())
+    if args.finished_only:
+        return None
     job.mkdir(parents=True, exist_ok=True)
     fn = run_upstream if impl == "authors" else run_divita
     res = {"impl": impl, "row": row, "split": split, "seed": seed, **fn(args, data, row, split, seed, job)}
@@ -210,6 +212,7 @@ def main() -> int:
         "--seed-impls", nargs="+", default=["authors", "divita"], choices=["authors", "divita"], help="whose seeds"
     )
     p.add_argument("--jobs", type=int, default=2, help="jobs at a time (one thread each)")
+    p.add_argument("--finished-only", action="store_true", help="train nothing: the tables of the finished jobs")
     args = p.parse_args()
     if not (args.upstream / "train.py").is_file():
         sys.exit(f"{args.upstream}: no train.py (a checkout of richardtml/DIViTA is needed)")
@@ -227,7 +230,7 @@ def main() -> int:
     todo += [(impl, "ShuffleNet-Fusion", 0, seed) for seed in range(1, args.seeds) for impl in args.seed_impls]
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(lambda j: run_job(args, data, *j), todo))
-    df = pd.DataFrame(results)
+    df = pd.DataFrame([r for r in results if r is not None])
     df.to_csv(args.out / "parity.csv", index=False)
     text = (
         f"Test metrics (%, the paper's AP convention) of the authors' train.py ({PINNED[:7]}) and "
