@@ -30,7 +30,7 @@ def grid(tiny_release, tmp_path_factory):
 def test_tables_hold_mean_and_sample_std_over_splits(grid):
     out, result = grid
     tst = pd.read_csv(out / "transfer" / "tst.csv", index_col="model")
-    assert list(tst.index) == ROWS and (tst["splits"] == 2).all()
+    assert list(tst.index) == ROWS and (tst["splits"] == 2).all() and (tst["protocol"] == "divita").all()
     for row, slug in zip(ROWS, ["shufflenet-2d", "shufflenet-fusion"]):
         uaps = []
         for split in (0, 1):
@@ -43,6 +43,7 @@ def test_tables_hold_mean_and_sample_std_over_splits(grid):
         assert (out / "transfer" / name).is_file()
     md = (out / "transfer" / "table6.md").read_text()
     assert "| ShuffleNet-Fusion |" in md and "72.11±0.56" in md  # the paper's numbers beside ours
+    assert "Training protocol: divita." in md
 
 
 def test_rerun_keeps_finished_runs(tiny_release, grid):
@@ -277,3 +278,39 @@ def test_evaluate_reads_a_checkpoint_written_before_the_store_rename(tiny_releas
         == 0
     )
     assert json.loads(capsys.readouterr().out) == rows
+
+
+def test_a_run_of_one_protocol_is_never_finished_for_the_other(tiny_release, grid, tmp_path):
+    import json
+    import shutil
+    from dataclasses import replace
+
+    from divita.datasets.release import TABLE6_BY_NAME
+    from divita.evaluation.reproduce import check_resumable, run_config
+
+    out, _ = grid
+    paper = replace(base(tiny_release), protocol="paper")
+    with pytest.raises(DivitaError, match="another configuration: protocol='divita' \\(asked 'paper'\\)"):
+        reproduce(tiny_release, out, rows=ROWS[:1], splits=(0,), base=paper, progress=False, log=lambda s: None)
+    # a run written before protocols existed was trained with divita's
+    run = tmp_path / "old" / "split0"
+    shutil.copytree(out / "transfer" / "runs" / "shufflenet-2d" / "split0", run)
+    hp = json.loads((run / "hparams.json").read_text())
+    (run / "hparams.json").write_text(json.dumps({k: v for k, v in hp.items() if k != "protocol"}))
+    row = TABLE6_BY_NAME["ShuffleNet-2D"]
+    assert check_resumable(run, run_config(base(tiny_release), row, 0))
+    with pytest.raises(DivitaError, match="protocol='divita'"):
+        check_resumable(run, run_config(paper, row, 0))
+    # a paper grid: its tables say so, and its runs are not divita's
+    logs = []
+    result = reproduce(
+        tiny_release, tmp_path / "p", rows=ROWS[:1], splits=(0,), base=paper, progress=False, log=logs.append
+    )
+    assert (result["frames"]["tst"]["protocol"] == "paper").all() and "Training protocol: paper." in result["table"]
+    assert set(pd.read_csv(tmp_path / "p" / "transfer" / "selection.csv")["protocol"]) == {"paper"}
+    again = []
+    reproduce(tiny_release, tmp_path / "p", rows=ROWS[:1], splits=(0,), base=paper, progress=False, log=again.append)
+    assert "1 already finished, 0 to train" in again[0]
+    paper_run = tmp_path / "p" / "transfer" / "runs" / "shufflenet-2d" / "split0"
+    with pytest.raises(DivitaError, match="protocol='paper' \\(asked 'divita'\\)"):
+        check_resumable(paper_run, run_config(base(tiny_release), row, 0))

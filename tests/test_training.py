@@ -247,6 +247,8 @@ def test_cli_options_and_defaults_come_from_train_config():
             assert getattr(demo, f.name) == expected.get(f.name, f.default), f.name
     reproduce = parse("reproduce", "--data-dir", "d")
     assert reproduce.max_epochs == 100 and reproduce.lr == 1e-4 and not hasattr(reproduce, "labels")
+    for command in (["reproduce", "--data-dir", "d"], ["demo"], [*train, "--ix", "i", "--vx", "none"]):
+        assert parse(*command).protocol == "divita" and parse(*command, "--protocol", "paper").protocol == "paper"
 
 
 def test_help_loads_neither_torch_nor_lightning():

@@ -7,6 +7,8 @@ Layout under ``out`` (default ``results``):
     transfer/val_sklearn.csv, ...         the same in the step-wise (scikit-learn) AP convention
     transfer/selection.csv                test μAP when the epoch is picked by val loss vs by val μAP
     transfer/table6.md                    ours next to the paper's Table 6, with the difference
+Each table records the training protocol of its runs (``protocol`` column, a line of table6.md); a run directory
+trained with another protocol is not a finished run of this one (the protocol is part of the run's identity).
 
 Before the first run, each store the rows need is opened once for all labelled trailers: its feature cache
 (:mod:`divita.features.cache`) is built where missing or stale, and every run of every row reads it (on Ray, the
@@ -96,15 +98,19 @@ def summarise(runs: dict[tuple[str, int], Path], rows: list[Table6Row], subset: 
     return pd.DataFrame(records).set_index("model")
 
 
-def markdown_table(tst, rows: list[Table6Row], title: str = "Table 6 (test set)") -> str:
-    """Ours vs the paper: mean±std per summary metric, and ours − paper."""
+def markdown_table(tst, rows: list[Table6Row], title: str = "Table 6 (test set)", protocol: str | None = None) -> str:
+    """Ours vs the paper: mean±std per summary metric, and ours − paper; ``protocol``: the training protocol of
+    the runs, as a line under the title."""
     head = [
         "Model",
         *[f"{SUMMARY_LABELS[m]} ours" for m in METRIC_NAMES],
         *[f"{SUMMARY_LABELS[m]} paper" for m in METRIC_NAMES],
         *[f"Δ{SUMMARY_LABELS[m]}" for m in METRIC_NAMES],
     ]
-    lines = [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [f"### {title}", ""]
+    if protocol is not None:
+        lines += [f"Training protocol: {protocol}.", ""]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         if row.name not in tst.index:
             continue
@@ -301,6 +307,7 @@ def write_tables(
     for convention, suffix in (("paper", ""), ("sklearn", "_sklearn")):
         for subset in ("val", "tst"):
             df = summarise(runs, chosen, subset, convention, base.select_by)
+            df.insert(0, "protocol", base.protocol)
             frames[f"{subset}{suffix}"] = df
             atomic_write_text(out_dir / f"{subset}{suffix}.csv", df.to_csv(float_format="%.2f"))
     sel = []
@@ -310,6 +317,7 @@ def write_tables(
             sel.append(
                 {
                     "model": row.name,
+                    "protocol": base.protocol,
                     "selected_by": selection,
                     "tst_uap_mean": df["uap_mean"].iloc[0],
                     "tst_uap_std": df["uap_std"].iloc[0],
@@ -319,7 +327,7 @@ def write_tables(
 
     selection_df = pd.DataFrame(sel)
     atomic_write_text(out_dir / "selection.csv", selection_df.to_csv(index=False, float_format="%.2f"))
-    table = markdown_table(frames["tst"], chosen)
+    table = markdown_table(frames["tst"], chosen, protocol=base.protocol)
     atomic_write_text(out_dir / "table6.md", table)
     atomic_write_text(
         out_dir / "grid.json",

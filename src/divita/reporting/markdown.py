@@ -217,6 +217,7 @@ def results_header(transfer: Path, tst, select_by: str, grid: dict) -> list[str]
         f"{'/'.join(map(str, splits)) or '?'} split(s), paper AP convention, "
         f"checkpoint selected by validation {LABELS.get(select_by, select_by)}."
     )
+    md.append(f"Training protocol: {(grid.get('config') or {}).get('protocol', 'divita')}.")
     diff = non_paper_settings(grid)
     if diff:
         md.append(f"Trained with settings other than the paper's: {diff}.")

@@ -18,6 +18,7 @@ from divita.fileio import atomic_write_bytes
 from divita.genres import GENRES
 from divita.model import DIViTA, ModelConfig
 from divita.training.config import ADDED_FIELDS, OLD_NAMES, TrainConfig, with_old_names
+from divita.training.protocol import build_model
 
 CHECKPOINT_FORMAT = "divita-checkpoint/1"
 # aggregator names whose meaning changed -> the name their earlier meaning has now (checkpoints whose head
@@ -95,13 +96,18 @@ def load_checkpoint(path: str | Path, expect_features: dict[str, int] | None = N
         ckpt["train_config"] = upgrade_train_config(ckpt["train_config"])
     if expect_features is not None:
         check_features(path, mcfg, expect_features)
-    model = DIViTA(mcfg)
+    model = build_model(mcfg, checkpoint_protocol(ckpt))  # the model its training protocol built
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:
         first = str(e).splitlines()[0]
         raise DivitaError(path, f"checkpoint weights do not fit its configuration ({first})") from None
     return model.eval(), ckpt
+
+
+def checkpoint_protocol(ckpt: dict) -> str:
+    """The training protocol a checkpoint records (``divita`` for checkpoints written before protocols)."""
+    return str(ckpt.get("protocol") or ckpt.get("train_config", {}).get("protocol") or "divita")
 
 
 def read_finished_run(run_dir: Path) -> dict | None:

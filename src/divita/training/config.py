@@ -17,6 +17,7 @@ from divita.errors import DivitaError
 from divita.features.cache import CACHE_DTYPES, CACHE_ENV
 from divita.hardware import TRAIN_PRECISIONS, cpu_has_native_bf16, precision_name
 from divita.model.registry import AGGREGATORS, FUSIONS
+from divita.training.protocol import parse_protocol
 
 if TYPE_CHECKING:
     import torch
@@ -27,7 +28,7 @@ SPLITS = (0, 1, 2)
 # them); runs that hold only them are read by divita.training.checkpoint.upgrade_train_config
 OLD_NAMES = {"ix": "image_store", "vx": "video_store"}
 # identity fields added after runs were written: what a run that does not record one of them was trained with
-ADDED_FIELDS = {"cache_dtype": "float32"}
+ADDED_FIELDS = {"cache_dtype": "float32", "protocol": "divita"}
 
 
 def option(default, help: str | None = None, choices: tuple | None = None, common: bool = True):
@@ -117,6 +118,12 @@ class TrainConfig:
         "(half the disk and page cache; features rounded, so results differ slightly)",
         CACHE_DTYPES,
     )
+    protocol: str = option(
+        "divita",
+        "divita (default) or paper: the authors' code's protocol (their transformer block, no padding masks, "
+        "their validation loss, float32); paper+CHANGE[+CHANGE] adds divita's changes alone (masking, layer, "
+        "snippet-loss, fused-adamw, bf16)",
+    )
 
     def __post_init__(self):
         if not self.image_store and not self.video_store:
@@ -129,6 +136,7 @@ class TrainConfig:
             raise DivitaError(None, f"aggregator must be one of {tuple(AGGREGATORS)}, got {self.aggregator!r}")
         if self.split not in SPLITS:
             raise DivitaError(None, f"split must be 0, 1 or 2, got {self.split}")
+        parse_protocol(self.protocol)  # raises on an unknown protocol
         if self.cache_dtype not in CACHE_DTYPES:
             raise DivitaError(None, f"cache_dtype must be one of {CACHE_DTYPES}, got {self.cache_dtype!r}")
 

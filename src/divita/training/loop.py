@@ -23,6 +23,7 @@ from divita.training.batches import EpochBatches, EvalBatches, FeatureCache, loa
 from divita.training.checkpoint import save_checkpoint
 from divita.training.compute import retain_freed_memory
 from divita.training.config import SELECTIONS, TrainConfig, resolve_precision, with_old_names
+from divita.training.protocol import parse_protocol, protocol_precision
 
 
 @torch.inference_mode()
@@ -81,6 +82,25 @@ class RunResult:
     history: list[dict] = field(default_factory=list)
     interrupted: bool = False  # stopped on request before training ended by itself: the run as it stood
     load_seconds: float = 0.0  # reading the labels and opening (or building) the stores' features
+
+
+_NOTED_SHORT: set[tuple] = set()
+
+
+def note_short_trailers(trn: SnippetSet, cfg: TrainConfig) -> None:
+    """One stderr line (once per data and snippet length in a process) when training trailers are shorter than a
+    snippet: the authors' loader fails on them (``random.randint`` of an empty range); ``paper`` zero-pads their
+    windows, as that loader pads evaluation windows, and does not mask the padding."""
+    short = int((trn.lengths.min(axis=0) < cfg.num_clips).sum())
+    key = (str(cfg.data_dir), cfg.split, cfg.num_clips)
+    if short and key not in _NOTED_SHORT:
+        _NOTED_SHORT.add(key)
+        print(
+            f"divita: protocol {cfg.protocol}: {short} training trailer(s) of split {cfg.split} are shorter than a "
+            f"snippet ({cfg.num_clips} clips), where the authors' code fails; their windows are zero-padded "
+            "(unmasked), as that code pads evaluation windows",
+            file=sys.stderr,
+        )
 
 
 # the run's other files besides the checkpoint (predictions, history, hparams, metrics): a generous bound
@@ -167,7 +187,9 @@ def train_model(
         ff_mult=cfg.ff_mult,
         dropout=cfg.dropout,
     )
-    precision, compute_dtype = resolve_precision(cfg.precision, cfg.accelerator)
+    precision, compute_dtype = resolve_precision(protocol_precision(cfg.protocol, cfg.precision), cfg.accelerator)
+    if not parse_protocol(cfg.protocol).masking:
+        note_short_trailers(sets["trn"], cfg)
     steps = SnippetSteps(
         model_cfg.to_dict(),
         cfg.lr,
@@ -177,6 +199,8 @@ def train_model(
         sets["val"].labels,
         compute_dtype=compute_dtype,
         threads=threads,
+        protocol=cfg.protocol,
+        val_batch_trailers=cfg.batch_size,
     )
     state_bytes = sum(t.numel() * t.element_size() for t in steps.model.state_dict().values())
     check_free_space(run_dir, state_bytes + RUN_FILES_BYTES, "the run's checkpoint and files")
@@ -246,6 +270,7 @@ def train_model(
         selected_by=cfg.select_by,
         thresholds=thresholds,
         num_clips=cfg.num_clips,
+        protocol=cfg.protocol,
     )
     for s in ("val", "tst"):
         atomic_write_bytes(

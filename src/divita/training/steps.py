@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from divita.features.snippets import SnippetBatch, mean_over_snippets
 from divita.model import DIViTA, ModelConfig
 from divita.training.compute import ComputeCopy, HeadRunner, fused_loss_backward
+from divita.training.protocol import build_model, parse_protocol
 
 
 class SnippetSteps:
@@ -22,6 +23,10 @@ class SnippetSteps:
     itself), heads in parallel threads on CPU (``HeadRunner``); the optimizer steps the float32 ``self.model``.
     Call :meth:`start` once the model is on its device, then :meth:`train_step` per batch and
     :meth:`validation_step` per validation batch followed by :meth:`validation_end` once per epoch.
+
+    ``protocol`` (:mod:`divita.training.protocol`): the model built, whether AdamW is fused, and the validation
+    loss: over all validation snippets (divita), or the mean of the losses of consecutive batches of
+    ``val_batch_trailers`` trailers (the authors' validation batches; ``paper``).
     """
 
     def __init__(
@@ -34,8 +39,12 @@ class SnippetSteps:
         val_labels: np.ndarray,
         compute_dtype: torch.dtype = torch.float32,
         threads: int = 1,
+        protocol: str = "divita",
+        val_batch_trailers: int = 32,
     ):
-        self.model = DIViTA(ModelConfig(**model_config))
+        self.protocol = parse_protocol(protocol)
+        self.val_batch_trailers = val_batch_trailers
+        self.model: DIViTA = build_model(ModelConfig(**model_config), protocol)
         self.lr, self.weight_decay, self.scheduler_patience = lr, weight_decay, scheduler_patience
         self.num_val_trailers = num_val_trailers
         self.val_labels = val_labels  # (num_val_trailers, 10)
@@ -52,9 +61,11 @@ class SnippetSteps:
         return next(self.model.parameters()).device
 
     def make_optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.ReduceLROnPlateau]:
-        """AdamW (fused: one kernel for all parameters, CPU and CUDA) and its plateau scheduler."""
+        """AdamW (fused: one kernel for all parameters, CPU and CUDA; torch's default for ``paper``) and its
+        plateau scheduler."""
+        fused = True if self.protocol.fused_adamw else None
         opt = torch.optim.AdamW(
-            self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay, amsgrad=True, fused=True
+            self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay, amsgrad=True, fused=fused
         )
         return opt, torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", patience=self.scheduler_patience)
 
@@ -96,13 +107,20 @@ class SnippetSteps:
         self._val_outputs.append((torch.stack(logits).float().mean(0), batch.y, batch.trailer))
 
     def validation_metrics(self) -> tuple[torch.Tensor, float]:
-        """(loss over the validation snippets, as in training; μAP of the trailers' mean probabilities) of the
+        """(validation loss (see the class docstring); μAP of the trailers' mean probabilities) of the
         batches seen since the last call."""
         from divita.metrics import trapezoid_ap
 
         logits, y, trailer = (torch.cat(t) for t in zip(*self._val_outputs))
         self._val_outputs.clear()
-        loss = F.binary_cross_entropy_with_logits(logits, y)
+        if self.protocol.snippet_loss:
+            loss = F.binary_cross_entropy_with_logits(logits, y)
+        else:  # the mean of each validation batch's loss, batches of val_batch_trailers trailers in order
+            per_snippet = F.binary_cross_entropy_with_logits(logits, y, reduction="none").mean(1).double()
+            group = torch.div(trailer, self.val_batch_trailers, rounding_mode="floor")
+            counts = torch.bincount(group)
+            sums = torch.zeros(len(counts), dtype=torch.float64, device=logits.device).index_add_(0, group, per_snippet)
+            loss = (sums[counts > 0] / counts[counts > 0]).mean().float()
         probs = mean_over_snippets(torch.sigmoid(logits), trailer, self.num_val_trailers)
         return loss, trapezoid_ap(self.val_labels.ravel(), probs.cpu().numpy().ravel())
 
