@@ -16,7 +16,6 @@ import os
 import pkgutil
 import sys
 
-from divita.errors import DivitaError  # noqa: F401  (importable from here, as before)
 
 
 def build_parser() -> argparse.ArgumentParser:
