@@ -17,7 +17,6 @@ import pkgutil
 import sys
 
 
-
 def build_parser() -> argparse.ArgumentParser:
     from divita import __version__
 
