@@ -116,6 +116,7 @@ def run(args) -> int:
 
     try:
         import fastapi  # noqa: F401
+        import prometheus_client  # noqa: F401
         import python_multipart  # noqa: F401
         import uvicorn
     except ImportError:
