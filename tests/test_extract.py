@@ -569,3 +569,31 @@ def test_frames_are_kept_exactly_as_long_as_clips_need_them(tmp_path, seed):
     from divita.clips import clip_frame_indices
 
     assert r.features["idx"].astype(int).tolist() == [clip_frame_indices(c, 24) for c in r.clips]
+
+
+def test_extract_limits_refuse_a_video_and_the_rest_goes_on(tmp_path):
+    d = tmp_path / "videos"
+    d.mkdir()
+    videos.cuts_video(d / "short.mp4", shots=(24,), size=(64, 36))
+    videos.cuts_video(d / "long.mp4", shots=(60, 60), size=(64, 36))  # 5 s
+    videos.cuts_video(d / "big.mp4", shots=(24,), size=(160, 90))
+    out = tmp_path / "out"
+    flags = [
+        "--weights",
+        "random",
+        "--detector",
+        "fixed",
+        "--no-progress",
+        "--max-duration",
+        "3",
+        "--max-pixels",
+        "100x50",
+    ]
+    from divita.cli import main
+
+    assert main(["extract", str(d), "--backbone", "shufflenet", "--out", str(out), *flags]) == 1
+    failed = read_failures(out)
+    assert set(failed) == {"long.mp4", "big.mp4"}
+    assert "--max-duration" in failed["long.mp4"] and "--max-pixels" in failed["big.mp4"]
+    store = next(p for p in out.iterdir() if p.suffix == ".zarr")
+    assert committed_ids(store) == {"short"}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from divita.cli._limits import add_limit_options
+
 CLIP_OPTIONS = ("fpc", "min_clip_frames", "frames_per_clip_2d")  # how shots are cut into clips, what a 2D backbone sees
 
 
@@ -114,7 +116,7 @@ def add_parser(sub) -> None:
         default=None,
         help="fsspec options for a URL --out (e.g. s3://bucket/prefix with --ray), as a JSON object",
     )
-    p.set_defaults(func=run)
+    add_limit_options(p, run)  # no limits unless given: a person chose the files
 
 
 def run(args: argparse.Namespace) -> int:
@@ -131,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
         raise DivitaError(None, "--backbone names no backbone")
     settings = extraction_settings(args, names)  # checked before anything loads
     if args.ray is not None:
+        if args.max_duration is not None or args.max_pixels is not None:
+            raise DivitaError(None, "--max-duration and --max-pixels apply to local extraction only (not with --ray)")
         return run_ray(args, settings)
     if is_url(args.out):
         raise DivitaError(args.out, "an output URL needs --ray (the local path writes to a directory)")
