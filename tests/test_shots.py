@@ -93,7 +93,7 @@ def auto_predictions(small_frames):
 def test_streaming_in_any_chunks_gives_the_same_predictions(small_frames, auto_predictions, chunk):
     model = S.get_transnetv2("cpu", "auto")
     whole = auto_predictions
-    stream = S.TransNetV2Stream(model, min_batch=1 if chunk == 37 else None)
+    stream = S.TransNetV2Stream(model, S.param_default("transnetv2", "threshold"), min_batch=1 if chunk == 37 else None)
     finals = []
     for i in range(0, len(small_frames), chunk):
         stream.push(small_frames[i : i + chunk])

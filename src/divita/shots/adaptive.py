@@ -19,10 +19,10 @@ class AdaptiveStream(ContentStream):
     def __init__(
         self,
         fps: float,
-        adaptive_threshold: float = 3.0,
-        min_scene_len: int = 15,
-        window_width: int = 2,
-        min_content_val: float = 15.0,
+        adaptive_threshold: float,
+        min_scene_len: int,
+        window_width: int,
+        min_content_val: float,
     ):
         ShotStream.__init__(self)
         from scenedetect.detectors import AdaptiveDetector

@@ -16,7 +16,7 @@ class ContentStream(ShotStream):
 
     implementation_name = "scenedetect.ContentDetector"
 
-    def __init__(self, fps: float, threshold: float = 27.0, min_scene_len: int = 15):
+    def __init__(self, fps: float, threshold: float, min_scene_len: int):
         super().__init__()
         from scenedetect.detectors import ContentDetector
 

@@ -12,7 +12,7 @@ class DipStream(ShotStream):
     """Runs of near-uniform black or white frames are gaps: mean luma at most ``black`` or at least ``white``
     (0..255) with a luma standard deviation of at most ``max_std``."""
 
-    def __init__(self, black: float = 24.0, white: float = 232.0, max_std: float = 10.0):
+    def __init__(self, black: float, white: float, max_std: float):
         super().__init__()
         self.black, self.white, self.max_std = black, white, max_std
         self.run_start: int | None = None

@@ -206,7 +206,7 @@ class FastTransNetV2:
     def predict_frames(self, frames: np.ndarray) -> np.ndarray:
         """Single-frame transition probabilities (N,) for uint8 frames (N, 27, 48, 3), as the package's
         ``predict_frames`` computes them."""
-        s = TransNetV2Stream(self, threshold=0.5)
+        s = TransNetV2Stream(self, threshold=0.5)  # the threshold does not change the probabilities
         s.push(frames)
         s.finish()
         return s.predictions()
@@ -250,7 +250,7 @@ def get_transnetv2(device: str = "cpu", precision: str = "auto") -> FastTransNet
 class TransNetV2Stream(ShotStream):
     """TransNetV2 over pushed 48x27 frames: windows are run (in batches) as soon as their frames are in."""
 
-    def __init__(self, model: FastTransNetV2, threshold: float = 0.5, min_batch: int | None = None):
+    def __init__(self, model: FastTransNetV2, threshold: float, min_batch: int | None = None):
         super().__init__()
         self.model = model
         self.runs = TransitionRuns(threshold)
@@ -262,7 +262,7 @@ class TransNetV2Stream(ShotStream):
         self.min_batch = int(min_batch or model.batch_windows)
 
     @classmethod
-    def from_detector(cls, detector, threshold: float = 0.5) -> TransNetV2Stream:
+    def from_detector(cls, detector, threshold: float) -> TransNetV2Stream:
         return cls(get_transnetv2(detector.device, detector.precision), threshold)
 
     @classmethod
