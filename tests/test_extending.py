@@ -191,6 +191,26 @@ def test_aggregator_example_trains_a_tiny_model_one_step(install):
 
     install("aggregator")
     assert TrainConfig(data_dir=".", image_store="s", video_store=None, aggregator="max").aggregator == "max"
+    from divita.cli import build_parser
+
+    args = build_parser().parse_args(
+        [
+            "train",
+            "--data-dir",
+            ".",
+            "--image-store",
+            "s",
+            "--video-store",
+            "none",
+            "--split",
+            "0",
+            "--out",
+            "r",
+            "--aggregator",
+            "max",
+        ]
+    )
+    assert args.aggregator == "max"  # a choice of the command line too, registered after import
     torch.manual_seed(0)
     model = DIViTA(ModelConfig([16, 12], ["image", "video"], aggregator="max", dropout=0.0))
     xs = [torch.randn(4, 6, 16), torch.randn(4, 6, 12)]

@@ -91,7 +91,7 @@ class TrainConfig:
     select_by: str = option("loss", "best epoch by val loss (paper) or val μAP", SELECTIONS)
     seed: int = option(0)
     fusion: str = option("late", None, FUSIONS)
-    aggregator: str = option("tsfm", "clip aggregation (tsfm = the paper's)", tuple(AGGREGATORS))
+    aggregator: str = option("tsfm", "clip aggregation (tsfm = the paper's)", AGGREGATORS)
     hidden: int = option(128)
     heads: int = option(4)
     ff_mult: int = option(6)
