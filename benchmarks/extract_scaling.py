@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 
 def make_videos(cache: Path, n: int, seconds: float, size: tuple[int, int]) -> Path:
-    import videos
+    from builders import videos
 
     d = cache / f"scaling_{n}x{seconds:g}s_{size[0]}x{size[1]}"
     d.mkdir(parents=True, exist_ok=True)
@@ -58,7 +58,7 @@ def make_videos(cache: Path, n: int, seconds: float, size: tuple[int, int]) -> P
 
 
 def tiny_videos(cache: Path, n: int) -> Path:
-    import videos
+    from builders import videos
 
     d = cache / f"scaling_tiny_{n}"
     d.mkdir(parents=True, exist_ok=True)

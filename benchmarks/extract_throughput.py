@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 
 
 def video_path(seconds: float, cache: Path) -> Path:
-    import videos
+    from builders import videos
 
     path = cache / f"bench_{int(seconds)}s_1280x720_24fps.mp4"
     if not path.is_file():

@@ -42,7 +42,7 @@ def make_checkpoint(work: Path) -> Path:
     """A shufflenet + r2plus1d late-fusion checkpoint trained on `divita extract` stores of tiny videos."""
     import pandas as pd
 
-    import videos
+    from builders import videos
     from divita.cli import main as divita
     from divita.genres import GENRES
 
@@ -159,7 +159,7 @@ def main() -> None:
 
     import torch
 
-    import videos
+    from builders import videos
 
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)

@@ -61,7 +61,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def trailer(cache: Path, seconds: float) -> Path:
-    import videos
+    from builders import videos
 
     video = cache / f"trailer_{int(seconds)}s_1280x720_24fps.mp4"
     if not video.is_file():

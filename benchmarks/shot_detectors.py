@@ -25,7 +25,7 @@ KINDS = ("cut", "dissolve", "white", "black")
 
 
 def make_videos(n: int, seed: int, folder: Path):
-    import videos
+    from builders import videos
 
     rng = np.random.default_rng(seed)
     out = []

@@ -18,23 +18,3 @@ def tiny_release(tmp_path_factory):
         tmp_path_factory.mktemp("release"),
         SyntheticSpec(num_trailers=60, min_clips=5, max_clips=50, image_features=16, video_features=12, seed=1),
     )
-
-
-IMAGE_STORE = "trailers_i_shufflenet_fpc24.zarr"
-VIDEO_STORE = "trailers_k_shufflenet_fps24_fpc24.zarr"
-
-
-def tiny_config(release, **kw):
-    """A TrainConfig over both stores of ``release`` (split 0, 3 epochs, batch 8, one thread), ``kw`` overriding."""
-    from divita.training import TrainConfig
-
-    base = dict(
-        data_dir=str(release),
-        image_store=IMAGE_STORE,
-        video_store=VIDEO_STORE,
-        split=0,
-        max_epochs=3,
-        batch_size=8,
-        threads=1,
-    )
-    return TrainConfig(**{**base, **kw})

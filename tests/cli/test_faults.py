@@ -23,14 +23,14 @@ import pandas as pd
 import pytest
 import zarr
 
-import videos
-from conftest import IMAGE_STORE, VIDEO_STORE, tiny_config
+from builders import videos
+from builders.release import IMAGE_STORE, VIDEO_STORE, tiny_config
 from divita.cli import main
 from divita.errors import DivitaError, Interrupted
 from divita.features.store import PARTIAL_DIR, committed_ids, write_array
 from divita.features.store_read import load_features, read_trailer
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXTRACT_STORE = "trailers_i_shufflenet_fps24_fpc24.zarr"
 
 

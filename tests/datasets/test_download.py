@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from builders.http_server import md5_of, serve_directory, tar_gz_directory, write_checksums
 from divita.cli import main
 from divita.datasets.download import MARKER_NAME, download_release, fetch_release
 from divita.datasets.release import RELEASE_FILES
 from divita.datasets.release_files import missing_release_files, read_checksums, require_data, resolve_names
 from divita.errors import DivitaError
-from helpers_http import md5_of, serve_directory, tar_gz_directory, write_checksums
 
 STEM_A = "trailers_i_shufflenet_fpc24"
 STEM_B = "trailers_k_shufflenet_fps24_fpc24"

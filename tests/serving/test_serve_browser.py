@@ -14,8 +14,9 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install 'divita[serve]'")
 
-from divita.serving.app import create_app  # noqa: E402
 from test_serve import live_server, make_service, train_tiny_checkpoint  # noqa: E402
+
+from divita.serving.app import create_app  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -27,7 +28,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "results" / "screenshots"  # git-ignored
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "results" / "screenshots"  # git-ignored
 
 
 def ensure_chromium() -> str:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import tiny_config
+from builders.release import tiny_config
 from divita.errors import DivitaError
 from divita.model import DIViTA, ModelConfig
 from divita.model.paper import PaperDIViTA, PaperHead, UnmaskedSnippetHead

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-import videos
+from builders import videos
 from divita import shots as S
 from divita.video import read_frames
 

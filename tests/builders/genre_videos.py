@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from builders.videos import write_video
 from divita.cli import main
 from divita.genres import GENRES
-from videos import write_video
 
 # genre -> (RGB colour, horizontal stripe speed in pixels/frame)
 LOOKS = {"action": ((220, 40, 30), 6), "comedy": ((250, 220, 60), 1), "horror": ((20, 30, 90), 0)}

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-import videos
+from builders import videos
 from divita.errors import DivitaError
 from divita.features.engine import FrameBuffer, process_video
 from divita.features.extract import extract
@@ -25,7 +25,7 @@ from divita.features.store import PARTIAL_DIR, committed_ids, open_store
 from divita.features.store_read import load_features
 from divita.shots import ShotDetector
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 class IndexEncoder:

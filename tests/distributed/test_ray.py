@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import ray  # the optional extra `divita[ray]`; `make install` installs it for the tests
 
-import videos
+from builders import videos
 from divita.cli import main
 from divita.distributed.cluster import INSTALL_HINT, require_ray
 from divita.distributed.extract import extract_ray

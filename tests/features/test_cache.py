@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import zarr
 
-from conftest import IMAGE_STORE, VIDEO_STORE, tiny_config
+from builders.release import IMAGE_STORE, VIDEO_STORE, tiny_config
 from divita.cli import main
 from divita.errors import DivitaError
 from divita.features import cache as cache_module

@@ -10,10 +10,10 @@ import zlib
 import pandas as pd
 import pytest
 
+from builders.genre_videos import train_genre_checkpoint
 from divita.cli import main
 from divita.errors import DivitaError
 from divita.genres import GENRES
-from genre_videos import train_genre_checkpoint
 
 
 @pytest.fixture(scope="module")

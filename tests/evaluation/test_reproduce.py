@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import IMAGE_STORE
+from builders.release import IMAGE_STORE
 from divita.cli import main
 from divita.errors import DivitaError
 from divita.evaluation.reproduce import reproduce
@@ -70,8 +70,8 @@ def test_a_finished_run_with_another_configuration_is_not_silently_mixed_in(tiny
 
 
 def test_reproduce_downloads_from_a_mirror_then_trains_and_writes_the_tables(tiny_release, tmp_path):
+    from builders.http_server import serve_directory
     from divita.datasets.synthetic import make_mirror
-    from helpers_http import serve_directory
 
     sums = make_mirror(tiny_release, tmp_path / "mirror")
     (tmp_path / "md5sums.txt").write_text("".join(f"{v}  {k}\n" for k, v in sums.items()))

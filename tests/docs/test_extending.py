@@ -16,7 +16,7 @@ import pytest
 
 from divita.errors import DivitaError
 
-GUIDE = Path(__file__).resolve().parents[1] / "docs" / "extending.md"
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "extending.md"
 BLOCK = re.compile(r"<!-- example ([\w-]+)(?:: (\S+))? -->\n```python\n(.*?)\n```", re.S)
 
 
@@ -161,7 +161,7 @@ def test_detector_and_backbone_examples_extract_a_video_from_the_command_line(in
     """``divita extract --backbone tiny_cnn --weights random --detector luma``: a store named as the guide says,
     (clips, 256) features, the detector and its parameter recorded, the shots of ``divita.detect_shots``."""
     import divita
-    import videos
+    from builders import videos
     from divita.cli import main
     from divita.features.store import open_store
 
@@ -271,7 +271,7 @@ def test_plugin_example_adds_a_detector_from_outside_the_package(tmp_path):
     (package / "luma.py").write_text(EXAMPLES["detector-module"][1], encoding="utf-8")
     script = tmp_path / EXAMPLES["plugin-script"][0]
     script.write_text(EXAMPLES["plugin-script"][1], encoding="utf-8")
-    src = str(Path(__file__).resolve().parents[1] / "src")
+    src = str(Path(__file__).resolve().parents[2] / "src")
     env = {"PYTHONPATH": f"{tmp_path}:{src}", "PATH": "/usr/bin:/bin"}
     probe = (
         "import my_divita_plugins, numpy as np, divita\n"

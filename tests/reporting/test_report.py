@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import tiny_config
+from builders.release import tiny_config
 from divita.cli import main
 from divita.datasets.release import TABLE6_BY_NAME
 from divita.errors import DivitaError

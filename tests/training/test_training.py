@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import IMAGE_STORE, VIDEO_STORE, tiny_config
+from builders.release import IMAGE_STORE, VIDEO_STORE, tiny_config
 from divita.errors import DivitaError
 from divita.genres import GENRES
 from divita.training import TrainConfig, load_checkpoint, train_model

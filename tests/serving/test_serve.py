@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from builders.genre_videos import LOOKS, genre_video, train_genre_checkpoint
+from builders.videos import write_audio_only, write_truncated, write_video
 from divita.cli import main
-from genre_videos import LOOKS, genre_video, train_genre_checkpoint
-from videos import write_audio_only, write_truncated, write_video
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install 'divita[serve]'")
 

@@ -7,7 +7,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-import videos
+from builders import videos
 from divita.video import OutputSize, VideoDecoder, VideoError, decode_video, find_videos, probe_video, read_frames
 
 

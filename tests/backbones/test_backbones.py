@@ -19,12 +19,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from builders.http_server import serve_directory
 from divita import DivitaError
 from divita import backbones as B
 from divita.backbones import precision as P
 from divita.backbones.shufflenet3d import ShuffleNetV2_3D
 from divita.hardware import cpu_has_native_bf16
-from helpers_http import serve_directory
 
 EXPECTED = {  # name: (kind, features, store prefix) -- the paper release's feature sizes
     "shufflenet": ("2d", 1024, "i"),

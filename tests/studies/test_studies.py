@@ -26,7 +26,7 @@ from divita.cli import main
 from divita.errors import DivitaError
 from divita.genres import GENRES
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BACKBONE = "efficientnet_lite0"
 TRAIN = ["--splits", "0", "--max-epochs", "6", "--lr", "3e-3", "--batch-size", "8", "--threads", "1", "--no-progress"]
 COLUMNS = ["variant", "backbone", "splits"] + [

@@ -16,11 +16,11 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-
-from divita.cli import main
-from genre_videos import genre_video
 from test_serve import assert_refused, make_service, train_tiny_checkpoint, upload, wait_done, without_timings
-from videos import write_video
+
+from builders.genre_videos import genre_video
+from builders.videos import write_video
+from divita.cli import main
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install 'divita[serve]'")
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import IMAGE_STORE, VIDEO_STORE, tiny_config
+from builders.release import IMAGE_STORE, VIDEO_STORE, tiny_config
 from divita.training.engine import BestStates, EarlyStopping, accelerator_device, fit, seed_everything
 
 STEPS_ARGS = dict(lr=3e-3, weight_decay=0.01, scheduler_patience=1)
