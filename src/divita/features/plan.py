@@ -205,17 +205,7 @@ class ExtractionSettings:
         Returns:
             dict: JSON-able, e.g. ``{"name": "content", "content": {"threshold": 27.0, "min_scene_len": 15}}``.
         """
-        det = self.shot_detector("cpu")
-        recorded: dict[str, Any] = {"name": det.name}
-        for spec in det.specs:
-            values = det.settings(spec)
-            if spec.nested:
-                recorded[spec.name] = values
-            else:
-                recorded.update(values)
-        if len(det.specs) > 1:
-            recorded["tolerance"] = det.tolerance
-        return detector_fingerprint(recorded)
+        return detector_fingerprint(self.shot_detector("cpu").params(implementation=False))
 
     def features_fingerprint(self) -> dict:
         """Every setting that changes a backbone's features, canonical: a store made under other values is not

@@ -111,12 +111,15 @@ class ShotDetector:
         streams = [s.stream_class().from_detector(self, **self.settings(s)) for s in self.specs]
         return streams[0] if len(streams) == 1 else CombinedStream(*streams, self.tolerance)
 
-    def params(self) -> dict:
-        """JSON-able description (recorded in stores): the name, each member's registered parameters (plus
-        how it computes, e.g. TransNetV2's precision and device) under its name, a combination's tolerance."""
+    def params(self, implementation: bool = True) -> dict:
+        """JSON-able description (recorded in stores): the name, each member's registered parameters (plus,
+        with ``implementation``, how it computes, e.g. TransNetV2's precision and device: that loads the
+        network) under its name, a combination's tolerance."""
         out: dict = {"name": self.name}
         for spec in self.specs:
-            values = {**self.settings(spec), **spec.stream_class().implementation(self)}
+            values = self.settings(spec)
+            if implementation:
+                values = {**values, **spec.stream_class().implementation(self)}
             if spec.nested:
                 out[spec.name] = values
             else:
