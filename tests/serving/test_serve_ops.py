@@ -1,13 +1,15 @@
 """`divita serve` bounded and operated: video limits by metadata (422) and while decoding (the job fails),
-worker processes killed mid-job and over their time limit, uploads removed after their retention, the data
-directory's size limit (507), /metrics in Prometheus text and the one-line JSON logs; `--ray` on a local Ray
-instance limited to 2 CPUs with two worker actors, one killed mid-job (one checkpoint trained for them all)."""
+worker processes killed mid-job, over their time limit and over their memory cap, uploads removed after their
+retention, the data directory's size limit (507), /metrics in Prometheus text and the one-line JSON logs; `--ray`
+on a local Ray instance limited to 2 CPUs with two worker actors, one killed mid-job (one checkpoint trained for
+them all)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import re
 import signal
 import struct
 import time
@@ -21,6 +23,7 @@ from test_serve import assert_refused, make_service, train_tiny_checkpoint, uplo
 from builders.genre_videos import genre_video
 from builders.videos import write_video
 from divita.cli import main
+from divita.errors import DivitaError
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install 'divita[serve]'")
 
@@ -235,35 +238,68 @@ def test_a_full_data_directory_refuses_uploads_with_507(trained, classifier, tmp
         service.close()
 
 
-def test_worker_processes_run_under_their_memory_cap(trained, tmp_path):
-    """--worker-memory-mb is the worker's RLIMIT_AS (read back from /proc), jobs run under it, and a
-    MemoryError in a job becomes a reason that names the cap."""
-    from divita.serving import runners
+MEMORY_CAP_MB = 1400  # above a loaded worker (~0.8 GB) running a small job (~1.05 GB), below a long job's need
+
+
+def test_a_worker_over_its_memory_cap_is_killed_its_job_fails_and_the_next_runs(trained, tmp_path):
+    """--worker-memory-mb on a real job: a 40-s 640x360 video (whose extraction holds ~2 GB at its peak) in a
+    worker capped at 1400 MiB of resident memory: the worker is killed, the job fails naming the cap (not
+    retried), the service keeps answering, and the next (small) job runs on a worker started again."""
+    from divita.serving.runners import resident_mb, write_calibration_clip
 
     root, ckpt = trained
-    config = ServeConfig(checkpoint=str(ckpt), data_dir=str(tmp_path / "s"), max_job_seconds=300, worker_memory_mb=6000)
+    greedy = write_calibration_clip(tmp_path / "long_360p.mp4", seconds=40, size=(640, 360))
+    config = ServeConfig(
+        checkpoint=str(ckpt), data_dir=str(tmp_path / "s"), max_job_seconds=300, worker_memory_mb=MEMORY_CAP_MB
+    )
     service = Service.open(config)
     with TestClient(create_app(service)) as c:
-        limits = Path(f"/proc/{service.pool.runners[0].pid}/limits").read_text()
-        line = next(x for x in limits.splitlines() if x.startswith("Max address space"))
-        assert line.split()[3:5] == [str(6000 * 1024 * 1024)] * 2, line
-        assert wait_done(c, upload(c, root / "new" / "new_comedy.mp4").json()["id"])["status"] == "done"
-    runners._memory_cap_mb = 6000  # as cap_memory leaves it in a worker
-    try:
-        assert (
-            runners.failure_reason(MemoryError())
-            == "the worker ran out of memory (MemoryError): over --worker-memory-mb 6000"
+        runner = service.pool.runners[0]
+        first_pid = runner.pid
+        idle = resident_mb(first_pid)
+        assert idle is not None and idle < MEMORY_CAP_MB - 400, f"a loaded worker takes {idle:.0f} MiB"
+        job_id = upload(c, greedy).json()["id"]
+        deadline = time.monotonic() + 60
+        while c.get(f"/v1/predictions/{job_id}").json()["status"] != "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        peak = 0.0
+        while (job := c.get(f"/v1/predictions/{job_id}").json())["status"] == "running":
+            assert c.get("/healthz").json()["status"] == "ok"  # the service keeps answering
+            peak = max(peak, resident_mb(first_pid) or 0.0)
+            assert time.monotonic() < deadline + 120
+            time.sleep(0.05)
+        assert job["status"] == "failed" and job["attempts"] == 1 and job["result"] is None, job
+        match = re.fullmatch(
+            rf"the worker exceeded --worker-memory-mb {MEMORY_CAP_MB} \((\d+) MiB resident\) and was stopped",
+            job["error"],
         )
-        reason = runners.failure_reason(RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate"))
-        assert reason.startswith("the worker ran out of memory (RuntimeError: DefaultCPUAllocator: not enough memory")
-        assert runners.failure_reason(ValueError("a bad frame")) == "ValueError: a bad frame"
-        reason = runners.failure_reason(OSError(12, "Cannot allocate memory"))
-        assert (
-            reason
-            == "the worker ran out of memory (OSError: [Errno 12] Cannot allocate memory): over --worker-memory-mb 6000"
-        )
-    finally:
-        runners._memory_cap_mb = None
+        assert match and int(match[1]) > MEMORY_CAP_MB, job["error"]
+        assert peak > idle + 200  # it was growing when watched from here too
+        assert resident_mb(first_pid) is None  # killed
+
+        small = wait_done(c, upload(c, root / "new" / "new_comedy.mp4").json()["id"], timeout=180)
+        assert small["status"] == "done" and small["attempts"] == 1, small
+        assert next(iter(small["result"]["genres"])) == "comedy"
+        assert runner.pid not in (None, first_pid) and service.pool.restarts == 1
+        assert metrics_of(c)[("divita_worker_restarts_total", ())] == 1
+        assert c.get("/v1/predictions").json()["total"] == 2
+
+
+def test_a_memory_cap_below_a_loaded_worker_is_refused_at_start(trained, tmp_path):
+    with pytest.raises(DivitaError, match=r"a loaded worker already takes \d+ MiB, over --worker-memory-mb 300: "):
+        Service.open(ServeConfig(checkpoint=str(trained[1]), data_dir=str(tmp_path / "s"), worker_memory_mb=300))
+
+
+def test_failed_allocations_are_reasons_that_say_so():
+    from divita.serving.runners import failure_reason
+
+    assert failure_reason(MemoryError()) == "the worker ran out of memory (MemoryError)"
+    reason = failure_reason(RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate"))
+    assert reason.startswith("the worker ran out of memory (RuntimeError: DefaultCPUAllocator: not enough memory")
+    assert failure_reason(ValueError("a bad frame")) == "ValueError: a bad frame"
+    reason = failure_reason(OSError(12, "Cannot allocate memory"))
+    assert reason == "the worker ran out of memory (OSError: [Errno 12] Cannot allocate memory)"
 
 
 # -- beyond one machine ------------------------------------------------------------------------------------

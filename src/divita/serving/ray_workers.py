@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 
 from divita.errors import DivitaError
-from divita.serving.runners import Outcome, WorkerSpec
+from divita.serving.runners import Outcome, WorkerSpec, loaded_over_cap, over_memory_reason
 
 log = logging.getLogger("divita.serve")
+MEMORY_POLL_S = 0.25  # how often a busy actor is asked its resident memory (with --worker-memory-mb)
 
 
 class WorkerActor:
@@ -28,11 +29,8 @@ class WorkerActor:
         self.classifier = None
 
     def load(self) -> tuple[str, object]:
-        """("ready", {"model_info", "pid", ["seconds_per_second"]}) or ("error", (where, problem))."""
-        from divita.serving.runners import cap_memory
-
+        """("ready", {"model_info", "pid", "resident_mb", ["seconds_per_second"]}) or ("error", (where, problem))."""
         try:
-            cap_memory(self.spec.memory_mb)
             from divita.inference.predict import GenreClassifier
             from divita.serving.runners import calibrate
             from divita.serving.service import checkpoint_info
@@ -44,11 +42,18 @@ class WorkerActor:
             info = {"model_info": checkpoint_info(self.classifier, str(path)), "pid": os.getpid()}
             if self.calibrate:
                 info["seconds_per_second"] = calibrate(self.classifier)
+            info["resident_mb"] = self.resident_mb()
             return "ready", info
         except DivitaError as e:
             return "error", (self.spec.checkpoint if e.where else None, e.problem)
         except Exception as e:  # noqa: BLE001 - reported to the server as one line
             return "error", (None, f"the worker actor could not load the checkpoint ({type(e).__name__}: {e})")
+
+    def resident_mb(self) -> float | None:
+        """This actor's resident memory in MiB (answered while a prediction runs: the actor has two threads)."""
+        from divita.serving.runners import resident_mb
+
+        return resident_mb(os.getpid())
 
     def predict(self, data: bytes, suffix: str, limits) -> tuple[str, object]:
         """("done", result) or ("failed", reason) for one upload's bytes."""
@@ -101,6 +106,10 @@ class RayRunner:
         if kind == "error":
             self.stop()
             raise DivitaError(payload[0], payload[1])
+        error = loaded_over_cap(self.spec.memory_mb, payload.get("resident_mb"))
+        if error is not None:
+            self.stop()
+            raise error
         self.pid = payload.get("pid")
         return payload
 
@@ -108,24 +117,45 @@ class RayRunner:
         return self.actor is not None
 
     def run(self, path, limits, timeout: float | None) -> Outcome:
-        """Send one upload to the actor; a dead actor is "died", one past ``timeout`` seconds is killed and
-        "timeout"."""
+        """Send one upload to the actor; a dead actor (or node) is "died", one past ``timeout`` seconds is
+        killed and "timeout", one whose resident memory passes ``spec.memory_mb`` is killed and "over_memory"."""
         import ray
 
         from divita.distributed.cluster import ray_reason
 
         path = Path(path)
         ref = self.actor.predict.remote(ray.put(path.read_bytes()), path.suffix, limits)
-        ready, _ = ray.wait([ref], timeout=timeout)
-        if not ready:
-            self.kill()
-            return Outcome("timeout")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        cap = self.spec.memory_mb
+        while True:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if cap:
+                wait = MEMORY_POLL_S if wait is None else min(wait, MEMORY_POLL_S)
+            ready, _ = ray.wait([ref], timeout=wait)
+            if ready:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                self.kill()
+                return Outcome("timeout")
+            used = self._resident_mb()
+            if cap and used is not None and used > cap:
+                self.kill()
+                return Outcome("over_memory", reason=over_memory_reason(cap, used))
         try:
             kind, payload = ray.get(ref)
         except ray.exceptions.RayError as e:  # the actor or its node died
             self.actor = None
             return Outcome("died", reason=f"the worker actor died running this job ({ray_reason(e)})")
         return Outcome("done", payload) if kind == "done" else Outcome("failed", reason=payload)
+
+    def _resident_mb(self) -> float | None:
+        """The actor's resident memory, or None when it does not answer within seconds (dead, or busy)."""
+        import ray
+
+        try:
+            return ray.get(self.actor.resident_mb.remote(), timeout=5)
+        except (ray.exceptions.RayError, AttributeError):
+            return None
 
     def kill(self) -> None:
         import ray
@@ -178,7 +208,7 @@ def start_ray_runners(config, spec: WorkerSpec, calibrate: bool) -> tuple[list, 
     try:
         count, options, device = worker_count(ray, config)
         spec.device = device if spec.device == "cpu" or device == "cpu" else spec.device
-        actor_class = ray.remote(max_restarts=0, max_task_retries=0)(WorkerActor)
+        actor_class = ray.remote(max_restarts=0, max_task_retries=0, max_concurrency=2)(WorkerActor)
         ref = ray.put(data)
         t = time.perf_counter()
         runners = [RayRunner(actor_class, spec, ref, options, calibrate and i == 0) for i in range(count)]

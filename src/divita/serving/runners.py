@@ -3,14 +3,15 @@
 - :class:`ThreadRunner`: a :class:`GenreClassifier` in the server's own process (tests, benchmarks; no
   isolation: a native crash takes the server down, and a job cannot be stopped at its time limit).
 - :class:`ProcessRunner`: a child process (multiprocessing, spawn) with its own classifier, optionally capped in
-  memory (RLIMIT_AS). A crash, a kill or a job over its time limit ends that child only; the supervisor
-  (:class:`divita.serving.worker.WorkerPool`) starts another.
+  resident memory (watched from here, killed past the cap). A crash, a kill or a job over its time or memory
+  limit ends that child only; the supervisor (:class:`divita.serving.worker.WorkerPool`) starts another.
 - ``divita.serving.ray_workers.RayRunner``: a Ray actor somewhere on a cluster.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -19,14 +20,16 @@ from typing import Any
 from divita.errors import DivitaError
 
 log = logging.getLogger("divita.serve")
-_memory_cap_mb: float | None = None  # this process's cap (set by cap_memory), named in out-of-memory reasons
+MEMORY_POLL_S = 0.1  # how often a busy worker's resident memory is read against --worker-memory-mb
 CALIBRATION_SECONDS = 4.0  # length of the clip timed at start-up to predict how long a job should take
 
 
 @dataclass
 class Outcome:
     """What running one job gave: ``kind`` is "done" (``result``), "failed" (``reason``: the job's fault),
-    "died" (the worker died under it: retried) or "timeout" (over its time limit: failed, not retried)."""
+    "died" (the worker died under it: retried), "timeout" (over its time limit: failed, not retried) or
+    "over_memory" (the worker passed ``--worker-memory-mb`` and was killed: failed with ``reason``, not
+    retried; the worker is started again)."""
 
     kind: str
     result: dict | None = None
@@ -40,23 +43,22 @@ class WorkerSpec:
     checkpoint: str
     device: str = "cpu"
     weights: dict[str, str] = field(default_factory=dict)
-    memory_mb: float | None = None
+    memory_mb: float | None = None  # resident memory cap in MiB (None: none), enforced by the runner
     threads: int | None = None  # torch threads in the worker (None: torch's default)
 
 
 def failure_reason(error: BaseException) -> str:
     """One line for a job's ``error``: a DivitaError's problem (without the server's path), else the type and
-    the first line of the message."""
-    cap = f": over --worker-memory-mb {_memory_cap_mb:g}" if _memory_cap_mb else ""
+    the first line of the message; an allocation that failed says so."""
     if isinstance(error, MemoryError) and not isinstance(error, DivitaError):
-        return f"the worker ran out of memory (MemoryError){cap}"
+        return "the worker ran out of memory (MemoryError)"
     if isinstance(error, DivitaError):
         text = error.problem.splitlines()[0][:500] if error.problem else "failed"
     else:
         text = f"{type(error).__name__}: {error}".splitlines()[0][:500]
     lower = text.lower()
     if any(w in lower for w in ("cannot allocate memory", "out of memory", "failed to allocate", "not enough memory")):
-        return f"the worker ran out of memory ({text[:200]}){cap}"
+        return f"the worker ran out of memory ({text[:200]})"
     return text
 
 
@@ -68,16 +70,34 @@ def predict_outcome(classifier: Any, path, limits) -> Outcome:
         return Outcome("failed", reason=failure_reason(e))
 
 
-def cap_memory(memory_mb: float | None) -> None:
-    """Cap this process's address space at ``memory_mb`` MiB (RLIMIT_AS): an allocation past it fails with
-    MemoryError (or ENOMEM in native code) instead of the machine swapping or the OOM killer choosing."""
-    global _memory_cap_mb
-    if memory_mb:
-        import resource
+def resident_mb(pid: int) -> float | None:
+    """Resident memory (RSS) of process ``pid`` in MiB, from /proc/PID/statm; None when it cannot be read
+    (gone, or no /proc)."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            pages = int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
 
-        limit = int(memory_mb * 1024 * 1024)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        _memory_cap_mb = memory_mb
+
+def can_watch_memory() -> bool:
+    """Whether this system lets :func:`resident_mb` read a process's memory (Linux's /proc)."""
+    return resident_mb(os.getpid()) is not None
+
+
+def over_memory_reason(cap_mb: float, used_mb: float) -> str:
+    """A job's ``error`` when its worker passed ``--worker-memory-mb``."""
+    return f"the worker exceeded --worker-memory-mb {cap_mb:g} ({used_mb:.0f} MiB resident) and was stopped"
+
+
+def loaded_over_cap(cap_mb: float | None, used_mb: float | None) -> DivitaError | None:
+    """The error for a worker whose loaded classifier alone is over the cap (no job could run), else None."""
+    if cap_mb and used_mb is not None and used_mb > cap_mb:
+        return DivitaError(
+            None, f"a loaded worker already takes {used_mb:.0f} MiB, over --worker-memory-mb {cap_mb:g}: raise it"
+        )
+    return None
 
 
 def calibrate(classifier: Any) -> float:
@@ -182,6 +202,10 @@ class ProcessRunner:
         if kind == "error":
             self.stop()
             raise DivitaError(payload[0], payload[1])
+        error = loaded_over_cap(self.spec.memory_mb, resident_mb(self.proc.pid))
+        if error is not None:
+            self.stop()
+            raise error
         return payload
 
     def alive(self) -> bool:
@@ -189,15 +213,19 @@ class ProcessRunner:
 
     def run(self, path, limits, timeout: float | None) -> Outcome:
         """Send one job and wait for its outcome; a dead process is "died", one past ``timeout`` seconds is
-        killed and "timeout"."""
+        killed and "timeout", one whose resident memory passes ``spec.memory_mb`` is killed and "over_memory"."""
         try:
             self.conn.send(("job", str(path), limits))
         except (OSError, ValueError):
             return Outcome("died", reason=self._death())
         deadline = None if timeout is None else time.monotonic() + timeout
+        cap = self.spec.memory_mb
         while True:
+            if cap and (used := resident_mb(self.proc.pid) or 0.0) > cap:
+                self.kill()
+                return Outcome("over_memory", reason=over_memory_reason(cap, used))
             try:
-                if self.conn.poll(0.2):
+                if self.conn.poll(MEMORY_POLL_S if cap else 0.2):
                     kind, payload = self.conn.recv()
                     return Outcome("done", payload) if kind == "done" else Outcome("failed", reason=payload)
             except (EOFError, OSError):

@@ -157,6 +157,11 @@ def _check(config: ServeConfig) -> None:
             raise DivitaError(None, f"{name} must be positive, got {value}")
     if config.isolation not in ("process", "thread", "ray"):
         raise DivitaError(None, f"unknown worker isolation {config.isolation!r}")
+    if config.worker_memory_mb and config.isolation == "process":
+        from divita.serving.runners import can_watch_memory
+
+        if not can_watch_memory():
+            raise DivitaError(None, "--worker-memory-mb needs /proc to read a worker's memory (Linux)")
 
 
 def _start_workers(config: ServeConfig, classifiers: Sequence[Any] | None) -> tuple[list, dict, float | None]:

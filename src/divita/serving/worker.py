@@ -5,8 +5,8 @@ and records the outcome:
 - done / failed: the result or the reason is written to the job's row;
 - the worker died under the job (a native crash, SIGKILL, the OOM killer, a lost Ray node): the job is queued
   again, or failed once it has been started ``MAX_ATTEMPTS`` times, and the worker is started again;
-- over its time limit (``--max-job-seconds``): the worker is killed and started again, the job fails with
-  the limit named (not retried: it would take as long again).
+- over its time limit (``--max-job-seconds``) or its memory cap (``--worker-memory-mb``): the worker is killed
+  and started again, the job fails with the limit named (not retried: it would need as much again).
 
 Inference never runs on the event loop, so the HTTP side keeps answering while a job runs. The timeline
 picture is not drawn here but on its first request (:mod:`divita.serving.timeline`).
@@ -135,7 +135,7 @@ class WorkerPool:
             result["video"] = job.filename  # the server's upload path means nothing to the client
             self.store.finish(job.id, result)
             log_job("done", job.id, seconds=elapsed)
-        elif outcome.kind == "failed":
+        elif outcome.kind in ("failed", "over_memory"):
             self.store.fail(job.id, outcome.reason)
             log_job("failed", job.id, seconds=elapsed, error=outcome.reason)
         elif outcome.kind == "timeout":
@@ -148,5 +148,5 @@ class WorkerPool:
             log_job("retried" if status == "queued" else "failed", job.id, seconds=elapsed, error=outcome.reason)
         if ended and self.metrics is not None:
             self.metrics.job_ended(job.started, job.created)
-        if outcome.kind in ("timeout", "died"):
+        if outcome.kind in ("timeout", "died", "over_memory"):
             self._restart(runner)

@@ -16,10 +16,9 @@ def worker_main(conn, spec, calibrate: bool) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the server, which stops its workers
     _die_with_parent()
     from divita.errors import DivitaError
-    from divita.serving.runners import cap_memory, predict_outcome
+    from divita.serving.runners import predict_outcome
 
     try:
-        cap_memory(spec.memory_mb)
         import torch
 
         if spec.threads:
@@ -35,11 +34,6 @@ def worker_main(conn, spec, calibrate: bool) -> None:
             info["seconds_per_second"] = measure(classifier)
     except DivitaError as e:
         conn.send(("error", (e.where, e.problem)))
-        return
-    except MemoryError:
-        conn.send(
-            ("error", (None, f"the worker ran out of memory while loading (--worker-memory-mb {spec.memory_mb:g})"))
-        )
         return
     except Exception as e:  # noqa: BLE001 - reported to the server as one line
         conn.send(("error", (None, f"the worker could not load the checkpoint ({type(e).__name__}: {e})")))
