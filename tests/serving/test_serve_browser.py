@@ -130,23 +130,32 @@ def test_page_uploads_a_trailer_and_shows_its_genres_and_timeline(trained, brows
 
 
 def test_api_docs_render_offline(trained, browser, tmp_path):
-    """/docs (Swagger UI) and /redoc load their scripts and styles from the server itself: with every request
-    to another host aborted, both pages still render the API."""
+    """/docs (Swagger UI) and /redoc load everything from the server itself, Redoc's footer logo included:
+    with every request to another host aborted and counted, none is attempted, and both pages render every
+    operation of the API."""
+    from urllib.parse import urlsplit
+
     from divita.inference.predict import GenreClassifier
 
     service = make_service(trained, GenreClassifier.from_checkpoint(trained[1]), tmp_path / "serve")
+    app = create_app(service)
+    summaries = [op["summary"] for ops in app.openapi()["paths"].values() for op in ops.values()]
+    assert len(summaries) >= 6 and "Upload a trailer (multipart field `file`); its job is queued" in summaries
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    blocked: list[str] = []
+    remote: dict[str, list[str]] = {"/docs": [], "/redoc": []}
+    local: dict[str, list[str]] = {"/docs": [], "/redoc": []}
+    where = ["/docs"]
 
     def only_loopback(route):
         url = route.request.url
-        if url.startswith(("http://127.0.0.1", "data:", "blob:")):
+        if url.startswith(("data:", "blob:")) or urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1"):
+            local[where[0]].append(urlsplit(url).path)
             route.continue_()
         else:
-            blocked.append(url)
+            remote[where[0]].append(url)
             route.abort()
 
-    with live_server(create_app(service)) as url:
+    with live_server(app) as url:
         context = browser.new_context(viewport={"width": 1280, "height": 800})
         context.route("**/*", only_loopback)
         page = context.new_page()
@@ -154,16 +163,29 @@ def test_api_docs_render_offline(trained, browser, tmp_path):
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(url + "/docs")
         page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)
-        assert page.locator(".swagger-ui .opblock").count() >= 5
+        page.wait_for_load_state("networkidle")
+        assert page.locator(".swagger-ui .opblock").count() == len(summaries)
+        shown = page.locator(".swagger-ui .opblock-summary-description").all_inner_texts()
+        assert sorted(shown) == sorted(summaries), shown
         paths = page.locator(".swagger-ui .opblock-summary-path").all_inner_texts()
         assert "/v1/predictions" in [p.replace("\u200b", "") for p in paths], paths
         assert "divita serve" in page.inner_text(".swagger-ui .info .title")
         page.screenshot(path=str(SCREENSHOTS / "serve_docs_offline.png"))
+
+        where[0] = "/redoc"
         page.goto(url + "/redoc")
         page.wait_for_selector("text=Upload a trailer (multipart field `file`); its job is queued", timeout=30_000)
+        page.wait_for_load_state("networkidle")
+        headings = page.locator("h2").all_inner_texts()
+        assert all(s in headings for s in summaries), headings
+        logo = page.locator("img[alt='redocly logo']")  # the footer's: from this server now
+        page.wait_for_function("document.querySelector(\"img[alt='redocly logo']\").naturalWidth > 0")
+        assert logo.get_attribute("src") == "static/redoc-logo.svg"
         page.screenshot(path=str(SCREENSHOTS / "serve_redoc_offline.png"))
         context.close()
-    # the one remote request: Redoc's footer logo ("API docs by Redocly"), built into its script; the page
-    # renders without it
-    assert errors == [] and set(blocked) <= {"https://cdn.redoc.ly/redoc/logo-mini.svg"}, (errors, blocked)
+    assert remote == {"/docs": [], "/redoc": []}, remote
+    assert errors == [], errors
+    assert {"/static-offline-docs/swagger-ui-bundle.js", "/openapi.json"} <= set(local["/docs"]), local
+    assert {"/redoc-offline.js", "/openapi.json", "/static/redoc-logo.svg"} <= set(local["/redoc"]), local
     assert (SCREENSHOTS / "serve_docs_offline.png").stat().st_size > 20_000
+    assert (SCREENSHOTS / "serve_redoc_offline.png").stat().st_size > 20_000

@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from divita.serving import metrics
+from divita.serving.api_docs import offline_docs_app
 from divita.serving.jobs import is_job_id, new_job_id
 from divita.serving.metrics import log_event, log_job
 from divita.serving.models import UPLOAD_BODY, Accepted, JobPage, PredictionJob, Refusal, error_responses
@@ -279,17 +280,6 @@ def create_app(service: Service) -> FastAPI:
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return app
-
-
-def offline_docs_app(**kwargs) -> FastAPI:
-    """A FastAPI app whose ``/docs`` and ``/redoc`` pages load their scripts and styles from the files the
-    fastapi-offline package ships (served under ``/static-offline-docs``), not from a CDN: they work offline."""
-    try:
-        from fastapi_offline import FastAPIOffline
-    except ImportError:
-        log.warning("divita serve: fastapi-offline is not installed: /docs and /redoc load their scripts from a CDN")
-        return FastAPI(**kwargs)
-    return FastAPIOffline(**kwargs)
 
 
 async def sweep_forever(service: Service) -> None:
