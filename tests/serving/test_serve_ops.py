@@ -1,8 +1,8 @@
 """`divita serve` bounded and operated: video limits by metadata (422) and while decoding (the job fails),
 worker processes killed mid-job, over their time limit and over their memory cap, uploads removed after their
 retention, the data directory's size limit (507), /metrics in Prometheus text and the one-line JSON logs; `--ray`
-on a local Ray instance limited to 2 CPUs with two worker actors, one killed mid-job (one checkpoint trained for
-them all)."""
+on a local Ray instance limited to 2 CPUs with two worker actors, one killed mid-job, one over its memory cap, and
+on a local multi-node cluster that loses the node of its actor mid-job (one checkpoint trained for them all)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from divita.serving.app import create_app  # noqa: E402
+from divita.serving.runners import write_calibration_clip  # noqa: E402
 from divita.serving.service import ServeConfig, Service  # noqa: E402
 from divita.video import VideoLimits  # noqa: E402
 
@@ -239,13 +240,14 @@ def test_a_full_data_directory_refuses_uploads_with_507(trained, classifier, tmp
 
 
 MEMORY_CAP_MB = 1400  # above a loaded worker (~0.8 GB) running a small job (~1.05 GB), below a long job's need
+RAY_MEMORY_CAP_MB = 1600  # the same for a Ray actor (Ray's own threads and buffers in it)
 
 
 def test_a_worker_over_its_memory_cap_is_killed_its_job_fails_and_the_next_runs(trained, tmp_path):
     """--worker-memory-mb on a real job: a 40-s 640x360 video (whose extraction holds ~2 GB at its peak) in a
     worker capped at 1400 MiB of resident memory: the worker is killed, the job fails naming the cap (not
     retried), the service keeps answering, and the next (small) job runs on a worker started again."""
-    from divita.serving.runners import resident_mb, write_calibration_clip
+    from divita.serving.runners import resident_mb
 
     root, ckpt = trained
     greedy = write_calibration_clip(tmp_path / "long_360p.mp4", seconds=40, size=(640, 360))
@@ -314,7 +316,12 @@ def test_ray_workers_predict_what_divita_predict_does_and_survive_a_killed_actor
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=200 * 1024 * 1024)
     try:
         config = ServeConfig(
-            checkpoint=str(ckpt), data_dir=str(tmp_path / "s"), isolation="ray", workers=0, max_job_seconds=300
+            checkpoint=str(ckpt),
+            data_dir=str(tmp_path / "s"),
+            isolation="ray",
+            workers=0,
+            max_job_seconds=300,
+            worker_memory_mb=RAY_MEMORY_CAP_MB,
         )
         service = Service.open(config)  # on the session started here: one actor per CPU
         with TestClient(create_app(service)) as c:
@@ -353,6 +360,71 @@ def test_ray_workers_predict_what_divita_predict_does_and_survive_a_killed_actor
             assert service.pool.restarts == 1 and runner.pid != killed and runner.pid is not None
             again = wait_done(c, upload(c, root / "new" / "new_comedy.mp4").json()["id"], timeout=120)
             assert again["status"] == "done" and c.get("/healthz").json()["worker_restarts"] == 1
+
+            # an actor over --worker-memory-mb is killed (and created again); its job fails naming the cap
+            greedy = write_calibration_clip(tmp_path / "long_360p.mp4", seconds=40, size=(640, 360))
+            job = wait_done(c, upload(c, greedy).json()["id"], timeout=180)
+            assert job["status"] == "failed" and job["attempts"] == 1, job
+            assert job["error"].startswith(f"the worker exceeded --worker-memory-mb {RAY_MEMORY_CAP_MB} ("), job
+            deadline = time.monotonic() + 120
+            while service.pool.restarts < 2:
+                assert time.monotonic() < deadline, "the actor over its memory cap was not replaced"
+                time.sleep(0.1)
+            last = wait_done(c, upload(c, root / "new" / "new_action.mp4").json()["id"], timeout=120)
+            assert last["status"] == "done" and next(iter(last["result"]["genres"])) == "action"
     finally:
         if started:
             ray.shutdown()
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(300)
+def test_a_lost_ray_node_s_job_is_queued_again_and_ends_done_on_a_surviving_node(trained, tmp_path):
+    """A two-node local cluster (ray.cluster_utils): the head hosts no workers, the one actor is on a second node;
+    a third node joins; the actor's node is killed mid-job (every process of it, no goodbye): the job goes back
+    to the queue and ends done on a new actor the service creates on the surviving node."""
+    ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install 'divita[ray]'")
+    from ray.cluster_utils import Cluster
+
+    assert not ray.is_initialized()
+    root, ckpt = trained
+    long_video = genre_video(tmp_path / "long_horror.mp4", "horror", seed=5, frames=24 * 8)
+    mb = 1024 * 1024
+    fast_health_checks = {"health_check_period_ms": 500, "health_check_timeout_ms": 1000}
+    head = {"num_cpus": 0, "include_dashboard": False, "object_store_memory": 100 * mb}
+    cluster = Cluster(initialize_head=True, head_node_args={**head, "_system_config": fast_health_checks})
+    try:
+        doomed = cluster.add_node(num_cpus=1, object_store_memory=80 * mb)
+        ray.init(address=cluster.address, log_to_driver=False)
+        config = ServeConfig(
+            checkpoint=str(ckpt),
+            data_dir=str(tmp_path / "s"),
+            isolation="ray",
+            ray_address=cluster.address,
+            workers=1,
+            max_job_seconds=300,
+        )
+        service = Service.open(config)
+        with TestClient(create_app(service)) as c:
+            runner = service.pool.runners[0]
+            assert runner.node_id == doomed.node_id  # the only node with a CPU
+            survivor = cluster.add_node(num_cpus=1, object_store_memory=80 * mb)
+            job_id = upload(c, long_video).json()["id"]
+            deadline = time.monotonic() + 60
+            while c.get(f"/v1/predictions/{job_id}").json()["status"] != "running":
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            time.sleep(0.5)
+            killed_pid = runner.pid
+            cluster.remove_node(doomed, allow_graceful=False)  # SIGKILL: its raylet, its workers, the actor
+            assert c.get("/healthz").json()["status"] == "ok"
+            job = wait_done(c, job_id, timeout=120)
+            assert job["status"] == "done" and job["attempts"] == 2, job
+            assert job["result"]["num_frames"] == 192 and next(iter(job["result"]["genres"])) == "horror"
+            assert runner.node_id == survivor.node_id and runner.pid != killed_pid
+            assert c.get("/healthz").json()["worker_restarts"] == 1
+        alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+        assert doomed.node_id not in alive and survivor.node_id in alive
+    finally:
+        ray.shutdown()
+        cluster.shutdown()

@@ -29,8 +29,11 @@ class WorkerActor:
         self.classifier = None
 
     def load(self) -> tuple[str, object]:
-        """("ready", {"model_info", "pid", "resident_mb", ["seconds_per_second"]}) or ("error", (where, problem))."""
+        """("ready", {"model_info", "pid", "node_id", "resident_mb", ["seconds_per_second"]}) or
+        ("error", (where, problem))."""
         try:
+            import ray
+
             from divita.inference.predict import GenreClassifier
             from divita.serving.runners import calibrate
             from divita.serving.service import checkpoint_info
@@ -40,6 +43,7 @@ class WorkerActor:
             self.checkpoint = b""
             self.classifier = GenreClassifier.from_checkpoint(path, device=self.spec.device, weights=self.spec.weights)
             info = {"model_info": checkpoint_info(self.classifier, str(path)), "pid": os.getpid()}
+            info["node_id"] = ray.get_runtime_context().get_node_id()
             if self.calibrate:
                 info["seconds_per_second"] = calibrate(self.classifier)
             info["resident_mb"] = self.resident_mb()
@@ -78,6 +82,7 @@ class RayRunner:
         self.options, self.calibrate = options, calibrate
         self.actor = None
         self.pid = None
+        self.node_id = None  # the Ray node the actor runs on (hex)
         self.owns_session = False  # the last runner shuts down a Ray instance the server started
 
     def start(self, timeout: float = 600.0) -> dict:
@@ -110,7 +115,7 @@ class RayRunner:
         if error is not None:
             self.stop()
             raise error
-        self.pid = payload.get("pid")
+        self.pid, self.node_id = payload.get("pid"), payload.get("node_id")
         return payload
 
     def alive(self) -> bool:
