@@ -27,6 +27,14 @@ mean of its two runs, so that a drift of the machine's speed falls on both), the
 the threads, then ``--ray`` on a local Ray instance with 1 and with 2 worker actors (jobs per second).
 
     python benchmarks/serve_load.py --compare [--clients 4] [--seconds 8]
+
+``--one-at-a-time`` measures what a single user waits: one client uploads the trailer and polls (every 0.05 s)
+until its result, then the next upload, ``--repeats`` times, after one warm-up job, on a server with 1 process
+worker and the ShuffleNet pair checkpoint (shufflenet + shufflenet3d late fusion, random backbone weights). It
+prints the p50 (and fastest, slowest) time to result, the p50 of ``GenreClassifier.predict``'s own time inside
+those jobs, and the rest (upload, probe, queue, polling).
+
+    python benchmarks/serve_load.py --one-at-a-time [--repeats 5] [--seconds 30]
 """
 
 from __future__ import annotations
@@ -81,6 +89,63 @@ def checkpoint(cache: Path) -> Path:
         made = make_checkpoint(cache / "serve_load")
         assert made == ckpt, made
     return ckpt
+
+
+def pair_checkpoint(cache: Path) -> Path:
+    """The ShuffleNet pair: shufflenet (2D) + shufflenet3d late fusion, random backbone weights, trained for one
+    epoch on `divita extract` stores of three tiny videos (its compute is what matters here, not its accuracy)."""
+    import pandas as pd
+
+    from builders import videos
+    from divita.cli import main as divita
+    from divita.genres import GENRES
+
+    work = cache / "serve_load_pair"
+    ckpt = work / "run" / "best.ckpt"
+    if ckpt.is_file():
+        return ckpt
+    shutil.rmtree(work, ignore_errors=True)
+    rows = []
+    for i in range(3):
+        videos.shots_video(work / "tiny" / f"v{i}.mp4", shots=(24, 30), size=(96, 64), seed=i)
+        rows.append({"mid": f"v{i}", **{g: int(g == GENRES[i]) for g in GENRES}, "split0": i, "split1": i, "split2": i})
+    pd.DataFrame(rows).to_csv(work / "labels.csv", index=False)
+    data = work / "data"
+    extract = ["extract", str(work / "tiny"), "--backbone", "shufflenet,shufflenet3d", "--weights", "random"]
+    if divita([*extract, "--out", str(data), "--labels", str(work / "labels.csv"), "--no-progress"]) != 0:
+        raise SystemExit("serve_load: extracting the ShuffleNet pair's stores failed")
+    stores = {p.name.split("_")[1]: p.name for p in data.iterdir() if p.suffix == ".zarr"}
+    train = ["train", "--data-dir", str(data), "--ix", stores["i"], "--vx", stores["k"], "--split", "0"]
+    if divita([*train, "--out", str(work / "run"), "--max-epochs", "1", "--no-progress"]) != 0:
+        raise SystemExit("serve_load: training the ShuffleNet pair's checkpoint failed")
+    return ckpt
+
+
+def one_at_a_time(ckpt: Path, video: Path, work: Path, repeats: int, deadline: float) -> list[dict]:
+    """``repeats`` uploads one after another, each once the previous result is in, after one warm-up job, on a
+    fresh 1-worker (process) server; per upload: time to result, and predict's own time inside the job."""
+    from divita.serving.client import ServeClient
+
+    proc, url = start_server(ckpt, work, 1)
+    out = []
+    try:
+        c = ServeClient(url, timeout=120)
+        c.wait(c.submit(video), poll_s=0.05, timeout_s=max(1.0, deadline - time.monotonic()))  # warm-up
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            job = c.wait(c.submit(video), poll_s=0.05, timeout_s=max(1.0, deadline - time.monotonic()))
+            t = time.perf_counter() - t0
+            if job["status"] != "done":
+                raise SystemExit(f"serve_load: a job ended {job['status']}: {job.get('error')}")
+            timings = job["result"]["timings"]
+            out.append({"to_result": t, "predict_s": timings.get("extract_s", 0.0) + timings.get("head_s", 0.0)})
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return out
 
 
 def direct(clf, video: Path, n: int, deadline: float) -> list[float]:
@@ -246,6 +311,12 @@ def main() -> None:
     ap.add_argument("--max-time", type=float, default=1800, help="stop after this many seconds in all")
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "divita-bench"))
     ap.add_argument("--compare", action="store_true", help="thread vs process workers, then Ray with 1 and 2 actors")
+    ap.add_argument(
+        "--one-at-a-time",
+        action="store_true",
+        help="one client, one upload at a time: time to result with the ShuffleNet pair checkpoint, 1 worker",
+    )
+    ap.add_argument("--repeats", type=int, default=5, help="uploads in --one-at-a-time (after a warm-up job)")
     args = ap.parse_args()
     if not 1 <= args.clients <= MAX_CLIENTS:
         raise SystemExit(f"serve_load: --clients must be in 1..{MAX_CLIENTS}")
@@ -256,6 +327,31 @@ def main() -> None:
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     video = trailer(cache, args.seconds)
+    if args.one_at_a_time:
+        if not 1 <= args.repeats <= 100:
+            raise SystemExit("serve_load: --repeats must be in 1..100")
+        ckpt = pair_checkpoint(cache)
+        print(
+            f"trailer: {video.name} ({video.stat().st_size / 1e6:.1f} MB); checkpoint: shufflenet + shufflenet3d late "
+            f"fusion (random backbone weights); {os.cpu_count()} cores, torch {torch.__version__}; one client at a "
+            f"time, {args.repeats} uploads after a warm-up, 1 worker (process)"
+        )
+        with tempfile.TemporaryDirectory(dir=cache) as work:
+            runs = one_at_a_time(ckpt, video, Path(work) / "serve", args.repeats, deadline)
+        to_result = [r["to_result"] for r in runs]
+        predict_s = [r["predict_s"] for r in runs]
+        rest = [r["to_result"] - r["predict_s"] for r in runs]
+        print(
+            f"time to result, one client at a time: p50 {statistics.median(to_result):.2f} s "
+            f"(fastest {min(to_result):.2f} s, slowest {max(to_result):.2f} s; runs "
+            f"{', '.join(f'{t:.2f}' for t in to_result)})"
+        )
+        print(
+            f"  GenreClassifier.predict inside the jobs: p50 {statistics.median(predict_s):.2f} s; the rest (upload, "
+            f"probe, queue, polling): p50 {statistics.median(rest):.2f} s"
+        )
+        print(f"  load average at the end (1, 5, 15 min): {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        return
     ckpt = checkpoint(cache)
     print(
         f"trailer: {video.name} ({video.stat().st_size / 1e6:.1f} MB); checkpoint: shufflenet + r2plus1d late fusion "
