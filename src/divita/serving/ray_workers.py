@@ -142,8 +142,7 @@ class RayRunner:
             if deadline is not None and time.monotonic() >= deadline:
                 self.kill()
                 return Outcome("timeout")
-            used = self._resident_mb()
-            if cap and used is not None and used > cap:
+            if cap and (used := self._resident_mb()) is not None and used > cap:
                 self.kill()
                 return Outcome("over_memory", reason=over_memory_reason(cap, used))
         try:
