@@ -115,6 +115,8 @@ def test_plot_draws_one_named_sheet_or_one_per_video_into_out(clips, capsys, tmp
     rc, printed, _ = shots_cli(capsys, one, two, *FIXED, "--format", "edl", "--plot", "--out", tmp_path / "o")
     assert rc == 0 and f"{two}: contact sheet of 3 shots -> {tmp_path / 'o' / 'two.png'}" in printed.splitlines()
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["one.edl", "one.png", "two.edl", "two.png"]
+    rc, printed, _ = shots_cli(capsys, one, *FIXED, "--csv", tmp_path / "c", "--plot")
+    assert rc == 0 and sorted(p.name for p in (tmp_path / "c").iterdir()) == ["one.csv", "one.png"]
 
 
 @pytest.mark.parametrize(

@@ -80,7 +80,7 @@ def add_parser(sub) -> None:
         const="",
         help="also draw a contact sheet: per shot its first, middle and last frame, its time span and the "
         "transition that ends it (cut, dissolve, fade, end). --plot sheet.png names it (one video); --plot "
-        "without a name writes DIR/<stem>.png per video, with --out DIR",
+        "without a name writes DIR/<stem>.png per video, with --out DIR (or --csv DIR)",
     )
     p.set_defaults(func=run)
 
@@ -103,7 +103,7 @@ def check_outputs(args: argparse.Namespace, fmt: str, videos: list) -> None:
             f"--format {fmt} without --out prints one video's {fmt.upper()}: with {len(videos)} videos, "
             f"add --out DIR (DIR/<stem>.{fmt} each)",
         )
-    if args.plot == "" and not args.out:
+    if args.plot == "" and not (args.out or args.csv):
         raise DivitaError(None, "--plot without a file name writes DIR/<stem>.png: add --out DIR, or name the PNG")
     if args.plot:
         if not args.plot.lower().endswith(".png"):
@@ -190,7 +190,11 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(render(fmt, path, r, args.fps))
             sys.stdout.flush()
         if args.plot is not None:
-            plot(args, path, r, detector.name)
+            try:
+                plot(args, path, r, detector.name)
+            except VideoError as e:  # decoding it again failed: a failed video, the batch goes on
+                failed += 1
+                print(f"divita shots: {e}", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -202,7 +206,7 @@ def plot(args: argparse.Namespace, path, r, detector: str) -> None:
     from divita.shots.formats import ShotList
     from divita.shots.sheet import draw_contact_sheet
 
-    target = Path(args.plot) if args.plot else Path(args.out) / f"{path.stem}.png"
+    target = Path(args.plot) if args.plot else Path(args.out or args.csv) / f"{path.stem}.png"
     shot_list = ShotList(str(path), args.fps, r.num_frames, r.shots, float(r.info.get("source_fps") or 0))
     layout = draw_contact_sheet(shot_list, target, title=f"{path.name}  —  shots by {detector}")
     print(
