@@ -72,6 +72,7 @@ def test_grid_keeps_a_two_minute_trailer_legible():
     assert (columns, rows) == (3, ROWS_PER_COLUMN)
     assert 2000 < width < 3200 and 1800 < height < 2600
     assert sheet_grid(1, (160, 90))[:2] == (1, 1)
+    assert sheet_grid(3, (51, 90))[2] == 900  # portrait thumbnails: still room for the heading
     columns, rows, width, height = sheet_grid(5000, (160, 90))
     assert columns * rows >= 5000 and height < 2**16 and width < 2**16
 

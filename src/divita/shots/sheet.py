@@ -27,6 +27,7 @@ ROWS_PER_COLUMN = 20
 MAX_COLUMNS = 4
 MAX_PIXELS = 60000  # per side, under Agg's limit of 2**16
 DPI = 100
+MIN_WIDTH = 900  # pixels: room for the heading next to narrow (portrait) thumbnails
 HEADER = 104  # pixels above the rows
 LABEL_WIDTH = 250
 BADGE_WIDTH = 124
@@ -95,8 +96,12 @@ def sheet_grid(num_shots: int, thumb_size: tuple[int, int]) -> tuple[int, int, i
     n = max(1, num_shots)
     columns = max(min(MAX_COLUMNS, math.ceil(n / ROWS_PER_COLUMN)), math.ceil(n * row_h / (MAX_PIXELS - HEADER)))
     rows = math.ceil(n / columns)
-    column_w = LABEL_WIDTH + 3 * (thumb_size[0] + GAP) + BADGE_WIDTH + COLUMN_GAP
-    return columns, rows, columns * column_w, HEADER + rows * row_h + ROW_PAD
+    return columns, rows, max(MIN_WIDTH, columns * column_width(thumb_size)), HEADER + rows * row_h + ROW_PAD
+
+
+def column_width(thumb_size: tuple[int, int]) -> int:
+    """Pixels of one column of rows: the text, three thumbnails, the transition badge and the gap."""
+    return LABEL_WIDTH + 3 * (thumb_size[0] + GAP) + BADGE_WIDTH + COLUMN_GAP
 
 
 def thumb_size_for(width: int, height: int) -> tuple[int, int]:
@@ -153,7 +158,7 @@ def draw_contact_sheet(shots: ShotList, path: str | os.PathLike, title: str | No
     transitions = classify_transitions(spans, kinds)
     columns, rows, width, height = sheet_grid(len(spans), thumb)
     row_h = thumb[1] + ROW_PAD
-    column_w = width // columns
+    column_w = column_width(thumb)
 
     canvas = np.full((height, width, 3), 255, np.uint8)
     tiles = []
@@ -210,8 +215,9 @@ def _render(canvas: np.ndarray, layout: SheetLayout, shots: ShotList, title: str
     ax.text(16, 44, summary, fontsize=11, va="top", ha="left", color="#333333")
     ax.text(16, 66, ends, fontsize=11, va="top", ha="left", color="#333333")
     for c in range(min(layout.columns, len(layout.tiles))):  # captions over each column's thumbnails
-        for j, caption in enumerate(("first frame", "middle", "last frame")):
-            x0 = c * (width // layout.columns) + LABEL_WIDTH + j * (layout.thumb_size[0] + GAP)
+        wide = layout.thumb_size[0] >= 100
+        for j, caption in enumerate(("first frame" if wide else "first", "middle", "last frame" if wide else "last")):
+            x0 = c * column_width(layout.thumb_size) + LABEL_WIDTH + j * (layout.thumb_size[0] + GAP)
             ax.text(
                 x0 + layout.thumb_size[0] / 2,
                 HEADER - 3,
@@ -223,7 +229,7 @@ def _render(canvas: np.ndarray, layout: SheetLayout, shots: ShotList, title: str
             )
 
     row_h = layout.thumb_size[1] + ROW_PAD
-    column_w = width // layout.columns
+    column_w = column_width(layout.thumb_size)
     for t, (ns, ne) in zip(layout.tiles, native):
         x, y = (t.index // layout.rows) * column_w, HEADER + (t.index % layout.rows) * row_h
         s, e = t.span
