@@ -280,7 +280,11 @@ def process_video(
             path, f"extreme aspect ratio {info.width}x{info.height} (over {MAX_ASPECT:g}:1): no sensible centre crop"
         )
 
-    stream = detector.stream()
+    try:
+        stream = detector.stream()
+    except BaseException:
+        feed.close()
+        raise
     clip_stream = ClipStream(fpc, min_clip_frames)
     buffers = {_side_key(s): FrameBuffer() for s in sides}
     head: dict[str, np.ndarray] = {}  # first fpc frames per side, for the fallback clip
