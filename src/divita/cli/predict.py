@@ -111,6 +111,20 @@ def inputs(args) -> tuple[list, list[tuple[str, str]]]:
     return videos, failures
 
 
+def early_feed(args):
+    """The first video's decoding, started before torch loads (None when it cannot be started early). Torch's
+    OpenMP threads are set to sleep when idle, not spin, unless $OMP_WAIT_POLICY says otherwise: they share the
+    cores with the decoder's."""
+    import os
+
+    from divita.inference.early import prefetch
+    from divita.video import find_videos
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    first = next((v for v in find_videos(args.videos) if v.is_file()), None)
+    return prefetch(args.checkpoint, first) if first is not None else None
+
+
 def run(args) -> int:
     import sys
 
@@ -121,10 +135,6 @@ def run(args) -> int:
     if not args.checkpoint:
         raise DivitaError(None, "--checkpoint is required (or --server URL of a running `divita serve`)")
 
-    import torch
-
-    from divita.inference.predict import GenreClassifier, plot_timeline, predict_many
-
     if args.threshold is not None and not 0.0 < args.threshold < 1.0:
         raise DivitaError(None, f"--threshold must be in (0, 1), got {args.threshold}")
     weights = {}
@@ -133,9 +143,19 @@ def run(args) -> int:
         if not sep:
             raise DivitaError(None, f"--weights takes BACKBONE=PATH, got {item!r}")
         weights[name] = path
+    feed = early_feed(args)  # the first video decodes while torch and the networks load
+    import torch
+
+    from divita.inference.predict import GenreClassifier, plot_timeline, predict_many
+
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    clf = GenreClassifier.from_checkpoint(args.checkpoint, device=device, weights=weights, threshold=args.threshold)
-    videos, failures = inputs(args)
+    try:
+        clf = GenreClassifier.from_checkpoint(args.checkpoint, device=device, weights=weights, threshold=args.threshold)
+        videos, failures = inputs(args)
+    except BaseException:
+        if feed is not None:
+            feed.close()
+        raise
 
     def show(res: dict) -> None:
         if args.plot:
@@ -146,7 +166,11 @@ def run(args) -> int:
         failures.append((video, reason))
         print(f"divita predict: {video}: {reason}", file=sys.stderr)
 
-    ok, _ = predict_many(clf, videos, show, fail, progress=not args.no_progress)
+    try:
+        ok, _ = predict_many(clf, videos, show, fail, progress=not args.no_progress, feed=feed)
+    finally:
+        if feed is not None:
+            feed.close()  # a no-op once its video was predicted
     write_failures(args.failures, failures)
     if failures:
         print(f"divita predict: {ok} predicted, {len(failures)} failed", file=sys.stderr)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -130,6 +131,93 @@ def _side_key(side: int | None) -> str:
     return f"side{side}" if side else "native"
 
 
+class DecodeFeed:
+    """One video decoded by a thread into a bounded queue of chunks ``{output name: uint8 (n, H, W, 3)}``.
+
+    Built (and started) by :func:`process_video`, or ahead of it, e.g. while a checkpoint's networks load
+    (:func:`divita.inference.early.prefetch`); hand it to :func:`process_video` as ``feed``.
+
+    Args:
+        path: the video.
+        fps: output frame rate.
+        outputs: output name -> :class:`OutputSize` (the names :func:`decode_outputs` gives).
+        threads: FFmpeg decoder threads (0 = one per core).
+        max_frames: frames held in the queue at most (decoding waits beyond).
+
+    Raises:
+        VideoError: an unusable video (from the constructor when its header says so, else from :meth:`chunks`).
+    """
+
+    def __init__(
+        self, path, fps: float, outputs: dict[str, OutputSize], threads: int = 0, max_frames: int | None = None
+    ):
+        self.path = str(path)
+        self.fps = float(fps)
+        self.outputs = dict(outputs)
+        self.threads = int(threads)
+        self.decoder = VideoDecoder(path, fps, outputs, threads=threads)
+        chunks = max(QUEUE_CHUNKS, -(-int(max_frames or 0) // CHUNK_FRAMES))
+        self.queue: queue.Queue = queue.Queue(maxsize=chunks)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(
+            target=_decode_thread, args=(self.decoder, self.queue, self.stop), daemon=True, name="divita-decode"
+        )
+        self.started = False
+
+    def start(self) -> DecodeFeed:
+        """Start decoding (once); returns self."""
+        if not self.started:
+            self.started = True
+            self.thread.start()
+        return self
+
+    def fits(self, path, fps: float, outputs: dict[str, OutputSize], threads: int) -> bool:
+        """Whether this feed decodes what :func:`process_video` was asked for."""
+        return (str(path), float(fps), dict(outputs), int(threads)) == (self.path, self.fps, self.outputs, self.threads)
+
+    def close(self) -> None:
+        """Stop decoding and wait for the thread (unblocking it when the queue is full)."""
+        self.stop.set()
+        while self.thread.is_alive():
+            try:
+                self.queue.get_nowait()
+            except queue.Empty:
+                self.thread.join(timeout=0.05)
+
+
+def decode_outputs(sides: Sequence[int], needs_small: bool) -> dict[str, OutputSize]:
+    """The decoder outputs of a run: one per backbone decode side (0 = native size), and TransNetV2's 48x27
+    frames when the shot detector looks at frames (or when there is nothing else to decode)."""
+    outputs: dict[str, OutputSize] = {_side_key(s): OutputSize(min_side=s or None) for s in sorted(set(sides))}
+    if needs_small or not outputs:
+        outputs["small"] = OutputSize(exact=TRANSNET_SIZE)
+    return outputs
+
+
+class _InferenceThreads:
+    """Torch's intra-op threads: one fewer (at least 1) while the decode thread is busy, all of them while it
+    waits on a full queue or is done: two thread pools on the same cores wait on each other at every parallel
+    region's barrier."""
+
+    def __init__(self, while_decoding: int | None):
+        self.torch = sys.modules.get("torch")
+        self.all = self.fewer = self.now = 0
+        if self.torch is None:
+            return
+        self.all = self.now = self.torch.get_num_threads()
+        self.fewer = max(1, self.all - 1) if while_decoding is None else max(1, int(while_decoding))
+
+    def decoding(self, busy: bool) -> None:
+        """Set the threads for the next inference: ``busy`` = the decode thread has work to do."""
+        want = self.fewer if busy else self.all
+        if self.torch is not None and want != self.now:
+            self.torch.set_num_threads(want)
+            self.now = want
+
+    def restore(self) -> None:
+        self.decoding(False)
+
+
 def _decode_thread(decoder: VideoDecoder, q: queue.Queue, stop: threading.Event) -> None:
     """Put chunks {name: (n, H, W, 3)} on ``q``, then None; an exception is put as itself."""
     try:
@@ -161,29 +249,42 @@ def process_video(
     batch_size: int = DEFAULT.batch_size,
     decode_threads: int = 0,
     on_frames: Callable[[int], None] | None = None,
+    feed: DecodeFeed | None = None,
+    inference_threads: int | None = None,
+    on_decoded: Callable[[], None] | None = None,
 ) -> VideoResult:
     """Decode ``path`` once and return its shots, clips and each encoder's clip features.
 
     ``encoders``: objects with ``spec.name``, ``min_side`` and ``encode(uint8 (B, T, H, W, 3)) -> (B, F)``.
+    ``feed``: this video's decoding already started (:class:`DecodeFeed`); used when it decodes what this run
+    needs, else closed and a new one started. ``inference_threads``: torch's intra-op threads while the video is
+    still decoding (default: one fewer than torch's, at least 1; torch's own count again after).
+    ``on_decoded()`` is called once the last frame is in (e.g. to start decoding the next video while this one's
+    last clips are encoded).
     Raises :class:`VideoError` for unusable videos.
     """
     t_start = time.perf_counter()
     sides = sorted({int(getattr(e, "min_side", 0) or 0) for e in encoders})
-    outputs: dict[str, OutputSize] = {_side_key(s): OutputSize(min_side=s or None) for s in sides}
-    needs_small = detector.looks_at_frames
-    if needs_small:
-        outputs["small"] = OutputSize(exact=TRANSNET_SIZE)
-    if not outputs:
-        outputs["small"] = OutputSize(exact=TRANSNET_SIZE)
-    decoder = VideoDecoder(path, fps, outputs, threads=decode_threads)
+    outputs = decode_outputs(sides, detector.looks_at_frames)
+    if feed is not None and not feed.fits(path, fps, outputs, decode_threads):
+        feed.close()
+        feed = None
+    if feed is None:
+        feed = DecodeFeed(path, fps, outputs, threads=decode_threads)
+    decoder = feed.decoder
     info = decoder.info
     aspect = max(info.width, info.height) / max(1, min(info.width, info.height))
     if aspect > MAX_ASPECT:
+        feed.close()
         raise VideoError(
             path, f"extreme aspect ratio {info.width}x{info.height} (over {MAX_ASPECT:g}:1): no sensible centre crop"
         )
 
-    stream = detector.stream()
+    try:
+        stream = detector.stream()
+    except BaseException:
+        feed.close()
+        raise
     clip_stream = ClipStream(fpc, min_clip_frames)
     buffers = {_side_key(s): FrameBuffer() for s in sides}
     head: dict[str, np.ndarray] = {}  # first fpc frames per side, for the fallback clip
@@ -217,15 +318,20 @@ def process_video(
         done_clips.extend(clips)
         t_encode += time.perf_counter() - t0
 
-    q: queue.Queue = queue.Queue(maxsize=QUEUE_CHUNKS)
-    stop = threading.Event()
-    th = threading.Thread(target=_decode_thread, args=(decoder, q, stop), daemon=True, name="divita-decode")
-    th.start()
+    q = feed.start().queue
+    threads = _InferenceThreads(inference_threads)
     n = 0
+    t_wait = 0.0
     try:
         while True:
+            t0 = time.perf_counter()
+            threads.decoding(busy=not q.full())  # a full queue: the decoder waits, its core is free
             item = q.get()
+            t_wait += time.perf_counter() - t0
             if item is None:
+                threads.restore()
+                if on_decoded is not None:
+                    on_decoded()
                 break
             if isinstance(item, BaseException):
                 raise item
@@ -248,12 +354,9 @@ def process_video(
             for buf in buffers.values():
                 buf.drop_before(keep)
     finally:
-        stop.set()
-        while th.is_alive():  # unblock a producer waiting on a full queue
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                th.join(timeout=0.05)
+        threads.restore()
+        feed.close()
+    t_decoded = time.perf_counter() - t_start
     stream.finish(n)
     shots = shots_from_gaps(stream.gaps, n)
     pending.extend(clip_stream.finish(stream, n))
@@ -283,7 +386,7 @@ def process_video(
             "source_frames": decoder.stats.source_frames,
             "duration": round(decoder.stats.duration, 4),
         },
-        timings={"wall": wall, "encode": t_encode},
+        timings={"wall": wall, "encode": t_encode, "decoded": t_decoded, "decode_wait": t_wait},
     )
 
 
@@ -328,4 +431,12 @@ def describe_encoder(encoder: Any) -> dict:
     }
 
 
-__all__ = ["FrameBuffer", "VideoResult", "describe_encoder", "load_encoders", "process_video"]
+__all__ = [
+    "DecodeFeed",
+    "FrameBuffer",
+    "VideoResult",
+    "decode_outputs",
+    "describe_encoder",
+    "load_encoders",
+    "process_video",
+]

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from divita.errors import DivitaError
-from divita.features.engine import describe_encoder, load_encoders, process_video
+from divita.features.engine import DecodeFeed, decode_outputs, describe_encoder, load_encoders, process_video
 from divita.features.outputs import FAILURES_FILE, FeatureOutput, is_url, open_output
 from divita.features.plan import ExtractionSettings
 from divita.features.run import ExtractionRun, ExtractSummary
@@ -127,7 +127,20 @@ def _extract_each(run: ExtractionRun, jobs: list, by_name: dict, detector, decod
         bar_frames = tqdm(desc="frames", unit="frame", position=1, dynamic_ncols=True, smoothing=0.1)
     t0 = time.perf_counter()
     try:
-        for mid, path, names in jobs:
+        ahead: dict[str, DecodeFeed] = {}  # the next video's decoding, started when this one's is done
+
+        def start_next(i: int) -> None:
+            if i < len(jobs):
+                _, path, names = jobs[i]
+                sides = [int(getattr(by_name[n], "min_side", 0) or 0) for n in names]
+                try:
+                    ahead[str(path)] = DecodeFeed(
+                        path, settings.fps, decode_outputs(sides, detector.looks_at_frames), threads=decode_threads
+                    ).start()
+                except DivitaError:
+                    pass  # its own run reports why
+
+        for i, (mid, path, names) in enumerate(jobs):
             try:
                 check_array_id(mid)
                 result = process_video(
@@ -140,6 +153,8 @@ def _extract_each(run: ExtractionRun, jobs: list, by_name: dict, detector, decod
                     batch_size=settings.batch_size,
                     decode_threads=decode_threads,
                     on_frames=(bar_frames.update if bar_frames is not None else None),
+                    feed=ahead.pop(str(path), None),
+                    on_decoded=lambda i=i: start_next(i + 1),
                 )
             except (VideoError, DivitaError) as err:
                 run.fail(path, err.problem)
@@ -153,6 +168,8 @@ def _extract_each(run: ExtractionRun, jobs: list, by_name: dict, detector, decod
             if bar_videos is not None:
                 bar_videos.update(1)
     finally:
+        for feed in ahead.values():
+            feed.close()
         for bar in (bar_frames, bar_videos):
             if bar is not None:
                 bar.close()

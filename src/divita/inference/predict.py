@@ -203,11 +203,12 @@ class GenreClassifier:
             str(path),
         )
 
-    def extract(self, video: str | os.PathLike):
+    def extract(self, video: str | os.PathLike, feed=None):
         """Shots, clips and every stream's clip features of one video.
 
         Args:
             video: a video file.
+            feed: its decoding, already started (:func:`divita.inference.early.prefetch`); optional.
 
         Returns:
             VideoResult: ``divita.features.engine.VideoResult``, its ``shots``, ``clips`` (inclusive frame spans
@@ -225,6 +226,7 @@ class GenreClassifier:
             fps=self.plan.fps,
             fpc=self.plan.fpc,
             min_clip_frames=self.plan.min_clip_frames,
+            feed=feed,
         )
 
     @torch.inference_mode()
@@ -254,13 +256,15 @@ class GenreClassifier:
         per_snippet = torch.cat(probs).numpy()
         return per_snippet.mean(0), per_snippet
 
-    def predict(self, video: str | os.PathLike, limits=None) -> dict:
+    def predict(self, video: str | os.PathLike, limits=None, feed=None) -> dict:
         """The genres of one trailer file: probabilities, the predicted set, and per-snippet evidence.
 
         Args:
             video: a video file.
             limits: the :class:`divita.video.VideoLimits` its decoding obeys (default: those in effect,
                 :func:`divita.video.video_limits`).
+            feed: its decoding, already started (:func:`divita.inference.early.prefetch`, under the limits in
+                effect where it was started); optional.
 
         Returns:
             dict: JSON-able, with ``video``; ``genres`` (genre -> probability, most likely first); ``predicted``
@@ -278,7 +282,7 @@ class GenreClassifier:
 
         t0 = time.perf_counter()
         with video_limits(limits):
-            result = self.extract(video)
+            result = self.extract(video, feed)
         t_extract = time.perf_counter() - t0
         feats = [result.features[enc.spec.name] for enc in self.encoders.values()]
         if not len(feats[0]):
@@ -325,9 +329,11 @@ def predict_many(
     on_result: Callable[[dict], None],
     on_failure: Callable[[str, str], None],
     progress: bool = True,
+    feed=None,
 ) -> tuple[int, int]:
     """Predict every video; a failing one is reported to ``on_failure(video, reason)`` and the rest go on
-    (a full disk or an unwritable output raises: every later video would fail the same way).
+    (a full disk or an unwritable output raises: every later video would fail the same way). ``feed``: the
+    decoding of one of them already started (:func:`divita.inference.early.prefetch`).
 
     Returns (succeeded, failed).
     """
@@ -339,7 +345,8 @@ def predict_many(
         bar = tqdm(total=len(videos), desc="predict", unit="video")
     for v in videos:
         try:
-            on_result(classifier.predict(v))
+            early = feed if feed is not None and feed.path == str(v) else None
+            on_result(classifier.predict(v, feed=early) if early is not None else classifier.predict(v))
             ok += 1
         except DivitaError as e:
             on_failure(str(v), e.problem)

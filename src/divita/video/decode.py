@@ -10,7 +10,12 @@ Each decoded frame that is used is converted to RGB once, by libswscale, at the 
 asked for (area filter, shorter side = the largest ``min_side``, aspect kept, display aspect ratio and
 rotation metadata applied); smaller outputs (another backbone's side, TransNetV2's 48x27) are area-resized
 from that with OpenCV. Decoding never upscales: a source smaller than ``min_side`` is delivered at its own
-size (the encoders resize it themselves).
+size (the encoders resize it themselves). The scaled conversion asks libswscale for planar RGB (``gbrp``),
+whose output stage is about twice as fast as packed ``rgb24``'s, when a probe frame of the video's pixel format
+and size (random content) shows the two give the same pixels; otherwise it asks for ``rgb24``. Either way the
+frames are the ones ``rgb24`` gives.
+
+``threads`` are FFmpeg's decoder threads (frame and slice threading; 0 = one per core).
 
 Unusable inputs raise :class:`VideoError` (a :class:`DivitaError`) with a short reason: missing, empty,
 not a media file, no video stream (audio only), no decodable frame, truncated.
@@ -180,6 +185,26 @@ def _first_frame_rotation(container, stream) -> int:
     return 0
 
 
+def planar_rgb_is_exact(frame, width: int, height: int) -> bool:
+    """Whether scaling ``frame``'s pixel format, size and colour setup to ``width`` x ``height`` gives the same
+    pixels as planar ``gbrp`` as it does as packed ``rgb24`` (area filter), on a probe frame of random content."""
+    import av
+
+    try:
+        probe = av.VideoFrame(frame.width, frame.height, frame.format.name)
+        rng = np.random.default_rng(0)
+        for plane in probe.planes:
+            plane.update(rng.integers(0, 256, plane.buffer_size, dtype=np.uint8).tobytes())
+        for attr in ("colorspace", "color_range"):
+            if hasattr(frame, attr):
+                setattr(probe, attr, getattr(frame, attr))
+        packed = probe.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA")
+        planar = probe.to_ndarray(format="gbrp", width=width, height=height, interpolation="AREA")
+    except (av.error.FFmpegError, ValueError, TypeError, AttributeError):
+        return False
+    return packed.shape == planar.shape and bool((packed == planar).all())
+
+
 def _display_size(w: int, h: int, sar: float, rotation: int) -> tuple[int, int]:
     if sar and abs(sar - 1.0) > 1e-3:
         w = max(1, int(round(w * sar)))
@@ -259,6 +284,8 @@ class VideoDecoder:
         self.info = probe_video(path, self.limits)
         self.stats = DecodeStats()
         self.sizes: dict[str, tuple[int, int]] = {}
+        self._format_key: tuple | None = None
+        self._format = "rgb24"
 
     # -- conversion -----------------------------------------------------------------------------------
     def _plan(self, rotation: int, sar: float, coded_w: int, coded_h: int):
@@ -280,7 +307,7 @@ class VideoDecoder:
         if frame.width == pw and frame.height == ph:
             img = frame.to_ndarray(format="rgb24")
         else:
-            img = frame.to_ndarray(format="rgb24", width=pw, height=ph, interpolation="AREA")
+            img = frame.to_ndarray(format=self._scaled_format(frame, pw, ph), width=pw, height=ph, interpolation="AREA")
         if rotation:
             img = np.ascontiguousarray(np.rot90(img, k=rotation // 90))
         out = {primary: img}
@@ -292,6 +319,15 @@ class VideoDecoder:
             else:
                 out[name] = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
         return out
+
+    def _scaled_format(self, frame, width: int, height: int) -> str:
+        """``"gbrp"`` when libswscale's planar RGB gives the same pixels as ``rgb24`` for this source format, size
+        and colour setup (checked once per video on a random probe frame), else ``"rgb24"``."""
+        key = (frame.format.name, frame.width, frame.height, width, height)
+        if self._format_key != key:
+            self._format_key = key
+            self._format = "gbrp" if planar_rgb_is_exact(frame, width, height) else "rgb24"
+        return self._format
 
     # -- iteration ------------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
