@@ -65,7 +65,7 @@ def generated(args) -> dict:
     with tempfile.TemporaryDirectory() as d:
         truths = make_videos(args.videos, args.seed, Path(d))
         frames = [read_frames(t.path, 24, size=TRANSNET_SIZE) for t in truths]
-    memoize_network()
+    memoize_network(args.network_cache)
     results = {}
     for name in DETECTORS:
         if name == "fixed":
@@ -99,28 +99,36 @@ def generated(args) -> dict:
     return results
 
 
-def memoize_network() -> None:
+def memoize_network(cache: str | None = None) -> None:
     """Let every TransNetV2-based detector of this run reuse the network's probabilities for a window it has
-    already seen (the detectors run on the same frames in turn; their streams are unchanged). Not used for
+    already seen (the detectors run on the same frames in turn; their streams are unchanged), and with ``cache``
+    (a file) keep them across runs: the network is slow on CPUs without native bfloat16. Not used for
     ``--timing``."""
     import hashlib
+    import pickle
 
     from divita.shots.transnetv2 import get_transnetv2
 
     model = get_transnetv2()
-    if getattr(model, "memo", None) is not None:
-        return
-    model.memo, compute = {}, model.predict_windows
+    if getattr(model, "memo", None) is None:
+        model.memo, compute = {}, model.predict_windows
+        model.memo_file = None
 
-    def predict_windows(windows):
-        keys = [hashlib.blake2b(np.ascontiguousarray(w).tobytes(), digest_size=16).digest() for w in windows]
-        todo = [i for i, k in enumerate(keys) if k not in model.memo]
-        if todo:
-            for i, p in zip(todo, compute(np.stack([windows[i] for i in todo]))):
-                model.memo[keys[i]] = p
-        return np.stack([model.memo[k] for k in keys])
+        def predict_windows(windows):
+            keys = [hashlib.blake2b(np.ascontiguousarray(w).tobytes(), digest_size=16).digest() for w in windows]
+            todo = [i for i, k in enumerate(keys) if k not in model.memo]
+            if todo:
+                for i, p in zip(todo, compute(np.stack([windows[i] for i in todo]))):
+                    model.memo[keys[i]] = p
+                if model.memo_file:
+                    Path(model.memo_file).write_bytes(pickle.dumps(model.memo))
+            return np.stack([model.memo[k] for k in keys])
 
-    model.predict_windows = predict_windows
+        model.predict_windows = predict_windows
+    if cache:
+        model.memo_file = cache
+        if Path(cache).is_file():
+            model.memo.update(pickle.loads(Path(cache).read_bytes()))
 
 
 def forget_network_memo() -> None:
@@ -166,7 +174,7 @@ def real(args) -> dict:
     truths = [json.loads(p.read_text()) for p in metas]
     frames = [read_frames(p.with_suffix(".mp4"), 24, size=TRANSNET_SIZE) for p in metas]
     kinds, distractors = real_shots.TRANSITIONS, (*real_shots.DISTRACTORS, "other")
-    memoize_network()
+    memoize_network(args.network_cache)
     results = {}
     for name in real_detectors():
         hits = {k: [0, 0] for k in kinds}
@@ -210,11 +218,11 @@ def real(args) -> dict:
         print(f"{'':<22}{name:<20} " + " ".join(f"{r['false_' + k]:7d}" for k in distractors))
     if args.timing:
         forget_network_memo()
-        results["timing"] = timing(frames)
+        results["timing"] = timing(np.concatenate(frames)[: args.timing_frames])
     return results
 
 
-def timing(frames: list, repeats: int = 3) -> dict:
+def timing(frames: np.ndarray, repeats: int = 2) -> dict:
     """CPU seconds per 1000 frames of ``transnetv2`` and the default detector, measured alternately on the
     same frames (after one warm-up run of each); the minimum over ``repeats`` and their ratio."""
     import time
@@ -222,13 +230,12 @@ def timing(frames: list, repeats: int = 3) -> dict:
     from divita.shots import DEFAULT_DETECTOR, detect
 
     names = ["transnetv2", DEFAULT_DETECTOR]
-    n = sum(len(f) for f in frames)
+    n = len(frames)
     best = dict.fromkeys(names, float("inf"))
     for rep in range(repeats + 1):
         for name in names:
             t0 = time.process_time()
-            for f in frames:
-                detect(f, name)
+            detect(frames, name)
             if rep:  # the first round warms up (loads the network)
                 best[name] = min(best[name], (time.process_time() - t0) / n * 1000)
     out = {f"cpu_s_per_1000_frames_{k}": round(v, 4) for k, v in best.items()}
@@ -251,6 +258,8 @@ def main(argv=None) -> int:
     ap.add_argument("--split", choices=("heldout", "tune"), default="heldout")
     ap.add_argument("--real-videos", type=int, default=12)
     ap.add_argument("--timing", action="store_true", help="CPU per frame of transnetv2 and the default")
+    ap.add_argument("--timing-frames", type=int, default=480, help="frames of the real set --timing runs on")
+    ap.add_argument("--network-cache", metavar="FILE", help="keep TransNetV2's window probabilities in FILE")
     ap.add_argument("--json", metavar="FILE")
     args = ap.parse_args(argv)
     results = {}

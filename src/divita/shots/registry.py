@@ -88,7 +88,7 @@ class DetectorSpec:
 
 
 DETECTORS: Registry[DetectorSpec] = Registry("shot detector")
-DEFAULT_DETECTOR = "transnetv2"  # not yet switched
+DEFAULT_DETECTOR = "transnetv2-vetted"
 
 
 def combinations() -> list[tuple[str, str]]:

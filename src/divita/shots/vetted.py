@@ -69,7 +69,7 @@ class CheckedCuts(ShotStream):
         self.blank: list[bool] = []
         self.probs = np.zeros(0, np.float32)
         self.seen_preds = 0
-        self.cursor = 1  # next frame to decide (frame 0 starts the video: no cut there)
+        self.cursor = 0  # next frame to decide
         self.run_start: int | None = None
 
     # -- per-frame statistics -------------------------------------------------------------------------
@@ -121,7 +121,7 @@ class CheckedCuts(ShotStream):
                 if not flash:
                     self._add((s - 1, i))
                 continue
-            if self.diff[i] < self.cut_threshold or (self.gaps and i <= self.gaps[-1][1]):
+            if i == 0 or self.diff[i] < self.cut_threshold or (self.gaps and i <= self.gaps[-1][1]):
                 continue
             if any(self._returns(i, k) for k in range(1, self.flash_frames + 1)):
                 continue  # a flash or strobe: the picture comes back
