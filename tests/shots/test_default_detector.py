@@ -124,7 +124,8 @@ def test_flashes_within_a_shot_are_not_cuts_but_a_cut_behind_a_flash_is():
     frames[20:22] = 255  # a two-frame flash inside the first shot: the picture comes back
     frames[59] = np.clip(frames[59].astype(np.int16) + 100, 0, 255)  # a flash (not uniform) right before the cut
     probs = np.zeros(len(frames), np.float32)
-    probs[57:62] = 0.1  # the network sees something at the cut, below its threshold
+    veto, threshold = S.param_default("transnetv2-vetted", "veto"), S.param_default("transnetv2-vetted", "threshold")
+    probs[57:62] = (veto + threshold) / 2  # the network sees something at the cut, below its threshold
     assert _shots(_vetted(probs), frames) == [(0, 58), (60, 119)]
     assert _shots(_vetted(np.zeros(len(frames))), frames) == [(0, 119)]  # the network vetoes the candidate
     for chunk in (1, 7, 50):

@@ -217,9 +217,9 @@ DETECTORS.register(
         params=(
             Param("threshold", 0.5, field="threshold"),
             Param("tolerance", 3, minimum=0),
-            Param("cut_threshold", 30.0),
-            Param("return_threshold", 12.0),
-            Param("veto", 0.02),
+            Param("cut_threshold", 40.0),
+            Param("return_threshold", 30.0),
+            Param("veto", 0.3),
             Param("flash_frames", 3, minimum=1),
             Param("flash_luma", 20.0),
             Param("black", 24.0),

@@ -103,7 +103,24 @@ class CheckedCuts(ShotStream):
     # -- decisions ------------------------------------------------------------------------------------
     def _returns(self, i: int, k: int) -> bool:
         """Whether frame ``i + k`` looks like frame ``i - 1`` again (frames ``i .. i + k - 1`` were a flash)."""
-        return i + k < self.n and float(self.back[i + k][k - 1]) < self.return_threshold
+        return 0 < i and i + k < self.n and float(self.back[i + k][k - 1]) < self.return_threshold
+
+    def _spike(self, lo: int, hi: int) -> bool:
+        """Whether frames ``lo .. hi - 1`` are all brighter than frames ``lo - 1`` and ``hi`` by ``flash_luma``."""
+        if lo < 1 or hi >= self.n:
+            return False
+        level = max(self.luma[lo - 1], self.luma[hi]) + self.flash_luma
+        return all(self.luma[m] > level for m in range(lo, hi))
+
+    def is_flash(self, a: int, b: int) -> bool:
+        """Whether the transition gap ``(a, b)`` is a flash: up to ``flash_frames`` bright frames starting at
+        ``a + 1`` or ending at ``b - 1``, with the picture after them the one before them."""
+        for k in range(1, self.flash_frames + 1):
+            if self._spike(a + 1, a + 1 + k) and self._returns(a + 1, k):
+                return True
+            if self._spike(b - k, b) and self._returns(b - k, k):
+                return True
+        return False
 
     def _decide(self, horizon: int, at_end: bool) -> None:
         """Decide frames ``[cursor, horizon)``: dips that end there, cuts at them."""
@@ -116,14 +133,13 @@ class CheckedCuts(ShotStream):
             if self.run_start is not None:
                 s, e = self.run_start, i - 1
                 self.run_start = None
-                length = e - s + 1
-                flash = s > 0 and length <= self.flash_frames and self._returns(s, length)
-                if not flash:
+                white = self.luma[s] >= self.white
+                if not (white and e - s + 1 <= self.flash_frames and self.is_flash(s - 1, i)):
                     self._add((s - 1, i))
                 continue
             if i == 0 or self.diff[i] < self.cut_threshold or (self.gaps and i <= self.gaps[-1][1]):
                 continue
-            if any(self._returns(i, k) for k in range(1, self.flash_frames + 1)):
+            if any(self._returns(i, k) for k in range(1, self.flash_frames + 1)) or self.is_flash(i - 1, i):
                 continue  # a flash or strobe: the picture comes back
             bright = 0  # frames right after i brighter than both sides (a flash next to the cut)
             for k in range(1, min(self.flash_frames, n - 1 - i) + 1):
@@ -153,8 +169,12 @@ class CheckedCuts(ShotStream):
 
 
 class VettedStream(CombinedStream):
-    """TransNetV2's transitions plus the checked cuts and dips of :class:`CheckedCuts` that lie more than
-    ``tolerance`` frames from them (see the module docstring)."""
+    """TransNetV2's transitions that are no flash plus the checked cuts and dips of :class:`CheckedCuts` that
+    lie more than ``tolerance`` frames from them (see the module docstring)."""
+
+    def primary_gaps(self) -> list[tuple[int, int]]:
+        # decided from frames the secondary has already seen: a gap is only used once it is final there
+        return [g for g in self.primary.gaps if not self.secondary.is_flash(*g)]
 
     @classmethod
     def from_detector(cls, detector, threshold: float, tolerance: int, **checks) -> VettedStream:
