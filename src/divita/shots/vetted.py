@@ -1,19 +1,21 @@
 """TransNetV2 with checked extra cuts and dips (``--detector transnetv2-vetted``, the default).
 
-TransNetV2 misses most fades through black and dips to white and some hard cuts (next to a camera flash, between
-look-alike shots); a colour-difference detector finds those but also fires on flashes, explosions and fast
-motion. This detector keeps every TransNetV2 transition and adds, more than ``tolerance`` frames from them:
+TransNetV2 misses most fades through black and dips to white and some hard cuts (fast cutting, look-alike shots),
+and cuts at some camera flashes; a colour-difference detector finds the missed ones but also fires on flashes,
+explosions and fast motion. This detector keeps TransNetV2's transitions that are no flash and adds, more than
+``tolerance`` frames from them:
 
 - a hard cut at frame ``i`` where the mean absolute HSV difference from frame ``i - 1`` is at least
   ``cut_threshold``, the picture does not come back within ``flash_frames`` frames (a flash, a strobe or a
-  glitch returns to the same content: its difference to frame ``i - 1`` is below ``return_threshold``) and the
-  network's probability within 2 frames of it reaches ``veto`` (motion and bursts the network is sure of are
-  not cuts); bright frames right after ``i`` (a flash next to the cut) join the gap;
-- a run of uniform black or white frames (``black``, ``white``, ``max_std`` as ``dips``), unless it is at most
-  ``flash_frames`` long and the picture after it returns to the one before it (a flash within one shot).
+  glitch returns to the same content: its difference to frame ``i - 1`` is below ``return_threshold``), it does
+  not end a flash, and the network's probability within 2 frames of it reaches ``veto`` (motion and bursts the
+  network is sure of are not cuts); bright frames right after ``i`` (a flash next to the cut) join the gap;
+- a run of uniform black or white frames (``black``, ``white``, ``max_std`` as ``dips``), unless it is a white
+  flash within one shot.
 
-The cheap per-frame statistics (HSV differences, luma mean and spread of the 48x27 frames) are computed in
-vectorised chunks; the network runs once, in the primary stream.
+A flash: at most ``flash_frames`` frames all brighter than the frames on both sides by ``flash_luma``, after
+which the picture returns to the one before them. The cheap per-frame statistics (HSV differences, luma mean
+and spread of the 48x27 frames) are computed in vectorised chunks; the network runs once, in the primary stream.
 """
 
 from __future__ import annotations
