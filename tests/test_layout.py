@@ -46,7 +46,7 @@ def test_every_registry_lists_its_names_without_torch():
         "      len(list_studies()), sorted(m for m in ('torch', 'lightning', 'zarr', 'ray') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "8 7 2048 7 6 []"
+    assert out.stdout.strip() == "9 7 2048 7 6 []"
 
 
 def test_the_four_registries_share_one_class_and_one_unknown_name_error():

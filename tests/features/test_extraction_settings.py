@@ -23,7 +23,7 @@ DEFAULTS = {f.name: f.default for f in SETTINGS}
 # what users' scripts pass today: flag -> default, per command
 EXTRACT_FLAGS = {
     "--weights": "default",
-    "--detector": "transnetv2",
+    "--detector": "transnetv2-vetted",
     "--threshold": 0.5,
     "--content-threshold": 27.0,
     "--fps": 24.0,
@@ -33,7 +33,7 @@ EXTRACT_FLAGS = {
     "--precision": "auto",
     "--batch-size": 16,
 }
-SHOTS_FLAGS = {"--detector": "transnetv2", "--threshold": 0.5, "--content-threshold": 27.0, "--fps": 24.0}
+SHOTS_FLAGS = {"--detector": "transnetv2-vetted", "--threshold": 0.5, "--content-threshold": 27.0, "--fps": 24.0}
 STUDY_FLAGS = {
     **{k: v for k, v in EXTRACT_FLAGS.items() if k not in ("--precision", "--batch-size")},
     "--extract-precision": "auto",

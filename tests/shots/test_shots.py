@@ -235,7 +235,8 @@ def test_params_are_json_replay_and_each_one_enters_the_store_fingerprint(name):
     assert S.ShotDetector.from_params(recorded).params() == recorded  # a checkpoint's detector is rebuilt as it was
     fingerprint = _settings_fingerprint({"detector": recorded})
     if det.needs_transnet:  # how the network ran is recorded but does not decide the shots
-        ran = recorded["transnetv2"]["precision"]  # what "auto" resolved to on this CPU
+        network = next(s.name for s in det.specs if s.needs_transnet)
+        ran = recorded[network]["precision"]  # what "auto" resolved to on this CPU
         other = replace(det, precision="bfloat16" if ran == "float32" else "float32").params()
         assert other != recorded and _settings_fingerprint({"detector": other}) == fingerprint
     changes = [_changed(det, spec, p) for spec in det.specs for p in spec.params]

@@ -85,8 +85,8 @@ def test_a_variants_directory_is_keyed_by_every_setting_that_changes_its_feature
     from divita.studies.variants import variant_settings
 
     base = variant_key(Variant())
-    assert base == variant_key(Variant(detector="transnetv2", fps=24, fpc=24, min_clip_frames=12))
-    assert base.startswith("transnetv2_fps24_fpc24_")
+    assert base == variant_key(Variant(detector="transnetv2-vetted", fps=24, fpc=24, min_clip_frames=12))
+    assert base.startswith("transnetv2-vetted_fps24_fpc24_")
     others = [
         Variant(detector="fixed"),
         Variant(fps=12),
@@ -101,11 +101,11 @@ def test_a_variants_directory_is_keyed_by_every_setting_that_changes_its_feature
     ]
     keys = [variant_key(v) for v in others]
     assert len(set(keys + [base])) == len(others) + 1
-    assert variant_key(Variant(weights="random")).startswith("transnetv2_fps24_fpc24_random_")
+    assert variant_key(Variant(weights="random")).startswith("transnetv2-vetted_fps24_fpc24_random_")
     assert variant_key(Variant(detector="transnetv2+content")).startswith("transnetv2-content_fps24_fpc24_")
     # a setting that does not change the features does not change the key
     assert variant_key(Variant(detector="fixed", threshold=0.3)) == variant_key(Variant(detector="fixed"))
-    assert variant_key(Variant(content_threshold=20.0)) == base  # transnetv2 alone has no content threshold
+    assert variant_key(Variant(content_threshold=20.0)) == base  # the default has no content threshold
     assert variant_key(Variant(precision="float32", batch_size=2)) == base
     assert variant_settings(Variant(detector="fixed"))["detector"] == {"name": "fixed", "fixed": {"segment_frames": 24}}
 
@@ -140,7 +140,7 @@ def test_segmentation_compares_clips_in_shots_with_fixed_segments(root, segmenta
         stores_of(out, "segmentation", v)[f"trailers_i_{BACKBONE}_fps24_fpc24.zarr"] for v in ("shots", "fixed")
     )
     a, b = extraction(shots), extraction(fixed)
-    assert a["detector"]["name"] == "transnetv2" and b["detector"] == {"name": "fixed", "segment_frames": 24}
+    assert a["detector"]["name"] == "transnetv2-vetted" and b["detector"] == {"name": "fixed", "segment_frames": 24}
     assert {k: v for k, v in a.items() if k != "detector"} == {k: v for k, v in b.items() if k != "detector"}
     assert shots.parent != fixed.parent
     # fixed clips tile the video in 24-frame steps; clips in shots start at the cuts for at least one video

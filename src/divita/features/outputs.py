@@ -229,7 +229,7 @@ class FsspecOutput(FeatureOutput):
     def create_store(self, name: str, num_features: int, extraction: dict) -> None:
         import zarr
 
-        from divita.features.store import _settings_fingerprint
+        from divita.features.store import _settings_fingerprint, settings_difference
 
         meta = self._path(name, "zarr.json")
         if self.fs.exists(meta):
@@ -246,7 +246,7 @@ class FsspecOutput(FeatureOutput):
                 )
             a, b = _settings_fingerprint(attrs.get("extraction") or {}), _settings_fingerprint(extraction)
             if a != b:
-                diff = ", ".join(k for k in a if a[k] != b.get(k))
+                diff = settings_difference(a, b)
                 raise DivitaError(
                     where, f"existing store was extracted with different settings ({diff}); use another --out"
                 )

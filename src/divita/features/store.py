@@ -94,6 +94,22 @@ def _settings_fingerprint(extraction: dict) -> dict:
     return fp
 
 
+def settings_difference(old: dict, new: dict) -> str:
+    """The settings that differ between two fingerprints (`_settings_fingerprint`), each with both values:
+    ``detector transnetv2 (store) vs transnetv2-vetted (this run)``; a dict setting shows its name."""
+    import json
+
+    def shown(v):
+        return v.get("name", json.dumps(v, sort_keys=True)) if isinstance(v, dict) else v
+
+    parts = []
+    for k in old:
+        if old[k] != new.get(k):
+            a, b = shown(old[k]), shown(new.get(k))
+            parts.append(f"{k} {a} (store) vs {b} (this run)" if a != b else f"{k} settings")
+    return ", ".join(parts)
+
+
 def create_store(path: str | os.PathLike, num_features: int, extraction: dict) -> None:
     """Create the zarr v3 group at ``path`` (attributes ``num_features`` and ``extraction``), or check that an
     existing one was written with the same settings (DivitaError otherwise)."""
@@ -122,7 +138,7 @@ def create_store(path: str | os.PathLike, num_features: int, extraction: dict) -
                 old = {}
         a, b = _settings_fingerprint(old), _settings_fingerprint(extraction)
         if a != b:
-            diff = ", ".join(k for k in a if a[k] != b.get(k))
+            diff = settings_difference(a, b)
             raise DivitaError(p, f"existing store was extracted with different settings ({diff}); use another --out")
         return
     p.parent.mkdir(parents=True, exist_ok=True)

@@ -25,8 +25,9 @@ class CombinedStream(ShotStream):
         done = p.finished and s.finished
         limit = min(finals) if not done else self.n
         horizon = limit if done else max(0, limit - tol - 1)
-        extra = [g for g in s.gaps if not any(g[0] - tol <= b and a - tol <= g[1] for a, b in p.gaps)]
-        merged = sorted(set(p.gaps) | set(extra))
+        primary = self.primary_gaps()
+        extra = [g for g in s.gaps if not any(g[0] - tol <= b and a - tol <= g[1] for a, b in primary)]
+        merged = sorted(set(primary) | set(extra))
         # keep only gaps that can no longer change, and drop gaps swallowed by an earlier one
         out: list[Span] = []
         for a, b in merged:
@@ -44,6 +45,10 @@ class CombinedStream(ShotStream):
             if nxt and nxt[0][0] < horizon:
                 self.final = max(0, nxt[0][0] + 1)  # decided up to the last frame before that transition
                 # (frames after it wait until the transition is decided)
+
+    def primary_gaps(self) -> list[Span]:
+        """The primary stream's gaps this combination keeps (all of them here)."""
+        return self.primary.gaps
 
     def push(self, frames: np.ndarray) -> None:
         self.primary.push(frames)

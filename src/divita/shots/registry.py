@@ -88,7 +88,7 @@ class DetectorSpec:
 
 
 DETECTORS: Registry[DetectorSpec] = Registry("shot detector")
-DEFAULT_DETECTOR = "transnetv2"
+DEFAULT_DETECTOR = "transnetv2-vetted"
 
 
 def combinations() -> list[tuple[str, str]]:
@@ -207,5 +207,26 @@ DETECTORS.register(
             Param("min_content_val", 15.0),
         ),
         help="PySceneDetect's AdaptiveDetector (content scores against their rolling average)",
+    )
+)
+DETECTORS.register(
+    DetectorSpec(
+        "transnetv2-vetted",
+        "divita.shots.vetted:VettedStream",
+        needs_transnet=True,
+        params=(
+            Param("threshold", 0.5, field="threshold"),
+            Param("tolerance", 3, minimum=0),
+            Param("cut_threshold", 40.0),
+            Param("return_threshold", 30.0),
+            Param("veto", 0.3),
+            Param("flash_frames", 3, minimum=1),
+            Param("flash_luma", 20.0),
+            Param("black", 24.0),
+            Param("white", 232.0),
+            Param("max_std", 10.0),
+        ),
+        help="TransNetV2 plus the hard cuts and dips to black or white it missed, checked against flashes and "
+        "the network's per-frame probability",
     )
 )
