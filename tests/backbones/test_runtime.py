@@ -126,17 +126,25 @@ def test_the_runtime_enters_no_fingerprint():
     assert "runtime" not in json.dumps(other.features_fingerprint())
 
 
-@pytest.mark.parametrize("runtime", RUNTIME_PARAMS)
-def test_predict_with_a_runtime_gives_torchs_genres(runtime, runtime_cache, tmp_path_factory, capsys):
-    """A checkpoint trained on `divita extract` stores (EfficientNet-Lite0, real ImageNet weights), predicted on
-    held-out videos by torch and by the runtime: the same top and predicted genres, probabilities within 1e-3."""
+@pytest.fixture(scope="module")
+def genre_checkpoint(tmp_path_factory):
+    """A checkpoint trained on `divita extract` stores of generated genre videos (EfficientNet-Lite0, real ImageNet
+    weights), and three held-out videos."""
     from builders.genre_videos import train_genre_checkpoint
-    from divita.cli import main
 
-    root = tmp_path_factory.mktemp(f"predict-{runtime}")
+    root = tmp_path_factory.mktemp("predict")
     seed = lambda g, k, mid: zlib.crc32(mid.encode()) % 1000  # noqa: E731
     ckpt = train_genre_checkpoint(root, [0, 0, 0, 1, 2], seed, max_epochs=15, batch_size=8)
-    videos = sorted(str(p) for p in (root / "new").iterdir())[:3]
+    return ckpt, sorted(str(p) for p in (root / "new").iterdir())[:3]
+
+
+@pytest.mark.parametrize("runtime", RUNTIME_PARAMS)
+def test_predict_with_a_runtime_gives_torchs_genres(runtime, runtime_cache, genre_checkpoint, capsys):
+    """`divita predict` by torch and by the runtime: the same top and predicted genres, probabilities within 1e-3."""
+    from divita.cli import main
+
+    ckpt, videos = genre_checkpoint
+    capsys.readouterr()  # what training printed
     results = {}
     for rt in ("torch", runtime):
         code = main(["predict", *videos, "--checkpoint", str(ckpt), "--json", "--no-progress", "--runtime", rt])

@@ -16,6 +16,7 @@ from builders import videos
 from divita import shots as S
 from divita.backbones import runtime as R
 from divita.errors import DivitaError
+from divita.shots import transnetv2
 from divita.video import read_frames
 
 RUNTIME_PARAMS = [
@@ -67,6 +68,23 @@ def test_transnetv2_in_a_runtime_gives_torchs_probabilities_and_shots(
     detector = S.ShotDetector("transnetv2", runtime=runtime, device="cpu")
     assert S.detect(cut_video.path, detector, chunk=37) == want
     assert "runtime" not in json_keys(detector.params())  # recorded parameters: no runtime
+
+
+@pytest.mark.parametrize("runtime", RUNTIME_PARAMS)
+def test_a_warm_start_reads_the_cached_export_and_builds_no_torch_network(
+    runtime, runtime_cache, small_frames, float32_predictions, monkeypatch
+):
+    S.FastTransNetV2("cpu", "float32", runtime=runtime)  # exported (or already cached by the test above)
+    assert len(list(runtime_cache.glob("transnetv2-*.onnx"))) == 1 and not list(runtime_cache.glob(".*tmp*"))
+
+    def refused(*args, **kwargs):
+        raise AssertionError("a warm start built or exported the network")
+
+    monkeypatch.setattr(torch.onnx, "export", refused)
+    monkeypatch.setattr(transnetv2, "build_transnetv2_package_model", refused)
+    model = S.FastTransNetV2("cpu", "float32", runtime=runtime)
+    assert model.net is None and model.network.path.parent == runtime_cache
+    assert np.abs(model.predict_frames(small_frames) - float32_predictions).max() < 1e-4
 
 
 def json_keys(params: dict) -> set:

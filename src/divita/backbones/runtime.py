@@ -118,17 +118,39 @@ def weights_digest(module) -> str:
     return h.hexdigest()
 
 
-def export_onnx(module, example, name: str) -> Path:
-    """The ONNX file of ``module`` (eval mode, float32) with a dynamic batch (first) dimension, exported on first
-    use and read from the cache after (see the module docstring).
+def onnx_path(name: str, key: dict) -> Path:
+    """Where the export of network ``name`` described by ``key`` is cached: ``cache_dir()/NAME-DIGEST.onnx``, the
+    digest a sha256 of ``key`` (what the network's weights and input are) plus the exporter's version and format.
+
+    Args:
+        name: what the file is named after (e.g. the backbone).
+        key: JSON-able, e.g. ``{"weights_sha256": ..., "input": ["torch.float32", 3, 224, 224]}``.
+    """
+    import torch
+
+    full = {**key, "name": name, "torch": torch.__version__, "opset": OPSET, "format": EXPORT_FORMAT}
+    digest = hashlib.sha256(json.dumps(full, sort_keys=True).encode()).hexdigest()[:20]
+    return cache_dir() / f"{name}-{digest}.onnx"
+
+
+def input_key(example) -> list:
+    """An example input's dtype and shape without its (free) batch dimension, for :func:`onnx_path`'s key."""
+    return [str(example.dtype), *list(example.shape[1:])]
+
+
+def export_onnx(module, example, path: Path, key: dict | None = None) -> Path:
+    """Export ``module`` (eval mode, float32) to ONNX at ``path`` with a free batch (first) dimension, unless the
+    file is there already (see the module docstring); written atomically, with ``NAME-DIGEST.json`` beside it
+    saying what it is.
 
     Args:
         module: the ``torch.nn.Module``; input ``example``'s shape except the first dimension is fixed.
         example: a torch tensor (B, ...) to trace the export with; its dtype is the input's.
-        name: what the file is named after (e.g. the backbone).
+        path: where (from :func:`onnx_path`).
+        key: the key ``path`` was made from, written into the JSON beside it.
 
     Returns:
-        The cached file's path.
+        ``path``.
 
     Raises:
         DivitaError: the network cannot be exported (a one-line reason), or the cache cannot be written.
@@ -137,19 +159,10 @@ def export_onnx(module, example, name: str) -> Path:
 
     from divita.fileio import atomic_write_bytes
 
-    torch_version = torch.__version__
-    key = {
-        "name": name,
-        "weights_sha256": weights_digest(module),
-        "input": [str(example.dtype), *list(example.shape[1:])],
-        "torch": torch_version,
-        "opset": OPSET,
-        "format": EXPORT_FORMAT,
-    }
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
-    path = cache_dir() / f"{name}-{digest}.onnx"
+    path = Path(path)
     if path.is_file():
         return path
+    name = path.stem.rsplit("-", 1)[0]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -177,7 +190,11 @@ def export_onnx(module, example, name: str) -> Path:
     except Exception as e:  # the exporter's own errors (unsupported operators, ...)
         reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise DivitaError(None, f"{name} cannot be exported to ONNX ({reason}); use --runtime torch") from None
-    (path.parent / f"{path.stem}.json").write_text(json.dumps(key, indent=1))  # what the file is, for people
+    about = {**(key or {}), "name": name, "input": input_key(example), "torch": torch.__version__, "opset": OPSET}
+    try:
+        (path.parent / f"{path.stem}.json").write_text(json.dumps(about, indent=1))  # what the file is, for people
+    except OSError:
+        pass
     return path
 
 
@@ -265,4 +282,5 @@ def compile_network(runtime: str, module, example, name: str, threads: int | Non
     Raises:
         DivitaError: the export fails, or the cache cannot be written.
     """
-    return RuntimeNetwork(runtime, export_onnx(module, example, name), threads)
+    key = {"weights_sha256": weights_digest(module), "input": input_key(example)}
+    return RuntimeNetwork(runtime, export_onnx(module, example, onnx_path(name, key), key), threads)

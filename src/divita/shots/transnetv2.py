@@ -91,20 +91,40 @@ class FastTransNetV2:
         self.runtime = resolve_runtime(runtime)
         if self.runtime != "torch" and self.device.type != "cpu":
             raise DivitaError(None, f"runtime {self.runtime} runs on the CPU, not {self.device}; use --runtime torch")
-        self.net = build_transnetv2_package_model(str(self.device))
         self.precision = "float32" if self.runtime != "torch" else _resolve_precision(precision, self.device)
         self.dtype = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[self.precision]
         self.channels_last = self.dtype is not None
         self.batch_windows = int(batch_windows or (32 if self.device.type == "cuda" else 8))
         self._blocks_cast = None
-        self._fold()
+        self.net, self.blocks = None, []
         self.network = None  # the exported network (a RuntimeNetwork), when not run by torch
         if self.runtime != "torch":
-            from divita.backbones.runtime import compile_network
+            self.network = self._runtime_network()
+        else:
+            self.net = build_transnetv2_package_model(str(self.device))
+            self._fold()
 
-            example = torch.zeros((2, WINDOW, 27, 48, 3), dtype=torch.uint8)
-            example[1] = torch.arange(WINDOW * 27 * 48 * 3).reshape(WINDOW, 27, 48, 3) % 251
-            self.network = compile_network(self.runtime, _logits_module(self), example, "transnetv2")
+    def _runtime_network(self):
+        """The float32 network exported to ONNX and loaded into the runtime. The export is cached by the
+        package's weights file (sha256) and divita's version (the forward is divita's): a warm start builds
+        no torch network at all."""
+        import torch
+
+        from divita import __version__
+        from divita.backbones.runtime import RuntimeNetwork, export_onnx, input_key, onnx_path
+        from divita.fileio import file_hexdigest
+
+        example = torch.zeros((2, WINDOW, 27, 48, 3), dtype=torch.uint8)
+        example[1] = torch.arange(WINDOW * 27 * 48 * 3).reshape(WINDOW, 27, 48, 3) % 251
+        weights = transnetv2_weights_file()
+        key = {"weights_sha256": file_hexdigest(weights, "sha256"), "input": input_key(example), "divita": __version__}
+        path = onnx_path("transnetv2", key)
+        if not path.is_file():
+            self.net = build_transnetv2_package_model("cpu")
+            self._fold()
+            export_onnx(_logits_module(self), example, path, key)
+            self.net, self.blocks = None, []  # the runtime holds the network now
+        return RuntimeNetwork(self.runtime, path)
 
     def settings(self) -> dict:
         return {
