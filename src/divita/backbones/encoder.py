@@ -5,7 +5,8 @@ evenly in the clip; a 3D backbone sees the clip resampled to ``clip_frames`` fra
 globally pooled penultimate activation (the classifier's input). Preprocessing is in
 :mod:`divita.backbones.preprocess`, weights in :mod:`divita.backbones.weights`, precision (``"auto"``: batch
 norms folded, reduced precision where it keeps the features) in :mod:`divita.backbones.precision`; all of it
-runs inside :func:`torch.inference_mode`. Thread counts are left to the caller.
+runs inside :func:`torch.inference_mode`. The network runs in torch or, with ``runtime``, exported to ONNX Runtime
+or OpenVINO (:mod:`divita.backbones.runtime`, float32). Thread counts are left to the caller.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from divita.backbones import precision as _precision
+from divita.backbones import runtime as _runtime
 from divita.backbones.preprocess import (
     as_clip_batch,
     frame_transform,
@@ -65,6 +67,8 @@ class ClipEncoder(nn.Module):
         self.bn_folded = False
         self.cast_dtype: torch.dtype | None = None
         self._fp32_backup: list[nn.Module] = []  # a list: not registered as a submodule
+        self.runtime = "torch"
+        self.network: _runtime.RuntimeNetwork | None = None  # the exported network, when not run by torch
 
     # -- precision ------------------------------------------------------------------------------------
 
@@ -131,6 +135,38 @@ class ClipEncoder(nn.Module):
             self.set_precision("float32")
         self._drop_backup()
 
+    # -- runtime --------------------------------------------------------------------------------------
+
+    def use_runtime(self, runtime: str, threads: int | None = None) -> str:
+        """Run the network in ``runtime`` (:data:`divita.backbones.runtime.RUNTIMES`) from now on: torch, or
+        the float32 network exported to ONNX (cached on disk) and run by ONNX Runtime or OpenVINO on the CPU.
+
+        Args:
+            runtime: ``"torch"``, ``"onnxruntime"`` or ``"openvino"``; one not installed falls back to torch
+                (one line on stderr).
+            threads: the runtime's intra-op threads (default: ``torch.get_num_threads()``).
+
+        Returns:
+            The runtime that runs.
+
+        Raises:
+            DivitaError: an unknown runtime, a device other than the CPU, a network in reduced precision, or an
+                export that fails.
+        """
+        runtime = _runtime.resolve_runtime(runtime)
+        if runtime == "torch":
+            self.runtime, self.network = "torch", None
+            return runtime
+        if self.device.type != "cpu":
+            raise DivitaError(None, f"runtime {runtime} runs on the CPU, not {self.device}; use --runtime torch")
+        if self.precision != "float32":
+            raise DivitaError(None, f"runtime {runtime} runs float32 networks, not {self.precision}")
+        example = _precision.example_input(self.spec.kind, self.transform["input_size"], self.clip_frames, self.device)
+        example = torch.cat([example, example.flip(0)])  # batch 2: the export keeps the batch dimension free
+        self.network = _runtime.compile_network(runtime, self.model, example, self.spec.name, threads)
+        self.runtime = runtime
+        return runtime
+
     # -- inference ------------------------------------------------------------------------------------
 
     def preprocess(self, clips: torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -150,6 +186,8 @@ class ClipEncoder(nn.Module):
 
     def features(self, inputs: torch.Tensor) -> torch.Tensor:
         """Network input (as from :meth:`preprocess`) -> float32 features on the device."""
+        if self.network is not None:
+            return self.network(inputs)
         if self.autocast_dtype is not None:
             with torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype):
                 out = self.model(inputs)
@@ -232,16 +270,20 @@ def load_encoder(
     precision: str = "auto",
     frames_per_clip_2d: int = 3,
     clip_frames: int | None = None,
+    runtime: str = _runtime.DEFAULT_RUNTIME,
 ) -> ClipEncoder:
     """Build the clip encoder of backbone ``name``.
 
     weights: "default", "random" (explicit, untrained, seeded), a checkpoint PATH, or a torchvision weights
     name (e.g. "ResNet50_Weights.IMAGENET1K_V2"). precision: "auto", "float32", "bfloat16", "float16".
-    clip_frames: 3D only, overrides the spec's frames per clip.
+    clip_frames: 3D only, overrides the spec's frames per clip. runtime: "torch", "onnxruntime" or "openvino"
+    (:meth:`ClipEncoder.use_runtime`; the exported runtimes compute in float32 whatever ``precision`` asks,
+    on the CPU; one not installed falls back to torch).
     """
     entry = get_entry(name)
     spec = entry.spec
     _precision.check_precision(precision)
+    _runtime.check_runtime(runtime)
     if int(frames_per_clip_2d) < 1:
         raise DivitaError(None, f"frames per clip must be at least 1, got {frames_per_clip_2d}")
     if clip_frames is not None and int(clip_frames) < 1:
@@ -257,6 +299,8 @@ def load_encoder(
     enc = ClipEncoder(
         spec, model, dev, frames_per_clip_2d, clip_frames if spec.kind == "3d" else None, transform, resolved.provenance
     )
-    if precision != "float32":
+    if _runtime.resolve_runtime(runtime) != "torch":
+        enc.use_runtime(runtime)
+    elif precision != "float32":
         enc._fast_precision(precision, entry.channels_last, entry.cast_weights)
     return enc

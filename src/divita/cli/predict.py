@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from divita.cli._extraction_options import add_extraction_options
 from divita.cli._limits import add_limit_options
 
 
@@ -36,6 +37,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--plot", metavar="FILE.png", help="timeline picture (with several videos: FILE_<video>.png)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    add_extraction_options(p, ("runtime",))
     p.add_argument(
         "--weights",
         action="append",
@@ -150,7 +152,9 @@ def run(args) -> int:
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     try:
-        clf = GenreClassifier.from_checkpoint(args.checkpoint, device=device, weights=weights, threshold=args.threshold)
+        clf = GenreClassifier.from_checkpoint(
+            args.checkpoint, device=device, weights=weights, threshold=args.threshold, runtime=args.runtime
+        )
         videos, failures = inputs(args)
     except BaseException:
         if feed is not None:

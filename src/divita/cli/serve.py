@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from divita.cli._extraction_options import add_extraction_options
 from divita.cli._limits import add_limit_options
 
 INSTALL_HINT = "the service needs the serve extra: pip install 'divita[serve]'"
@@ -38,6 +39,7 @@ def add_parser(sub) -> None:
         help="require `Authorization: Bearer TOKEN` on the API (default: $DIVITA_TOKEN, else none)",
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    add_extraction_options(p, ("runtime",))
     p.add_argument(
         "--weights",
         action="append",
@@ -162,6 +164,7 @@ def run(args) -> int:
         max_queue=args.max_queue,
         token=token,
         device=device,
+        runtime=args.runtime,
         weights=weights,
         timeline=not args.no_timeline,
         limits=limits,

@@ -12,13 +12,15 @@ from divita.shots.formats import FORMATS
 
 def add_detector_args(p: argparse.ArgumentParser) -> None:
     """The shot detector's flags (``divita shots``, ``divita extract``, ``divita study``), generated from
-    :class:`~divita.features.plan.ExtractionSettings`, and ``--device``; ``ShotDetector.from_args`` reads them."""
+    :class:`~divita.features.plan.ExtractionSettings`, ``--device`` and ``--runtime``; ``ShotDetector.from_args``
+    reads them."""
     from divita.cli._extraction_options import add_extraction_options
 
     add_extraction_options(p, ("detector", "threshold", "content_threshold", "fps"))
     p.add_argument(
         "--device", default="auto", help="cpu, cuda, cuda:N or auto = cuda when there is one (default: auto)"
     )
+    add_extraction_options(p, ("runtime",))
 
 
 def add_parser(sub) -> None:

@@ -50,7 +50,7 @@ class EncoderWorker:
             from divita.features.engine import load_encoders
 
             s = settings
-            loaded = load_encoders(list(s.backbones), s.weights, device, s.precision, s.frames_per_clip_2d)
+            loaded = load_encoders(list(s.backbones), s.weights, device, s.precision, s.frames_per_clip_2d, s.runtime)
             self.encoders = {e.spec.name: e for e in loaded}
         except DivitaError as e:  # reported by describe(): a usage error, not a reason to restart
             self.error = (e.where, e.problem)

@@ -396,8 +396,9 @@ def load_encoders(
     device: str = "cpu",
     precision: str = DEFAULT.precision,
     frames_per_clip_2d: int = DEFAULT.frames_per_clip_2d,
+    runtime: str = DEFAULT.runtime,
 ) -> list:
-    """Backbone names (or ready encoder objects, passed through) -> ClipEncoders."""
+    """Backbone names (or ready encoder objects, passed through) -> ClipEncoders (run by ``runtime``)."""
     out = []
     for b in backbones:
         if isinstance(b, str):
@@ -405,7 +406,12 @@ def load_encoders(
 
             out.append(
                 load_encoder(
-                    b, weights=weights, device=device, precision=precision, frames_per_clip_2d=frames_per_clip_2d
+                    b,
+                    weights=weights,
+                    device=device,
+                    precision=precision,
+                    frames_per_clip_2d=frames_per_clip_2d,
+                    runtime=runtime,
                 )
             )
         else:

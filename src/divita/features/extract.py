@@ -97,7 +97,7 @@ def extract(
         torch.set_num_threads(int(threads))
     detector.load()
     encoders = load_encoders(
-        settings.backbones, settings.weights, device, settings.precision, settings.frames_per_clip_2d
+        settings.backbones, settings.weights, device, settings.precision, settings.frames_per_clip_2d, settings.runtime
     )
     by_name = {e.spec.name: e for e in encoders}
     run = ExtractionRun(settings, output, log)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from divita.backbones.runtime import DEFAULT_RUNTIME, RUNTIME_HELP, RUNTIMES, check_runtime
 from divita.errors import DivitaError
 from divita.shots.registry import DEFAULT_DETECTOR, detector_fingerprint, detector_help, list_detectors, param_default
 
@@ -59,12 +60,15 @@ class ExtractionSettings:
         threshold: TransNetV2's transition probability threshold.
         content_threshold: PySceneDetect ContentDetector's threshold.
         precision: ``"auto"``, ``"float32"``, ``"bfloat16"`` or ``"float16"``, for backbones and TransNetV2.
+        runtime: ``"torch"``, ``"onnxruntime"`` or ``"openvino"``: what runs the backbones and TransNetV2
+            (:mod:`divita.backbones.runtime`). Like the device and precision it changes no feature beyond the
+            float tolerance, so it enters no fingerprint.
         frames_per_clip_2d: frames a 2D backbone averages per clip.
         batch_size: clips per encoder call.
 
     Raises:
         DivitaError: a bad value (fpc or batch size below 1, fps not positive, min_clip_frames outside 1..fpc, a
-            backbone listed twice, an unknown backbone, detector or precision), in one line.
+            backbone listed twice, an unknown backbone, detector, precision or runtime), in one line.
     """
 
     backbones: tuple = field(default=(), metadata={"flag": None})  # `--backbone NAME[,NAME...]`: each command's own
@@ -89,6 +93,7 @@ class ExtractionSettings:
         param_default("content", "threshold"), "PySceneDetect ContentDetector threshold", metavar="T"
     )
     precision: str = _option("auto", "inference precision for backbones and TransNetV2", choices=PRECISION_CHOICES)
+    runtime: str = _option(DEFAULT_RUNTIME, RUNTIME_HELP, choices=RUNTIMES)
     frames_per_clip_2d: int = _option(3, "frames a 2D backbone averages per clip", metavar="K")
     batch_size: int = _option(16, "clips per inference batch", metavar="B")
 
@@ -116,6 +121,7 @@ class ExtractionSettings:
             raise DivitaError(
                 None, f"unknown precision {self.precision!r}; choose from: {', '.join(PRECISION_CHOICES)}"
             )
+        check_runtime(self.runtime)
         if int(self.frames_per_clip_2d) < 1:
             raise DivitaError(None, f"frames per clip must be at least 1, got {self.frames_per_clip_2d}")
         if isinstance(self.detector, str):
@@ -193,6 +199,7 @@ class ExtractionSettings:
             content_threshold=self.content_threshold,
             device=device,
             precision=self.precision,
+            runtime=self.runtime,
             fps=self.fps,
             segment_frames=self.fpc,
         )

@@ -88,11 +88,11 @@ def _weights_argument(settings: dict, overrides: dict[str, str]) -> str:
     return recorded  # a checkpoint file
 
 
-def _detector_from(params: dict, fpc: int, fps: float, device: str):
+def _detector_from(params: dict, fpc: int, fps: float, device: str, runtime: str = "torch"):
     """The checkpoint's recorded detector, rebuilt through the shot-detector registry."""
     from divita.shots import ShotDetector
 
-    return ShotDetector.from_params(params, device=device, fps=fps, segment_frames=fpc)
+    return ShotDetector.from_params(params, device=device, fps=fps, segment_frames=fpc, runtime=runtime)
 
 
 def snippet_spans(num_clips_total: int, num_clips: int) -> list[tuple[int, int]]:
@@ -146,6 +146,7 @@ class GenreClassifier:
         weights: dict[str, str] | None = None,
         precision: str | None = None,
         threshold: float | None = None,
+        runtime: str = "torch",
     ) -> GenreClassifier:
         """Load a checkpoint and the extractors its features need.
 
@@ -157,6 +158,8 @@ class GenreClassifier:
             precision: the backbones' precision (default: the one each was extracted at).
             threshold: one decision threshold for every genre instead of the per-genre thresholds tuned on
                 validation.
+            runtime: what runs the backbones and TransNetV2: ``"torch"``, ``"onnxruntime"`` or ``"openvino"``
+                (``divita.backbones.runtime``; one not installed falls back to torch).
 
         Returns:
             The classifier, its networks loaded.
@@ -178,6 +181,7 @@ class GenreClassifier:
                 device=device,
                 precision=precision or settings.get("precision", "auto"),
                 frames_per_clip_2d=int(settings.get("frames_per_clip_2d", 3)),
+                runtime=runtime,
             )
             got = encoders[modality].settings().get("weights_sha256")
             want = settings.get("weights_sha256")
@@ -187,7 +191,7 @@ class GenreClassifier:
                     f"{settings['name']} weights differ from the ones the features were extracted with "
                     f"(sha256 {got[:12]}… vs {want[:12]}…)",
                 )
-        detector = _detector_from(plan.detector, plan.fpc, plan.fps, device).load()
+        detector = _detector_from(plan.detector, plan.fpc, plan.fps, device, runtime).load()
         thr = ckpt.get("thresholds") or [0.5] * len(GENRES)
         if threshold is not None:
             thr = [threshold] * len(GENRES)

@@ -41,7 +41,9 @@ class WorkerActor:
             path = Path(self.dir) / Path(self.spec.checkpoint).name
             path.write_bytes(self.checkpoint)
             self.checkpoint = b""
-            self.classifier = GenreClassifier.from_checkpoint(path, device=self.spec.device, weights=self.spec.weights)
+            self.classifier = GenreClassifier.from_checkpoint(
+                path, device=self.spec.device, weights=self.spec.weights, runtime=self.spec.runtime
+            )
             info = {"model_info": checkpoint_info(self.classifier, str(path)), "pid": os.getpid()}
             info["node_id"] = ray.get_runtime_context().get_node_id()
             if self.calibrate:

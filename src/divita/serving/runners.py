@@ -45,6 +45,7 @@ class WorkerSpec:
     weights: dict[str, str] = field(default_factory=dict)
     memory_mb: float | None = None  # resident memory cap in MiB (None: none), enforced by the runner
     threads: int | None = None  # torch threads in the worker (None: torch's default)
+    runtime: str = "torch"  # what runs the networks (divita.backbones.runtime)
 
 
 def failure_reason(error: BaseException) -> str:

@@ -38,6 +38,7 @@ class ServeConfig:
     max_queue: int = 100
     token: str | None = None
     device: str = "cpu"
+    runtime: str = "torch"  # what runs the networks (divita.backbones.runtime)
     weights: dict[str, str] = field(default_factory=dict)
     timeline: bool = True  # draw a done job's timeline picture when it is asked for
     limits: VideoLimits | None = field(default_factory=lambda: DEFAULT_LIMITS)
@@ -173,12 +174,15 @@ def _start_workers(config: ServeConfig, classifiers: Sequence[Any] | None) -> tu
             from divita.inference.predict import GenreClassifier
 
             classifiers = [
-                GenreClassifier.from_checkpoint(config.checkpoint, device=config.device, weights=config.weights)
+                GenreClassifier.from_checkpoint(
+                    config.checkpoint, device=config.device, weights=config.weights, runtime=config.runtime
+                )
                 for _ in range(config.workers)
             ]
         return [ThreadRunner(c) for c in classifiers], checkpoint_info(classifiers[0], config.checkpoint), None
     spec = WorkerSpec(config.checkpoint, config.device, dict(config.weights), config.worker_memory_mb)
     spec.threads = config.worker_threads
+    spec.runtime = config.runtime
     calibrate = config.max_job_seconds is None
     if config.isolation == "ray":
         from divita.serving.ray_workers import start_ray_runners

@@ -26,7 +26,9 @@ def worker_main(conn, spec, calibrate: bool) -> None:
         from divita.inference.predict import GenreClassifier
         from divita.serving.service import checkpoint_info
 
-        classifier = GenreClassifier.from_checkpoint(spec.checkpoint, device=spec.device, weights=spec.weights)
+        classifier = GenreClassifier.from_checkpoint(
+            spec.checkpoint, device=spec.device, weights=spec.weights, runtime=spec.runtime
+        )
         info = {"model_info": checkpoint_info(classifier, spec.checkpoint), "pid": os.getpid()}
         if calibrate:
             from divita.serving.runners import calibrate as measure

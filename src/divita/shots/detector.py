@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from divita.backbones.runtime import check_runtime
 from divita.errors import DivitaError
 from divita.shots.base import TRANSNET_SIZE, ShotStream, Span
 from divita.shots.combined import CombinedStream
@@ -32,6 +33,7 @@ class ShotDetector:
     tolerance: int = 3  # combinations: secondary transitions within this many frames of a primary one are dropped
     device: str = "cpu"
     precision: str = "auto"
+    runtime: str = "torch"  # what runs TransNetV2: torch, onnxruntime or openvino (divita.backbones.runtime)
     fps: float = 24.0
     options: dict = field(default_factory=dict)
 
@@ -41,6 +43,7 @@ class ShotDetector:
 
             self.device = "cuda" if torch.cuda.is_available() else "cpu"
         specs = members(self.name)
+        check_runtime(self.runtime)
         if not 0.0 < self.threshold < 1.0:
             raise DivitaError(None, f"threshold must be in (0, 1), got {self.threshold}")
         self.options = {k: dict(v) for k, v in (self.options or {}).items()}
@@ -102,7 +105,7 @@ class ShotDetector:
         if self.needs_transnet:
             from divita.shots.transnetv2 import get_transnetv2
 
-            get_transnetv2(self.device, self.precision)
+            get_transnetv2(self.device, self.precision, self.runtime)
         return self
 
     def stream(self) -> ShotStream:

@@ -7,7 +7,9 @@ belong to no shot). The network is driven here rather than through the package's
 same 100-frame windows with 50-frame steps and the same padding, but several windows per batch, in
 inference mode, with batch-norm folded into the convolutions and, on CPUs with native bfloat16 (and on
 CUDA), the convolution stack in bfloat16 (float16) with channels-last memory (probabilities within ~1e-3 of
-float32; ``precision="float32"`` reproduces the package to ~1e-6).
+float32; ``precision="float32"`` reproduces the package to ~1e-6). With ``runtime`` ``"onnxruntime"`` or
+``"openvino"`` the same float32 network (folded) is exported to ONNX once (cached on disk, see
+:mod:`divita.backbones.runtime`) and run by that runtime on the CPU.
 """
 
 from __future__ import annotations
@@ -74,19 +76,55 @@ class FastTransNetV2:
 
     ``precision``: "auto" (bfloat16 + channels-last on CPUs with native bfloat16, float16 on CUDA,
     float32 otherwise), "float32", "bfloat16" or "float16". ``batch_windows``: windows per forward pass.
+    ``runtime``: "torch", or "onnxruntime" / "openvino" (float32 on the CPU, whatever ``precision`` asks; one
+    not installed falls back to torch with one line on stderr).
     """
 
-    def __init__(self, device: str = "cpu", precision: str = "auto", batch_windows: int | None = None):
+    def __init__(
+        self, device: str = "cpu", precision: str = "auto", batch_windows: int | None = None, runtime: str = "torch"
+    ):
         import torch
 
+        from divita.backbones.runtime import resolve_runtime
+
         self.device = torch.device(device)
-        self.net = build_transnetv2_package_model(str(self.device))
-        self.precision = _resolve_precision(precision, self.device)
+        self.runtime = resolve_runtime(runtime)
+        if self.runtime != "torch" and self.device.type != "cpu":
+            raise DivitaError(None, f"runtime {self.runtime} runs on the CPU, not {self.device}; use --runtime torch")
+        self.precision = "float32" if self.runtime != "torch" else _resolve_precision(precision, self.device)
         self.dtype = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[self.precision]
         self.channels_last = self.dtype is not None
         self.batch_windows = int(batch_windows or (32 if self.device.type == "cuda" else 8))
         self._blocks_cast = None
-        self._fold()
+        self.net, self.blocks = None, []
+        self.network = None  # the exported network (a RuntimeNetwork), when not run by torch
+        if self.runtime != "torch":
+            self.network = self._runtime_network()
+        else:
+            self.net = build_transnetv2_package_model(str(self.device))
+            self._fold()
+
+    def _runtime_network(self):
+        """The float32 network exported to ONNX and loaded into the runtime. The export is cached by the
+        package's weights file (sha256) and divita's version (the forward is divita's): a warm start builds
+        no torch network at all."""
+        import torch
+
+        from divita import __version__
+        from divita.backbones.runtime import RuntimeNetwork, export_onnx, input_key, onnx_path
+        from divita.fileio import file_hexdigest
+
+        example = torch.zeros((2, WINDOW, 27, 48, 3), dtype=torch.uint8)
+        example[1] = torch.arange(WINDOW * 27 * 48 * 3).reshape(WINDOW, 27, 48, 3) % 251
+        weights = transnetv2_weights_file()
+        key = {"weights_sha256": file_hexdigest(weights, "sha256"), "input": input_key(example), "divita": __version__}
+        path = onnx_path("transnetv2", key)
+        if not path.is_file():
+            self.net = build_transnetv2_package_model("cpu")
+            self._fold()
+            export_onnx(_logits_module(self), example, path, key)
+            self.net, self.blocks = None, []  # the runtime holds the network now
+        return RuntimeNetwork(self.runtime, path)
 
     def settings(self) -> dict:
         return {
@@ -166,7 +204,7 @@ class FastTransNetV2:
         b, c, t, h, w = x.shape
         flat = x.permute(0, 2, 3, 4, 1).reshape(b, t, -1).float()
         flat = torch.cat([self._frame_similarity(features), flat], 2)
-        flat = torch.cat([net.color_hist_layer(inputs), flat], 2)
+        flat = torch.cat([self._color_similarity(inputs), flat], 2)
         flat = F.relu(net.fc1(flat))
         return net.cls_layer1(flat)[..., 0].float()
 
@@ -182,13 +220,24 @@ class FastTransNetV2:
             b, c, t, h, w = f.shape
             means.append(f.permute(0, 2, 3, 4, 1).reshape(b, t, h * w, c).float().mean(2))  # (B, T, C)
         x = layer.projection(torch.cat(means, 2))
-        x = F.normalize(x, p=2, dim=2)
-        batch_size, time_window = x.shape[0], x.shape[1]
-        lw = layer.lookup_window
-        sims = F.pad(torch.bmm(x, x.transpose(1, 2)), [(lw - 1) // 2, (lw - 1) // 2])
-        idx = torch.arange(time_window, device=x.device)[:, None] + torch.arange(lw, device=x.device)[None, :]
-        sims = torch.gather(sims, 2, idx[None].expand(batch_size, -1, -1))
-        return F.relu(layer.fc(sims))
+        return F.relu(layer.fc(_lookup_similarities(F.normalize(x, p=2, dim=2), layer.lookup_window)))
+
+    def _color_similarity(self, inputs):
+        """The package's ColorHistograms layer: per frame a 512-bin RGB histogram (3 bits per channel), L2
+        normalised, its similarities to the frames around, through the layer's fc. uint8 (B, T, H, W, 3) ->
+        (B, T, 128). Written with shapes taken from the input (no Python lengths) so that it exports with a
+        free batch dimension; the counts are exact, as the package's."""
+        import torch
+        import torch.nn.functional as F
+
+        layer = self.net.color_hist_layer
+        b, t, h, w, _ = inputs.shape
+        rgb = inputs.reshape(b * t, h * w, 3).to(torch.int32) >> 5
+        bins = ((rgb[..., 0] << 6) + (rgb[..., 1] << 3) + rgb[..., 2]).to(torch.int64)  # (B·T, H·W) in 0..511
+        counts = torch.zeros((b * t, 512), dtype=torch.float32, device=inputs.device)
+        counts = counts.scatter_add(1, bins, torch.ones_like(bins, dtype=torch.float32))
+        hist = F.normalize(counts.reshape(b, t, 512), p=2, dim=2)
+        return F.relu(layer.fc(_lookup_similarities(hist, layer.lookup_window)))
 
     def predict_windows(self, windows) -> np.ndarray:
         """uint8 (B, 100, 27, 48, 3) windows -> probabilities (B, 50) of their middle frames."""
@@ -199,7 +248,7 @@ class FastTransNetV2:
             outs = []
             for i in range(0, x.shape[0], self.batch_windows):
                 chunk = x[i : i + self.batch_windows]
-                logits = self._forward(chunk)
+                logits = self._forward(chunk) if self.network is None else self.network(chunk)
                 outs.append(torch.sigmoid(logits[:, CONTEXT : CONTEXT + STEP]).cpu())
             return torch.cat(outs).numpy()
 
@@ -210,6 +259,34 @@ class FastTransNetV2:
         s.push(frames)
         s.finish()
         return s.predictions()
+
+
+def _lookup_similarities(x, lookup_window: int):
+    """(B, T, C) unit vectors -> (B, T, lookup_window): each frame's dot products with the frames from
+    ``lookup_window // 2`` before to as many after it (zero beyond the window's ends), as TransNetV2 looks them up."""
+    import torch
+    import torch.nn.functional as F
+
+    batch_size, time_window = x.shape[0], x.shape[1]
+    lw = lookup_window
+    sims = F.pad(torch.bmm(x, x.transpose(1, 2)), [(lw - 1) // 2, (lw - 1) // 2])
+    idx = torch.arange(time_window, device=x.device)[:, None] + torch.arange(lw, device=x.device)[None, :]
+    return torch.gather(sims, 2, idx[None].expand(batch_size, -1, -1))
+
+
+def _logits_module(fast: FastTransNetV2):
+    """``fast``'s float32 forward as a ``torch.nn.Module`` (to export): uint8 (B, 100, 27, 48, 3) -> (B, 100)."""
+    from torch import nn
+
+    class Logits(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = fast.net  # its state dict: what the export's cache key digests
+
+        def forward(self, windows):
+            return fast._forward(windows)
+
+    return Logits()
 
 
 def _avg_pool_hw(x, channels_last: bool):
@@ -238,12 +315,12 @@ _MODELS: dict[tuple, FastTransNetV2] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def get_transnetv2(device: str = "cpu", precision: str = "auto") -> FastTransNetV2:
-    """A process-wide cached :class:`FastTransNetV2` (the model is loaded once per run)."""
-    key = (str(device), precision)
+def get_transnetv2(device: str = "cpu", precision: str = "auto", runtime: str = "torch") -> FastTransNetV2:
+    """A process-wide cached :class:`FastTransNetV2` (the model is loaded once per run and runtime)."""
+    key = (str(device), precision, runtime)
     with _MODELS_LOCK:
         if key not in _MODELS:
-            _MODELS[key] = FastTransNetV2(device, precision)
+            _MODELS[key] = FastTransNetV2(device, precision, runtime=runtime)
         return _MODELS[key]
 
 
@@ -263,11 +340,11 @@ class TransNetV2Stream(ShotStream):
 
     @classmethod
     def from_detector(cls, detector, threshold: float) -> TransNetV2Stream:
-        return cls(get_transnetv2(detector.device, detector.precision), threshold)
+        return cls(get_transnetv2(detector.device, detector.precision, detector.runtime), threshold)
 
     @classmethod
     def implementation(cls, detector) -> dict:
-        return get_transnetv2(detector.device, detector.precision).settings()
+        return get_transnetv2(detector.device, detector.precision, detector.runtime).settings()
 
     def _window(self, j: int, n: int | None) -> np.ndarray:
         """Window j: original frames [50j - 25, 50j + 75), padded with the first/last frame."""
