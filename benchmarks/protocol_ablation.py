@@ -30,15 +30,14 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from peer_parity import LABELS, METRICS, ROWS, make_data, run_divita  # noqa: E402
+from peer_parity import LABELS, METRICS, ROWS, divita_job, make_data, run_divita  # noqa: E402
 
 CHANGES = ("masking", "layer", "snippet-loss", "fused-adamw", "bf16")
 
 
 def job_dir(out: Path, protocol: str, row: str, split: int) -> Path:
     """peer_parity.py's directory for the paper runs (seed 0), this script's own for the others."""
-    name = f"divita-{row}-split{split}-seed0" if protocol == "paper" else f"{protocol}-{row}-split{split}"
-    return out / "jobs" / name
+    return divita_job(out, protocol, row, split, 0)
 
 
 def run(args, data: Path, protocol: str, row: str, split: int) -> list[dict]:
