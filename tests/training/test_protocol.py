@@ -185,6 +185,8 @@ def test_select_by_defaults_to_the_protocols_and_an_explicit_rule_wins():
     assert cfg(select_by="loss").select_by == "loss" and cfg(protocol="paper", select_by="uap").select_by == "uap"
     with pytest.raises(DivitaError, match="select_by"):
         cfg(select_by="map")
+    with pytest.raises(DivitaError, match="protocol must be"):
+        cfg(protocol="authors", select_by="loss")
     train = ["train", "--data-dir", "d", "--split", "0", "--out", "o", "--ix", "i", "--vx", "none"]
     for command in (train, ["reproduce", "--data-dir", "d"], ["demo"]):
         for extra, want in (([], "uap"), (["--protocol", "paper"], "loss"), (["--select-by", "loss"], "loss")):

@@ -137,8 +137,9 @@ class TrainConfig:
     def __post_init__(self):
         if not self.image_store and not self.video_store:
             raise DivitaError(None, "at least one of --image-store (--ix) and --video-store (--vx) must name a store")
+        protocol = parse_protocol(self.protocol)  # raises on an unknown protocol
         if self.select_by is None:
-            self.select_by = parse_protocol(self.protocol).select_by
+            self.select_by = protocol.select_by
         if self.select_by not in SELECTIONS:
             raise DivitaError(None, f"select_by must be one of {SELECTIONS}, got {self.select_by!r}")
         if self.fusion not in FUSIONS:
