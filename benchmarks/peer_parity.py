@@ -4,8 +4,16 @@ For the 3 splits of ShuffleNet-2D (image store alone) and ShuffleNet-Fusion (ima
 the authors' ``train.py`` and ``divita train --protocol paper`` on one release-format dataset with a planted
 signal (:mod:`divita.datasets.synthetic`; every trailer at least one snippet long, since their code fails on
 shorter ones), and prints per split and row: test μAP, mAP, wAP, sAP of both (the paper's AP convention, in %),
-the difference, the epoch kept, the epochs run and the wall time; then the spread of both over ``--seeds``
-seeds on split 0 of ShuffleNet-Fusion. Each job's result is kept in ``--out`` (a rerun skips finished jobs).
+the difference, the epoch kept, the epochs run and the wall time, and the mean over the splits; then the spread
+of both over ``--seeds`` seeds on split 0 of each ``--seed-rows`` row (ShuffleNet-Fusion by default). Each job's
+result is kept in ``--out`` (a rerun skips finished jobs); ``parity.csv`` and ``parity.md`` hold the tables.
+
+``--divita-protocol divita`` compares the authors' code with divita's own protocol instead (its runs are
+protocol_ablation.py's ``divita`` runs, shared when ``--out`` is the same; the tables go to
+``parity-divita-SELECTION.csv/.md``), ``--select-by`` picks which of the two epochs every divita run records
+is compared (default: the protocol's own, uap for divita). ``--data-seed`` and ``--signal`` (the strength of the
+planted signal, :class:`divita.datasets.synthetic.SyntheticSpec`) make another dataset, in its own
+``OUT/data-TRAILERS-seedSEED-signalSIGNAL``.
 
 The authors' code (not part of divita; pinned commit below) in its own virtual environment:
 
@@ -46,6 +54,8 @@ VIDEO = "trailers_k_shufflenet_fps24_fpc24.zarr"
 ROWS = {"ShuffleNet-2D": (IMAGE, None), "ShuffleNet-Fusion": (IMAGE, VIDEO)}
 METRICS = ("uap", "map", "wap", "sap")
 LABELS = {"uap": "μAP", "map": "mAP", "wap": "wAP", "sap": "sAP"}
+SELECTION_LABELS = {"loss": "lowest validation loss", "uap": "best validation μAP"}
+DEFAULT_SIGNAL = 1.5  # divita.datasets.synthetic.SyntheticSpec.strength
 
 # runs their train.py unchanged, and prints the epochs Lightning ran (their script does not)
 RUNNER = """
@@ -63,14 +73,40 @@ runpy.run_path("train.py", run_name="__main__")
 """
 
 
-def make_data(out: Path, trailers: int, seed: int) -> Path:
-    """A release-format dataset with a planted signal, every trailer 30..90 clips (their code needs >= 30)."""
+def make_data(out: Path, trailers: int, seed: int, signal: float = DEFAULT_SIGNAL) -> Path:
+    """A release-format dataset with a planted signal of strength ``signal``, every trailer 30..90 clips (their
+    code needs >= 30): ``OUT/data-TRAILERS`` for seed 0 and the default signal, else
+    ``OUT/data-TRAILERS-seedSEED-signalSIGNAL``."""
     from divita.datasets.synthetic import SyntheticSpec, make_release
 
-    data = out / f"data-{trailers}"
+    name = f"data-{trailers}"
+    if seed != 0 or signal != DEFAULT_SIGNAL:
+        name += f"-seed{seed}-signal{signal:g}"
+    data = out / name
     if not (data / "mtgc.csv").is_file():
-        make_release(data, SyntheticSpec(num_trailers=trailers, min_clips=30, max_clips=90, seed=seed))
+        spec = SyntheticSpec(num_trailers=trailers, min_clips=30, max_clips=90, seed=seed, strength=signal)
+        make_release(data, spec)
     return data
+
+
+def divita_job(out: Path, protocol: str, row: str, split: int, seed: int) -> Path:
+    """The directory of a divita run: ``divita-ROW-splitN-seedS`` for ``paper`` (this script's own runs),
+    ``PROTOCOL-ROW-splitN[-seedS]`` for the others (protocol_ablation.py's, seed 0 without the suffix)."""
+    if protocol == "paper":
+        return out / "jobs" / f"divita-{row}-split{split}-seed{seed}"
+    return out / "jobs" / (f"{protocol}-{row}-split{split}" + (f"-seed{seed}" if seed else ""))
+
+
+def divita_result(job: Path, selection: str) -> dict:
+    """A finished divita run's test metrics (%) of the epoch ``selection`` (loss or uap) keeps: every run
+    records both selections in metrics.csv, whichever it kept in its checkpoint."""
+    m = pd.read_csv(job / "metrics.csv")
+    r = m[(m.subset == "tst") & (m.convention == "paper") & (m.selection == selection)].iloc[0]
+    return {
+        **{k: 100 * float(r[k]) for k in METRICS},
+        "epoch": int(r["epoch"]),
+        "epochs": len(pd.read_csv(job / "history.csv")),
+    }
 
 
 def run_upstream(args, data: Path, row: str, split: int, seed: int, job: Path) -> dict:
@@ -123,27 +159,31 @@ def run_divita(args, data: Path, row: str, split: int, seed: int, job: Path, pro
     seconds = time.perf_counter() - t
     if proc.returncode != 0:
         raise RuntimeError(f"divita train failed ({proc.returncode}); see {job / 'log.txt'}")
-    m = pd.read_csv(job / "metrics.csv")
-    r = m[(m.subset == "tst") & (m.convention == "paper") & (m.selection == "loss")].iloc[0]
-    return {
-        **{k: 100 * float(r[k]) for k in METRICS},
-        "epoch": int(r["epoch"]),
-        "epochs": len(pd.read_csv(job / "history.csv")),
-        "seconds": seconds,
-    }
+    return {**divita_result(job, "loss"), "seconds": seconds}
 
 
-def run_job(args, data: Path, impl: str, row: str, split: int, seed: int) -> dict:
-    job = args.out / "jobs" / f"{impl}-{row}-split{split}-seed{seed}"
+def run_job(args, data: Path, impl: str, row: str, split: int, seed: int) -> dict | None:
+    """One job (or its kept result): the authors' code, or divita with ``--divita-protocol``; divita's metrics
+    are those of the epoch ``--select-by`` keeps."""
+    if impl == "authors":
+        job = args.out / "jobs" / f"authors-{row}-split{split}-seed{seed}"
+    else:
+        job = divita_job(args.out, args.divita_protocol, row, split, seed)
     done = job / "result.json"
     if done.is_file():
-        return json.loads(done.read_text())
-    if args.finished_only:
+        res = json.loads(done.read_text())
+    elif args.finished_only:
         return None
-    job.mkdir(parents=True, exist_ok=True)
-    fn = run_upstream if impl == "authors" else run_divita
-    res = {"impl": impl, "row": row, "split": split, "seed": seed, **fn(args, data, row, split, seed, job)}
-    done.write_text(json.dumps(res))
+    else:
+        job.mkdir(parents=True, exist_ok=True)
+        if impl == "authors":
+            out = run_upstream(args, data, row, split, seed, job)
+        else:
+            out = run_divita(args, data, row, split, seed, job, args.divita_protocol)
+        res = {"impl": impl, "row": row, "split": split, "seed": seed, **out}
+        done.write_text(json.dumps(res))
+    if impl == "divita":
+        res = {**res, **divita_result(job, args.select_by), "impl": "divita", "seed": seed}
     print(
         f"  {impl} {row} split{split} seed{seed}: μAP {res['uap']:.2f}, epoch {res['epoch']}/{res['epochs']}, "
         f"{res['seconds']:.0f}s",
@@ -159,7 +199,7 @@ def parity_table(df: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     first = df[df.seed == 0]
     for row in ROWS:
-        deltas = []
+        deltas, pairs = [], []
         for split in (0, 1, 2):
             a = first[(first.impl == "authors") & (first.row == row) & (first.split == split)]
             d = first[(first.impl == "divita") & (first.row == row) & (first.split == split)]
@@ -167,6 +207,7 @@ def parity_table(df: pd.DataFrame) -> str:
                 continue
             a, d = a.iloc[0], d.iloc[0]
             deltas.append([d[m] - a[m] for m in METRICS])
+            pairs.append([(a[m], d[m]) for m in METRICS])
             cells = [f"{a[m]:.2f} / {d[m]:.2f} ({d[m] - a[m]:+.2f})" for m in METRICS]
             lines.append(
                 "| "
@@ -177,8 +218,14 @@ def parity_table(df: pd.DataFrame) -> str:
                 + " |"
             )
         if deltas:
-            mean = np.mean(deltas, axis=0)
-            lines.append("| " + " | ".join([row, "mean Δ", *[f"{v:+.2f}" for v in mean], "", "", "", ""]) + " |")
+            a_mean, d_mean = np.mean(pairs, axis=0).T
+            won = int((np.array(deltas)[:, 0] > 0).sum())
+            cells = [f"{a:.2f} / {d:.2f} ({d - a:+.2f})" for a, d in zip(a_mean, d_mean)]
+            lines.append(
+                "| "
+                + " | ".join([row, "mean", *cells, f"divita's μAP higher on {won}/{len(deltas)}", "", "", ""])
+                + " |"
+            )
     return "\n".join(lines)
 
 
@@ -207,7 +254,21 @@ def main() -> int:
     p.add_argument("--lr", type=float, default=1e-4, help="both (the paper's 1e-4; `divita demo` uses 1e-3)")
     p.add_argument("--scheduler-patience", type=int, default=10)
     p.add_argument("--stop-patience", type=int, default=20)
-    p.add_argument("--seeds", type=int, default=3, help="seeds of ShuffleNet-Fusion split 0 (of --seed-impls)")
+    p.add_argument("--signal", type=float, default=DEFAULT_SIGNAL, help="strength of the data's planted signal")
+    p.add_argument(
+        "--divita-protocol",
+        default="paper",
+        help="divita's side: paper (parity, the default) or divita (the package's default protocol)",
+    )
+    p.add_argument(
+        "--select-by",
+        choices=("loss", "uap"),
+        help="divita's epoch kept: lowest val loss or best val μAP (default: the protocol's, loss for paper)",
+    )
+    p.add_argument("--seeds", type=int, default=3, help="seeds of split 0 of --seed-rows (of --seed-impls)")
+    p.add_argument(
+        "--seed-rows", nargs="+", choices=list(ROWS), default=["ShuffleNet-Fusion"], help="the rows of the seeds"
+    )
     p.add_argument(
         "--seed-impls", nargs="+", default=["authors", "divita"], choices=["authors", "divita"], help="whose seeds"
     )
@@ -224,24 +285,33 @@ def main() -> int:
     if commit != PINNED:
         print(f"note: {args.upstream} is at {commit}, the figures were taken at {PINNED}", file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
-    data = make_data(args.out, args.trailers, args.data_seed)
+    if args.select_by is None:
+        args.select_by = "loss" if args.divita_protocol.startswith("paper") else "uap"
+    data = make_data(args.out, args.trailers, args.data_seed, args.signal)
     print(f"data: {data} ({args.trailers} trailers, 30-90 clips); at most {args.max_epochs} epochs", flush=True)
     todo = [(impl, row, split, 0) for row in ROWS for split in (0, 1, 2) for impl in ("authors", "divita")]
-    todo += [(impl, "ShuffleNet-Fusion", 0, seed) for seed in range(1, args.seeds) for impl in args.seed_impls]
+    todo += [(i, row, 0, seed) for row in args.seed_rows for seed in range(1, args.seeds) for i in args.seed_impls]
+    todo.sort(key=lambda j: (j[1] != "ShuffleNet-Fusion", j[0] != "authors"))  # the longest jobs first
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(lambda j: run_job(args, data, *j), todo))
     df = pd.DataFrame([r for r in results if r is not None])
-    df.to_csv(args.out / "parity.csv", index=False)
+    # parity.csv/.md for --divita-protocol paper, parity-PROTOCOL-SELECTION.csv/.md for the others
+    stem = "parity" if args.divita_protocol == "paper" else f"parity-{args.divita_protocol}-{args.select_by}"
+    df.to_csv(args.out / f"{stem}.csv", index=False)
     text = (
         f"Test metrics (%, the paper's AP convention) of the authors' train.py ({PINNED[:7]}) and "
-        f"`divita train --protocol paper`, {args.trailers} generated trailers, lr {args.lr}, patience "
-        f"{args.scheduler_patience}/{args.stop_patience}, at most {args.max_epochs} epochs:\n\n"
+        f"`divita train --protocol {args.divita_protocol}` (the epoch of {SELECTION_LABELS[args.select_by]}), "
+        f"{args.trailers} generated trailers (data seed {args.data_seed}, signal {args.signal:g}), lr {args.lr}, "
+        f"patience {args.scheduler_patience}/{args.stop_patience}, at most {args.max_epochs} epochs:\n\n"
         + parity_table(df)
-        + f"\n\nShuffleNet-Fusion split 0 over {args.seeds} seeds:\n\n"
-        + seed_table(df, "ShuffleNet-Fusion", 0)
+        + "".join(
+            f"\n\n{row} split 0 over {args.seeds} seeds:\n\n" + seed_table(df, row, 0)
+            for row in args.seed_rows
+            if args.seeds > 1
+        )
         + "\n"
     )
-    (args.out / "parity.md").write_text(text)
+    (args.out / f"{stem}.md").write_text(text)
     print(text)
     return 0
 

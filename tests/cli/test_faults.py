@@ -479,7 +479,7 @@ def test_a_signal_after_the_second_epoch_writes_the_run_as_it_stands(tiny_releas
     assert main(["evaluate", "--checkpoint", str(run / "best.ckpt"), "--data-dir", str(tiny_release), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     tst = [r for r in rows if r["subset"] == "tst" and r["convention"] == "paper"][0]
-    kept = metrics[(metrics.subset == "tst") & (metrics.convention == "paper") & (metrics.selection == "loss")].iloc[0]
+    kept = metrics[(metrics.subset == "tst") & (metrics.convention == "paper") & (metrics.selection == "uap")].iloc[0]
     assert tst["uap"] == pytest.approx(kept["uap"], abs=1e-5)  # the checkpoint is the best epoch's
 
 

@@ -35,7 +35,7 @@ def test_tables_hold_mean_and_sample_std_over_splits(grid):
         uaps = []
         for split in (0, 1):
             m = pd.read_csv(out / "transfer" / "runs" / slug / f"split{split}" / "metrics.csv")
-            m = m[(m.subset == "tst") & (m.convention == "paper") & (m.selection == "loss")]
+            m = m[(m.subset == "tst") & (m.convention == "paper") & (m.selection == "uap")]
             uaps.append(100 * m["uap"].iloc[0])
         assert tst.loc[row, "uap_mean"] == pytest.approx(np.mean(uaps), abs=0.006)
         assert tst.loc[row, "uap_std"] == pytest.approx(np.std(uaps, ddof=1), abs=0.006)

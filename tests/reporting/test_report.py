@@ -92,7 +92,7 @@ def test_run_report_draws_every_figure_and_embeds_it(run_dir, tmp_path):
     assert sorted(p.name for p in pngs) == sorted(RUN_PNGS)
     text = md.read_text()
     m = pd.read_csv(d / "metrics.csv")
-    tst = m[(m.subset == "tst") & (m.convention == "paper") & (m.selection == "loss")].iloc[0]
+    tst = m[(m.subset == "tst") & (m.convention == "paper") & (m.selection == "uap")].iloc[0]
     assert f"{100 * tst['uap']:.2f}" in text  # key numbers on the page
     assert "Prediction errors" in text and "false positive" in text
     assert not list((d / "report").glob(".*tmp*"))  # no temporary files left

@@ -151,7 +151,14 @@ def test_divita_protocol_trains_as_the_code_before_protocols(tiny_release, tmp_p
     run = train_model(tiny_config(tiny_release, precision="32"), tmp_path / "divita", progress=False)
     history = pd.DataFrame(run.history)[["train_loss", "val_loss", "val_uap", "lr"]].to_numpy()
     np.testing.assert_allclose(history, BASE_HISTORY, rtol=1e-5)
-    assert json.loads((tmp_path / "divita" / "hparams.json").read_text())["protocol"] == "divita"
+    hparams = json.loads((tmp_path / "divita" / "hparams.json").read_text())
+    assert hparams["protocol"] == "divita" and hparams["select_by"] == "uap"
+    # the checkpoint and the predictions are those of the epoch of best validation μAP (the divita default)
+    m = run.metrics
+    uap_epoch = int(m[m.selection == "uap"].epoch.iloc[0])
+    assert uap_epoch == int(np.argmax(history[:, 2])) and run.best_epoch == uap_epoch
+    _, ckpt = load_checkpoint(tmp_path / "divita" / "best.ckpt")
+    assert (ckpt["epoch"], ckpt["selected_by"], ckpt["train_config"]["select_by"]) == (uap_epoch, "uap", "uap")
     # paper with every divita change added is divita, to the bit
     again = train_model(
         tiny_config(tiny_release, precision="32", protocol=ALL_CHANGES), tmp_path / "all", progress=False
@@ -162,6 +169,29 @@ def test_divita_protocol_trains_as_the_code_before_protocols(tiny_release, tmp_p
         .equals(pd.DataFrame(run.history).drop(columns=["train_seconds", "val_seconds", "seconds"]))
     )
     pd.testing.assert_frame_equal(again.metrics, run.metrics)
+    assert json.loads((tmp_path / "all" / "hparams.json").read_text())["select_by"] == "loss"  # paper's rule
+
+
+def test_select_by_defaults_to_the_protocols_and_an_explicit_rule_wins():
+    from divita.cli import build_parser
+    from divita.cli._train_options import train_config
+
+    def cfg(**kw):
+        return TrainConfig(data_dir="d", image_store="i", video_store=None, **kw)
+
+    assert parse_protocol("divita").select_by == "uap" and parse_protocol("paper+masking+layer").select_by == "loss"
+    assert cfg().select_by == "uap" and cfg(protocol="paper").select_by == "loss"
+    assert cfg(protocol="paper+masking").select_by == "loss"
+    assert cfg(select_by="loss").select_by == "loss" and cfg(protocol="paper", select_by="uap").select_by == "uap"
+    with pytest.raises(DivitaError, match="select_by"):
+        cfg(select_by="map")
+    with pytest.raises(DivitaError, match="protocol must be"):
+        cfg(protocol="authors", select_by="loss")
+    train = ["train", "--data-dir", "d", "--split", "0", "--out", "o", "--ix", "i", "--vx", "none"]
+    for command in (train, ["reproduce", "--data-dir", "d"], ["demo"]):
+        for extra, want in (([], "uap"), (["--protocol", "paper"], "loss"), (["--select-by", "loss"], "loss")):
+            args = build_parser().parse_args([*command, *extra])
+            assert train_config(args, data_dir="d", image_store="i", video_store=None, split=0).select_by == want
 
 
 @pytest.fixture(scope="module")
@@ -174,6 +204,8 @@ def test_paper_run_records_its_protocol_and_its_checkpoint_builds_the_same_model
     assert json.loads((d / "hparams.json").read_text())["protocol"] == "paper"
     model, ckpt = load_checkpoint(d / "best.ckpt")
     assert ckpt["protocol"] == "paper" and ckpt["train_config"]["protocol"] == "paper"
+    assert ckpt["selected_by"] == ckpt["train_config"]["select_by"] == "loss"
+    assert json.loads((d / "hparams.json").read_text())["select_by"] == "loss"
     assert isinstance(model, PaperDIViTA) and isinstance(model.heads["image"], PaperHead)
     sets, _ = load_split(tiny_config(tiny_release, protocol="paper"))
     saved = np.load(d / "predictions_tst.npz")
@@ -230,3 +262,13 @@ def test_paper_validation_loss_is_the_mean_of_per_batch_losses():
     fused = SnippetSteps(ModelConfig([4]).to_dict(), 1e-3, 0.0, 1, 5, labels).make_optimizers()[0]
     plain = SnippetSteps(ModelConfig([4]).to_dict(), 1e-3, 0.0, 1, 5, labels, protocol="paper").make_optimizers()[0]
     assert fused.defaults["fused"] is True and not plain.defaults["fused"]
+
+
+def test_a_finished_run_is_not_taken_as_finished_for_the_other_selection(tiny_release, paper_run):
+    from divita.evaluation.reproduce import check_resumable
+
+    d = paper_run.run_dir
+    assert check_resumable(d, tiny_config(tiny_release, protocol="paper"))
+    assert check_resumable(d, tiny_config(tiny_release, protocol="paper", select_by="loss"))
+    with pytest.raises(DivitaError, match="select_by='loss' \\(asked 'uap'\\)"):
+        check_resumable(d, tiny_config(tiny_release, protocol="paper", select_by="uap"))

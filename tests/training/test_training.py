@@ -241,10 +241,11 @@ def test_cli_options_and_defaults_come_from_train_config():
         parse(*train, "--ix", "i.zarr", "--vx", "none", "--aggregator", "lstm")  # choices from the model's registry
     # `divita demo` changes four defaults; every other one is TrainConfig's
     demo = train_config(parse("demo"), data_dir="d", image_store="i", video_store=None, split=0)
+    default = TrainConfig(data_dir="d", image_store="i", video_store=None)
     expected = {"max_epochs": 20, "lr": 1e-3, "scheduler_patience": 5, "stop_patience": 8}
     for f in fields(TrainConfig):
         if f.name not in ("data_dir", "image_store", "video_store", "split"):
-            assert getattr(demo, f.name) == expected.get(f.name, f.default), f.name
+            assert getattr(demo, f.name) == expected.get(f.name, getattr(default, f.name)), f.name
     reproduce = parse("reproduce", "--data-dir", "d")
     assert reproduce.max_epochs == 100 and reproduce.lr == 1e-4 and not hasattr(reproduce, "labels")
     for command in (["reproduce", "--data-dir", "d"], ["demo"], [*train, "--ix", "i", "--vx", "none"]):

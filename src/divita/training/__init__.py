@@ -1,7 +1,7 @@
 """Train one DIViTA model on one split of a release-format dataset, then evaluate it.
 
 A run directory holds, when finished:
-    best.ckpt          the selected model (by validation loss, or validation μAP with ``select_by="uap"``)
+    best.ckpt          the selected model (``select_by``: by validation μAP, or validation loss)
     hparams.json       the full training configuration
     history.csv        per-epoch train/val loss, val μAP, learning rate
     metrics.csv        val and test metrics (both AP conventions; both checkpoint selections)

@@ -41,7 +41,8 @@ def option(default, help: str | None = None, choices: tuple | None = None, commo
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a training run, with the paper's defaults. Available as `divita.TrainConfig`.
+    """Everything that defines a training run, with the paper's defaults except the epoch kept (the
+    protocol's: best validation μAP for ``divita``). Available as `divita.TrainConfig`.
 
     Each field's metadata gives its command-line flag of ``divita train`` (``--max-epochs`` for
     ``max_epochs``...), help and choices. The main ones:
@@ -58,7 +59,10 @@ class TrainConfig:
         max_epochs: at most this many epochs (100), with early stopping after ``stop_patience`` (20).
         lr: AdamW (amsgrad) learning rate (1e-4), ``weight_decay`` 0.01, ReduceLROnPlateau after
             ``scheduler_patience`` (10) epochs.
-        select_by: the best epoch by val ``"loss"`` (the paper's) or val ``"uap"``.
+        select_by: the epoch kept: lowest val ``"loss"`` or best val ``"uap"`` (μAP); None (the default): the
+            protocol's (:attr:`divita.training.protocol.Protocol.select_by`: ``"uap"`` for divita, ``"loss"``
+            for paper, the authors'), set in its place when the config is made, so that hparams.json and the
+            checkpoint record the rule the run used.
         fusion: ``"late"`` (mean of per-modality logits) or ``"early"`` (one head over concatenated features).
         aggregator: a clip aggregation of `AGGREGATORS` (``"tsfm"``, the paper's transformer, by default).
         hidden: the projection's size (128); ``heads`` (4), ``ff_mult`` (6) and ``dropout`` (0.25) the
@@ -88,7 +92,12 @@ class TrainConfig:
     weight_decay: float = option(0.01)  # AdamW's default, as in the authors' code
     scheduler_patience: int = option(10, "ReduceLROnPlateau patience (val loss)")
     stop_patience: int = option(20, "early stopping patience (val loss)")
-    select_by: str = option("loss", "best epoch by val loss (paper) or val μAP", SELECTIONS)
+    select_by: str | None = option(
+        None,
+        "the epoch kept: lowest val loss or best val μAP (default: the protocol's, uap for divita, loss for "
+        "paper; runs before this default kept loss: --select-by loss reproduces them)",
+        SELECTIONS,
+    )
     seed: int = option(0)
     fusion: str = option("late", None, FUSIONS)
     aggregator: str = option("tsfm", "clip aggregation (tsfm = the paper's)", AGGREGATORS)
@@ -121,13 +130,16 @@ class TrainConfig:
     protocol: str = option(
         "divita",
         "divita (default) or paper: the authors' code's protocol (their transformer block, no padding masks, "
-        "their validation loss, float32); paper+CHANGE[+CHANGE] adds divita's changes alone (masking, layer, "
-        "snippet-loss, fused-adamw, bf16)",
+        "their validation loss, float32, the epoch of lowest validation loss); paper+CHANGE[+CHANGE] adds "
+        "divita's changes alone (masking, layer, snippet-loss, fused-adamw, bf16)",
     )
 
     def __post_init__(self):
         if not self.image_store and not self.video_store:
             raise DivitaError(None, "at least one of --image-store (--ix) and --video-store (--vx) must name a store")
+        protocol = parse_protocol(self.protocol)  # raises on an unknown protocol
+        if self.select_by is None:
+            self.select_by = protocol.select_by
         if self.select_by not in SELECTIONS:
             raise DivitaError(None, f"select_by must be one of {SELECTIONS}, got {self.select_by!r}")
         if self.fusion not in FUSIONS:
@@ -136,7 +148,6 @@ class TrainConfig:
             raise DivitaError(None, f"aggregator must be one of {tuple(AGGREGATORS)}, got {self.aggregator!r}")
         if self.split not in SPLITS:
             raise DivitaError(None, f"split must be 0, 1 or 2, got {self.split}")
-        parse_protocol(self.protocol)  # raises on an unknown protocol
         if self.cache_dtype not in CACHE_DTYPES:
             raise DivitaError(None, f"cache_dtype must be one of {CACHE_DTYPES}, got {self.cache_dtype!r}")
 

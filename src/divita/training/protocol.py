@@ -7,9 +7,13 @@ their transformer block (:class:`divita.model.paper.PaperTransformerBlock`) with
 initialisation, no padding masks (zero-padded clips go through BatchNorm, attention and the mean), AdamW
 (amsgrad, not fused), the validation loss as the mean of the loss of each validation batch of ``batch_size``
 trailers (it drives the plateau scheduler, early stopping and the epoch selection), and float32 compute.
-What both protocols share is the TrainConfig's numbers (lr 1e-4, batch 32, patience 10/20, selection by
-validation loss, ...), snippet sampling (one uniform random window per trailer per epoch; evaluation on
-consecutive windows, the last one zero-padded, probabilities averaged) and the metric conventions.
+What both protocols share is the TrainConfig's numbers (lr 1e-4, batch 32, patience 10/20, ...), snippet
+sampling (one uniform random window per trailer per epoch; evaluation on consecutive windows, the last one
+zero-padded, probabilities averaged) and the metric conventions. They differ in the epoch a run keeps where
+``TrainConfig.select_by`` is not given (:attr:`Protocol.select_by`): ``paper`` the epoch of lowest validation loss
+(the authors'), ``divita`` the epoch of best validation μAP (on two generated datasets it beats the authors' code
+on both ShuffleNet rows by more than divita's lowest-loss epoch does; benchmarks/README.md). Every run records
+both selections.
 
 A protocol string is ``divita``, ``paper``, or ``paper+CHANGE[+CHANGE...]`` with the changes of
 :data:`PAPER_CHANGES`: ``paper`` with all of them trains as ``divita`` does.
@@ -38,7 +42,8 @@ PAPER_CHANGES: dict[str, str] = {
 
 @dataclass(frozen=True)
 class Protocol:
-    """The switches of a protocol string (see the module docstring)."""
+    """The switches of a protocol string (see the module docstring); ``select_by``: the epoch a run keeps
+    unless its TrainConfig says otherwise (``"uap"`` for divita, ``"loss"`` for paper and its variants)."""
 
     name: str
     masking: bool
@@ -46,6 +51,7 @@ class Protocol:
     snippet_loss: bool
     fused_adamw: bool
     bf16: bool
+    select_by: str = "loss"
 
     @property
     def is_divita(self) -> bool:
@@ -55,7 +61,7 @@ class Protocol:
 def parse_protocol(name: str) -> Protocol:
     """``divita``, ``paper`` or ``paper+CHANGE[+...]`` -> :class:`Protocol`. Raises DivitaError otherwise."""
     if name == "divita":
-        return Protocol(name, True, True, True, True, True)
+        return Protocol(name, True, True, True, True, True, select_by="uap")
     base, *changes = str(name).split("+")
     unknown = [c for c in changes if c not in PAPER_CHANGES]
     if base != "paper" or unknown or len(set(changes)) != len(changes):
