@@ -46,7 +46,7 @@ def add_train_options(p: argparse.ArgumentParser, **defaults) -> None:
     unknown = set(defaults) - set(common)
     if unknown:
         raise TypeError(f"not a training option: {', '.join(sorted(unknown))}")
-    g = p.add_argument_group("model and training (the paper's defaults)")
+    g = p.add_argument_group("model and training (the paper's settings, but the epoch kept: see --select-by)")
     for name in common:
         add_config_option(g, name, defaults.get(name, MISSING))
     g.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -184,7 +184,10 @@ def non_paper_settings(grid: dict) -> str:
     from divita.training import TrainConfig
 
     cfg = grid.get("config") or {}
+    from divita.training.protocol import parse_protocol
+
     ref = TrainConfig(data_dir=".", image_store="x", video_store=None).identity()
+    ref["select_by"] = parse_protocol("paper").select_by  # divita's default keeps the best-μAP epoch; the paper, loss
     diff = [
         f"{k}={cfg[k]}"
         for k in (
