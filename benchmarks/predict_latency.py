@@ -93,9 +93,10 @@ def child_env(src: Path) -> dict:
     return env
 
 
-def end_to_end(src: Path, ckpt: Path, video: Path) -> dict:
+def end_to_end(src: Path, ckpt: Path, video: Path, extra: tuple[str, ...] = ()) -> dict:
     """`python -m divita predict --json` in a fresh process: wall and CPU seconds, and what it printed."""
     cmd = [sys.executable, "-m", "divita", "predict", str(video), "--checkpoint", str(ckpt), "--json", "--no-progress"]
+    cmd += list(extra)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     out = subprocess.run(cmd, env=child_env(src), capture_output=True, text=True)
@@ -208,6 +209,13 @@ def main() -> None:
     ap.add_argument("--no-stages", action="store_true", help="end to end only")
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "divita-bench"))
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    ap.add_argument(
+        "--runtime",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also time this checkout's predict with --runtime NAME (end to end; repeatable)",
+    )
     ap.add_argument("--stage-worker", nargs=2, metavar=("CKPT", "VIDEO"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.stage_worker:
@@ -221,20 +229,25 @@ def main() -> None:
     sides = {"after": ROOT / "src"}
     if args.before:
         sides = {"before": Path(args.before).resolve(), **sides}
+    extra = {f"after --runtime {r}": ("--runtime", r) for r in args.runtime}
+    sides.update({name: ROOT / "src" for name in extra})
     e2e = {side: {name: [] for name in ckpts} for side in sides}
     st: dict[str, list[dict]] = {side: [] for side in sides}
     for rnd in range(args.repeat):
         for side, src in sides.items():
             for name, ckpt in ckpts.items():
-                e2e[side][name].append(end_to_end(src, ckpt, video))
+                e2e[side][name].append(end_to_end(src, ckpt, video, extra.get(side, ())))
                 print(f"round {rnd + 1} {side} {name}: {e2e[side][name][-1]['wall']:.2f} s", file=sys.stderr)
-            if not args.no_stages:
+            if not args.no_stages and side not in extra:
                 st[side].append(stages(src, ckpts[args.pairs[0]], video))
     print(f"trailer: {video.name}; {os.cpu_count()} cores; best of {args.repeat} rounds, sides alternating")
     if not args.no_stages:
         s = st["after"][0]
         print(f"frames {s['frames']}, clips {s['clips']}, decoded sizes {s['sizes']}; stages with {args.pairs[0]}")
-    table = {side: rows_of(e2e[side], st[side]) if not args.no_stages else rows_of_e2e(e2e[side]) for side in sides}
+    table = {
+        side: rows_of(e2e[side], st[side]) if not args.no_stages and side not in extra else rows_of_e2e(e2e[side])
+        for side in sides
+    }
     names = list(table["after"])
     if args.before:
         print(f"{'':48} {'before':>10} {'after':>10} {'after/before':>12}")
@@ -248,6 +261,13 @@ def main() -> None:
     else:
         for k in names:
             print(f"{k:48} {table['after'][k]:10.2f}")
+    for side in extra:
+        print(side)
+        for k, v in table[side].items():
+            print(f"  {k:46} {v:10.2f}  ({v / table['after'][k]:.3f} of the default runtime's)")
+        for name in ckpts:
+            same = all(r["genres"] == e2e["after"][name][0]["genres"] for r in e2e[side][name])
+            print(f"  {name}: genres identical to the default runtime's: {same}")
     if args.json:
         Path(args.json).write_text(json.dumps({"table": table, "end_to_end": e2e, "stages": st}, indent=1))
 
