@@ -40,7 +40,7 @@ PAIRS = {"shufflenet+r2plus1d": "shufflenet,r2plus1d", "shufflenet+shufflenet3d"
 # ------------------------------------------------------------------------------------------ inputs
 
 
-def make_checkpoint(work: Path, backbones: str) -> Path:
+def make_checkpoint(work: Path, backbones: str, detector: str) -> Path:
     """A late-fusion checkpoint of ``backbones`` (image, video) trained on `divita extract` stores of tiny videos."""
     import pandas as pd
 
@@ -55,6 +55,7 @@ def make_checkpoint(work: Path, backbones: str) -> Path:
     pd.DataFrame(rows).to_csv(work / "labels.csv", index=False)
     data = work / "data"
     extract = ["extract", str(work / "tiny"), "--backbone", backbones, "--weights", "random", "--out", str(data)]
+    extract += ["--detector", detector]
     assert divita([*extract, "--labels", str(work / "labels.csv"), "--no-progress"]) == 0
     stores = {p.name.split("_")[1]: p.name for p in data.iterdir() if p.suffix == ".zarr"}
     run = work / "run"
@@ -74,12 +75,13 @@ def trailer(cache: Path, seconds: float) -> Path:
     return video
 
 
-def checkpoint(cache: Path, name: str) -> Path:
-    """The cached checkpoint of one backbone pair (built once, with this checkout)."""
-    ckpt = cache / f"ckpt_{name.replace('+', '_')}.ckpt"
+def checkpoint(cache: Path, name: str, detector: str) -> Path:
+    """The cached checkpoint of one backbone pair whose stores were cut by ``detector`` (built once, with this
+    checkout); `divita predict` replays that detector."""
+    ckpt = cache / f"ckpt_{name.replace('+', '_')}_{detector}.ckpt"
     if not ckpt.is_file():
         with tempfile.TemporaryDirectory(dir=cache) as work:
-            made = make_checkpoint(Path(work), PAIRS[name])
+            made = make_checkpoint(Path(work), PAIRS[name], detector)
             os.replace(made, ckpt)
     return ckpt
 
@@ -210,6 +212,11 @@ def main() -> None:
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "divita-bench"))
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     ap.add_argument(
+        "--detector",
+        default="transnetv2",
+        help="the checkpoints' shot detector, which predict replays (default transnetv2, which earlier checkouts know)",
+    )
+    ap.add_argument(
         "--runtime",
         action="append",
         default=[],
@@ -225,7 +232,7 @@ def main() -> None:
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     video = trailer(cache, args.seconds)
-    ckpts = {name: checkpoint(cache, name) for name in args.pairs}
+    ckpts = {name: checkpoint(cache, name, args.detector) for name in args.pairs}
     sides = {"after": ROOT / "src"}
     if args.before:
         sides = {"before": Path(args.before).resolve(), **sides}
