@@ -68,6 +68,9 @@ def test_transnetv2_in_a_runtime_gives_torchs_probabilities_and_shots(
     detector = S.ShotDetector("transnetv2", runtime=runtime, device="cpu")
     assert S.detect(cut_video.path, detector, chunk=37) == want
     assert "runtime" not in json_keys(detector.params())  # recorded parameters: no runtime
+    # the default detector (TransNetV2 plus checked cuts) runs its network in the same runtime
+    vetted = S.ShotDetector("transnetv2-vetted", runtime=runtime, device="cpu").stream()
+    assert vetted.primary.model.runtime == runtime
 
 
 @pytest.mark.parametrize("runtime", RUNTIME_PARAMS)

@@ -18,12 +18,21 @@ class DipStream(ShotStream):
         self.run_start: int | None = None
 
     @staticmethod
-    def blank(frames: np.ndarray, black: float, white: float, max_std: float) -> np.ndarray:
-        """uint8 (N, H, W, 3) -> bool (N,): which frames are uniform black or white."""
+    def luma_stats(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 (N, H, W, 3) -> float32 (N,), (N,): each frame's mean luma (0..255) and its standard deviation."""
         luma = frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
         flat = luma.reshape(len(frames), -1)
-        mean, std = flat.mean(1), flat.std(1)
+        return flat.mean(1), flat.std(1)
+
+    @staticmethod
+    def is_blank(mean: np.ndarray, std: np.ndarray, black: float, white: float, max_std: float) -> np.ndarray:
+        """Per-frame luma mean and std (N,) -> bool (N,): which frames are uniform black or white."""
         return ((mean <= black) | (mean >= white)) & (std <= max_std)
+
+    @staticmethod
+    def blank(frames: np.ndarray, black: float, white: float, max_std: float) -> np.ndarray:
+        """uint8 (N, H, W, 3) -> bool (N,): which frames are uniform black or white."""
+        return DipStream.is_blank(*DipStream.luma_stats(frames), black, white, max_std)
 
     def push(self, frames: np.ndarray) -> None:
         if len(frames) == 0:

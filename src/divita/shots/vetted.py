@@ -89,9 +89,9 @@ class CheckedCuts(ShotStream):
             self.diff.extend(np.where(np.isinf(shifted[:, 0]), 0.0, shifted[:, 0]).tolist())
             self.back.extend(shifted[:, 1:])
             self.tail = hsv[-(LOOK + 1) :]
-            luma = frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-            self.luma.extend(luma.reshape(len(frames), -1).mean(1).tolist())
-            self.blank.extend(DipStream.blank(frames, self.black, self.white, self.max_std).tolist())
+            mean, std = DipStream.luma_stats(frames)
+            self.luma.extend(mean.tolist())
+            self.blank.extend(DipStream.is_blank(mean, std, self.black, self.white, self.max_std).tolist())
             self.n += len(frames)
         self._sync_probs()
         self._decide(min(self.n - LOOK, self.network.final - LOOK - PROB_MARGIN), at_end=False)
@@ -180,13 +180,13 @@ class VettedStream(CombinedStream):
 
     @classmethod
     def from_detector(cls, detector, threshold: float, tolerance: int, **checks) -> VettedStream:
-        from divita.shots.transnetv2 import TransNetV2Stream, get_transnetv2
+        from divita.shots.transnetv2 import TransNetV2Stream
 
-        network = TransNetV2Stream(get_transnetv2(detector.device, detector.precision), threshold)
+        network = TransNetV2Stream.from_detector(detector, threshold)  # the detector's device, precision, runtime
         return cls(network, CheckedCuts(network, **checks), tolerance)
 
     @classmethod
     def implementation(cls, detector) -> dict:
-        from divita.shots.transnetv2 import get_transnetv2
+        from divita.shots.transnetv2 import TransNetV2Stream
 
-        return get_transnetv2(detector.device, detector.precision).settings()
+        return TransNetV2Stream.implementation(detector)
