@@ -87,14 +87,13 @@ def prefetch(checkpoint: str | os.PathLike, video: str | os.PathLike):
         return None
     from divita.errors import DivitaError
     from divita.features.engine import CHUNK_FRAMES, DecodeFeed, decode_outputs
-    from divita.shots.registry import members
+    from divita.shots.detector import ShotDetector
 
     try:
-        specs = members(plan["detector"])
+        detector = ShotDetector(plan["detector"])
     except DivitaError:  # an unknown detector: loading the checkpoint reports it
         return None
-    looks = not specs or any(s.looks_at_frames for s in specs)
-    outputs = decode_outputs(plan["sides"], looks)
+    outputs = decode_outputs(plan["sides"], detector.looks_at_frames)
     try:
         feed = DecodeFeed(video, plan["fps"], outputs)
     except DivitaError:
