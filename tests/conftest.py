@@ -18,3 +18,18 @@ def tiny_release(tmp_path_factory):
         tmp_path_factory.mktemp("release"),
         SyntheticSpec(num_trailers=60, min_clips=5, max_clips=50, image_features=16, video_features=12, seed=1),
     )
+
+
+@pytest.fixture(scope="module")
+def runtime_cache(tmp_path_factory):
+    """A runtime cache (a torch.hub directory) per test module: each network is exported once there."""
+    import torch
+
+    from divita.backbones import runtime as R
+
+    before = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path_factory.mktemp("hub")))
+    try:
+        yield R.cache_dir()
+    finally:
+        torch.hub.set_dir(before)

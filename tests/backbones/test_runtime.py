@@ -7,7 +7,6 @@ The tests of a runtime are skipped only when its package (``divita[onnx]`` / ``d
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import zlib
 
@@ -15,26 +14,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from builders.runtimes import RUNTIME_PARAMS
 from divita import DivitaError
 from divita import backbones as B
 from divita.backbones import runtime as R
-
-EXPORTED = [r for r in R.RUNTIMES if r != "torch"]
-RUNTIME_PARAMS = [
-    pytest.param(r, marks=pytest.mark.skipif(importlib.util.find_spec(r) is None, reason=f"{r} is not installed"))
-    for r in EXPORTED
-]
-
-
-@pytest.fixture(scope="module")
-def runtime_cache(tmp_path_factory):
-    """One runtime cache (a torch.hub directory) for the module: each backbone is exported once, for both runtimes."""
-    before = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path_factory.mktemp("hub")))
-    try:
-        yield R.cache_dir()
-    finally:
-        torch.hub.set_dir(before)
 
 
 @pytest.fixture

@@ -6,34 +6,17 @@ The tests of a runtime are skipped only when its package (``divita[onnx]`` / ``d
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 import torch
 
 from builders import videos
+from builders.runtimes import RUNTIME_PARAMS
 from divita import shots as S
 from divita.backbones import runtime as R
 from divita.errors import DivitaError
 from divita.shots import transnetv2
 from divita.video import read_frames
-
-RUNTIME_PARAMS = [
-    pytest.param(r, marks=pytest.mark.skipif(importlib.util.find_spec(r) is None, reason=f"{r} is not installed"))
-    for r in R.RUNTIMES
-    if r != "torch"
-]
-
-
-@pytest.fixture(scope="module")
-def runtime_cache(tmp_path_factory):
-    before = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path_factory.mktemp("hub")))
-    try:
-        yield R.cache_dir()
-    finally:
-        torch.hub.set_dir(before)
 
 
 @pytest.fixture(scope="module")
